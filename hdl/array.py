@@ -1,0 +1,157 @@
+"""Weight-stationary R x C systolic MAC array with multi-stage accumulation (int.md "Array")."""
+
+from __future__ import annotations
+
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ._params import check_int
+from .int_pe import IntPE, add_with_policy, check_pe_params
+
+__all__ = ["IntArray"]
+
+
+def _delay(m: Module, sig, cycles: int, name: str):
+    """``cycles`` registers in series after ``sig`` (0 cycles: ``sig`` itself)."""
+    for i in range(cycles):
+        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
+        m.d.sync += nxt.eq(sig)
+        sig = nxt
+    return sig
+
+
+class IntArray(wiring.Component):
+    """Weight-stationary systolic array computing a multi-stage integer GEMM ``Y = W @ A``.
+
+    PE (r, c) holds the weight of input channel r (within the current K tile) for output
+    channel c. Activation vectors enter one per cycle on ``a_data``; the array skews row r by r
+    cycles internally, activations move right one PE per cycle and partial sums move down one
+    PE per cycle, starting at 0 at the top. The column chain is the **inner** accumulator
+    (``acc_bits`` = P_I, tile T = ``rows``); the bottom of each column is de-skewed and added to
+    an **outer** ``out_bits`` (P_O) accumulator per column, held in ``acc_depth`` entries so up
+    to ``acc_depth`` vectors stream back-to-back through every K tile.
+
+    Parameters (keyword only)
+    -------------------------
+    rows, cols: R, C (1..64). w_bits/a_bits/w_signed/a_signed: operand formats.
+    acc_bits: P_I. out_bits: P_O (>= P_I). policy: ``wrap`` / ``saturate`` (both stages).
+    acc_depth: output-accumulator entries per column (power of two, 2..256).
+
+    Members (packed buses are little-endian: element 0 in the least significant bits)
+    -------
+    w_load In(1), w_row In(log2 R), w_data In(C x w_bits): load row ``w_row`` of the weight
+        tile (element c -> column c). Takes effect at the next edge; load a new tile only after
+        the last vector using the old one has left the grid (``latency`` cycles after it entered).
+    a_valid In(1), a_data In(R x a_bits): one activation vector (element r -> row r);
+    a_first In(1): this is the first K tile for this output (start the outer sum at 0);
+    a_last In(1): last K tile (emit the result); a_addr In(log2 acc_depth): accumulator entry.
+    y_valid Out(1), y_data Out(C x out_bits), y_ovf_inner Out(C), y_ovf_outer Out(C),
+    y_addr Out(log2 acc_depth): the finished outputs, ``latency`` = R + C cycles after the
+    vector with ``a_last`` entered. Flags are sticky over the K tiles of one output.
+
+    Golden model: ``golden.accum.gemm(W, A, inner_bits=P_I, tile=R, outer_bits=P_O, policy)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        rows: int = 4,
+        cols: int = 4,
+        w_bits: int = 4,
+        a_bits: int = 8,
+        w_signed: bool = True,
+        a_signed: bool = True,
+        acc_bits: int = 32,
+        out_bits: int = 32,
+        policy: str = "wrap",
+        acc_depth: int = 4,
+    ) -> None:
+        self.rows = check_int("rows", rows, 1, 64)
+        self.cols = check_int("cols", cols, 1, 64)
+        self._pe_params = check_pe_params(
+            w_bits=w_bits, a_bits=a_bits, w_signed=w_signed, a_signed=a_signed,
+            acc_bits=acc_bits, policy=policy,
+        )
+        self.w_bits, self.a_bits, self.acc_bits = w_bits, a_bits, acc_bits
+        self.w_signed, self.a_signed, self.policy = w_signed, a_signed, policy
+        self.out_bits = check_int("out_bits", out_bits, acc_bits, 62)
+        self.acc_depth = check_int("acc_depth", acc_depth, 2, 256)
+        if acc_depth & (acc_depth - 1):
+            raise ValueError(f"acc_depth must be a power of two, not {acc_depth}")
+        w_shape = signed(w_bits) if w_signed else unsigned(w_bits)
+        a_shape = signed(a_bits) if a_signed else unsigned(a_bits)
+        addr_bits = (acc_depth - 1).bit_length()
+        super().__init__({
+            "w_load": In(1),
+            "w_row": In(unsigned(max(1, (rows - 1).bit_length()))),
+            "w_data": In(data.ArrayLayout(w_shape, cols)),
+            "a_valid": In(1),
+            "a_data": In(data.ArrayLayout(a_shape, rows)),
+            "a_first": In(1),
+            "a_last": In(1),
+            "a_addr": In(unsigned(addr_bits)),
+            "y_valid": Out(1),
+            "y_data": Out(data.ArrayLayout(signed(out_bits), cols)),
+            "y_ovf_inner": Out(cols),
+            "y_ovf_outer": Out(cols),
+            "y_addr": Out(unsigned(addr_bits)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a vector on ``a_data`` to its outputs on ``y_data``."""
+        return self.rows + self.cols
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.rows, self.cols
+        # Weights: one register per PE, written a row at a time.
+        weights = [[Signal.like(self.w_data[c], name=f"w_{r}_{c}") for c in range(C)] for r in range(R)]
+        for r in range(R):
+            with m.If(self.w_load & (self.w_row == r)):
+                m.d.sync += [weights[r][c].eq(self.w_data[c]) for c in range(C)]
+
+        # Grid: a_in[r] enters column 0 skewed by r; psum/ovf enter row 0 as 0.
+        psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
+        ovf = [Signal(name=f"ovf_top_{c}") for c in range(C)]
+        for r in range(R):
+            act = _delay(m, self.a_data[r], r, f"skew_{r}")
+            for c in range(C):
+                pe = m.submodules[f"pe_{r}_{c}"] = IntPE(**self._pe_params)
+                m.d.comb += [
+                    pe.w.eq(weights[r][c]),
+                    pe.a.eq(act),
+                    pe.psum_in.eq(psum[c]),
+                    pe.ovf_in.eq(ovf[c]),
+                ]
+                psum[c], ovf[c] = pe.psum_out, pe.ovf_out
+                act = _delay(m, act, 1, f"act_{r}_{c}")  # moves right one PE per cycle
+
+        # De-skew: column c's tile sum leaves the grid R + c cycles after the vector entered.
+        tile = [_delay(m, psum[c], C - 1 - c, f"deskew_{c}") for c in range(C)]
+        tile_ovf = [_delay(m, ovf[c], C - 1 - c, f"deskew_ovf_{c}") for c in range(C)]
+        ctrl_in = [self.a_valid, self.a_first, self.a_last, self.a_addr]
+        valid, first, last, addr = (
+            _delay(m, s, R + C - 1, f"ctrl{i}") for i, s in enumerate(ctrl_in)
+        )
+
+        # Outer accumulators: acc_depth entries per column, read-modify-write in one cycle.
+        for c in range(C):
+            mem = Array(Signal(signed(self.out_bits), name=f"acc_{c}_{i}") for i in range(self.acc_depth))
+            mem_oi = Array(Signal(name=f"acc_ovfi_{c}_{i}") for i in range(self.acc_depth))
+            mem_oo = Array(Signal(name=f"acc_ovfo_{c}_{i}") for i in range(self.acc_depth))
+            prev = Signal(signed(self.out_bits), name=f"prev_{c}")
+            m.d.comb += prev.eq(Mux(first, 0, mem[addr]))
+            total, o_ovf = add_with_policy(m, prev, tile[c], self.out_bits, self.policy)
+            new_oi = Mux(first, 0, mem_oi[addr]) | tile_ovf[c]
+            new_oo = Mux(first, 0, mem_oo[addr]) | o_ovf
+            with m.If(valid):
+                m.d.sync += [mem[addr].eq(total), mem_oi[addr].eq(new_oi), mem_oo[addr].eq(new_oo)]
+            m.d.sync += [
+                self.y_data[c].eq(total),
+                self.y_ovf_inner[c].eq(new_oi),
+                self.y_ovf_outer[c].eq(new_oo),
+            ]
+        m.d.sync += [self.y_valid.eq(valid & last), self.y_addr.eq(addr)]
+        return m

@@ -1,0 +1,156 @@
+"""``qarch`` command line: list designs, export Verilog, run synthesis."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from .config import COMPONENTS, PRESETS, AccumulatorWidthWarning, resolve
+
+__all__ = ["main"]
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise ValueError(f"-p takes key=value, not {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _cmd_list(args) -> int:
+    print("components (qarch verilog COMPONENT -p key=value ...):")
+    for name, cls in COMPONENTS.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        fields = ", ".join(f"{k}={v}" for k, v in cls().to_dict().items() if k != "component")
+        print(f"  {name:<12} {doc}\n  {'':<12} defaults: {fields}")
+    print("\npresets:")
+    for name, cfg in PRESETS.items():
+        print(f"  {name:<24} {cfg.slug}")
+    return 0
+
+
+def _cmd_verilog(args) -> int:
+    from .export import export
+
+    cfg = resolve(args.name, _params(args.param))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AccumulatorWidthWarning)
+        v, j = export(cfg, args.out)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(v)
+    print(j)
+    return 0
+
+
+def _synth_one(name: str, params: dict[str, str], target: str, work: str, place: bool):
+    from synth.flow import synthesize
+
+    warnings.simplefilter("ignore", AccumulatorWidthWarning)
+    t0 = time.monotonic()
+    rep = synthesize(resolve(name, params), target, Path(work), place=place)
+    return rep, time.monotonic() - t0
+
+
+def _cmd_synth(args) -> int:
+    rep, _ = _synth_one(args.name, _params(args.param), args.target, args.work, not args.no_place)
+    if args.json:
+        print(json.dumps(rep, sort_keys=True, indent=1))
+        return 0
+    keys = ("cells", "transistors", "area_um2", "latches") if args.target == "generic" else (
+        "lut4", "ff", "carry", "dsp", "latches", "fmax_mhz", "fmax_note")
+    print(rep["design"], f"[{args.target}]")
+    for k in keys:
+        print(f"  {k:<12} {rep[k]}")
+    return 0
+
+
+def _cmd_synth_all(args) -> int:
+    from synth.report import area_table, load_reports, write_report
+
+    out = Path(args.out)
+    names = {cfg.slug: name for name, cfg in PRESETS.items()}
+    jobs = [(name, t) for name in PRESETS for t in ("generic", "ice40")]
+    # Longest first (8x8 arrays), so two workers finish together.
+    jobs.sort(key=lambda j: -(PRESETS[j[0]].__dict__.get("rows", 0) ** 2))
+    t0 = time.monotonic()
+    failed = 0
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futs = {pool.submit(_synth_one, n, {}, t, args.work, True): (n, t) for n, t in jobs}
+        for i, fut in enumerate(as_completed(futs), 1):
+            n, t = futs[fut]
+            try:
+                rep, dt = fut.result()
+            except Exception as e:  # report every failure, then fail the run
+                failed += 1
+                print(f"[{i}/{len(jobs)}] {n} {t}: FAILED\n{e}", file=sys.stderr)
+                continue
+            write_report(rep, out)
+            latch = f", {rep['latches']} LATCHES" if rep["latches"] else ""
+            print(f"[{i}/{len(jobs)}] {n:<24} {t:<8} {dt:6.1f} s{latch}", flush=True)
+    table = area_table(load_reports(out), names)
+    (out / "README.md").write_text(table)
+    print(f"wrote {out}/README.md ({time.monotonic() - t0:.0f} s)")
+    latches = [k for k, r in load_reports(out).items() if r["latches"]]
+    if latches:
+        print(f"error: latches inferred in {latches}", file=sys.stderr)
+    return 1 if failed or latches else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qarch",
+        description="Generator and verification suite for low-bit quantization accelerators.",
+        epilog="Examples: qarch list | qarch verilog int4x8-array8x8-p20 -o build/verilog | "
+        "qarch verilog int-pe -p w_bits=4 -p acc_bits=20 -o out | qarch synth int8x8-pe-p32 --target ice40",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    s = sub.add_parser("list", help="list components and presets")
+    s.set_defaults(func=_cmd_list)
+
+    def design_args(s):
+        s.add_argument("name", help="a preset (see `qarch list`) or a component name")
+        s.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one configuration field (repeatable)")
+
+    s = sub.add_parser("verilog", help="write DIR/<slug>.v and DIR/<slug>.json")
+    design_args(s)
+    s.add_argument("-o", "--out", required=True, help="output directory")
+    s.set_defaults(func=_cmd_verilog)
+
+    s = sub.add_parser("synth", help="synthesize one design and print its figures")
+    design_args(s)
+    s.add_argument("--target", choices=("generic", "ice40"), default="generic")
+    s.add_argument("--json", action="store_true", help="print the full JSON report")
+    s.add_argument("--no-place", action="store_true", help="iCE40: skip nextpnr (no Fmax)")
+    s.add_argument("--work", default="build/synth", help="work directory (default build/synth)")
+    s.set_defaults(func=_cmd_synth)
+
+    s = sub.add_parser("synth-all", help="synthesize every preset for every target (make synth)")
+    s.add_argument("--out", default="synth/reports", help="report directory")
+    s.add_argument("--work", default="build/synth", help="work directory")
+    s.add_argument("-j", "--jobs", type=int, default=2, help="parallel synthesis jobs (default 2)")
+    s.set_defaults(func=_cmd_synth_all)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, TypeError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"qarch: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Design configurations: one frozen dataclass per design family, with presets.
+
+A config is the single description of a design that the RTL generator (``build()``), the golden
+model (``golden_*``), the cocotb testbench and the synthesis sweep all read. ``slug`` names the
+Verilog module, build directory, report file and pytest id. Configs round-trip through JSON.
+
+This module is the integration layer: it may import both ``hdl`` and ``golden`` (which never
+import each other).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from golden.numerics import POLICIES, IntFormat, datatype_bound
+
+__all__ = [
+    "AccumulatorWidthWarning",
+    "IntPEConfig",
+    "IntArrayConfig",
+    "COMPONENTS",
+    "PRESETS",
+    "resolve",
+    "config_from_json",
+]
+
+
+class AccumulatorWidthWarning(UserWarning):
+    """An accumulator narrower than the data-type bound: overflow is possible."""
+
+
+def _check_int(name: str, value: object, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < lo:
+        raise ValueError(f"{name} must be at least {lo}, not {value}")
+    if value > hi:
+        raise ValueError(f"{name} must be at most {hi}, not {value}")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+
+
+def _sgn(signed: bool) -> str:
+    return "s" if signed else "u"
+
+
+@dataclass(frozen=True)
+class _IntOperands:
+    """Operand and accumulator fields common to the INT family."""
+
+    w_bits: int = 4
+    a_bits: int = 8
+    w_signed: bool = True
+    a_signed: bool = True
+    acc_bits: int = 32
+    policy: str = "wrap"
+
+    component: ClassVar[str] = ""
+    golden: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        _check_int("w_bits", self.w_bits, 2, 16)
+        _check_int("a_bits", self.a_bits, 2, 16)
+        _check_bool("w_signed", self.w_signed)
+        _check_bool("a_signed", self.a_signed)
+        _check_int("acc_bits", self.acc_bits, 2, 62)
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
+
+    @property
+    def w_fmt(self) -> IntFormat:
+        return IntFormat(self.w_bits, self.w_signed)
+
+    @property
+    def a_fmt(self) -> IntFormat:
+        return IntFormat(self.a_bits, self.a_signed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"component": self.component, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class IntPEConfig(_IntOperands):
+    """One INT multiply-accumulate PE (``hdl.int_pe.IntPE``)."""
+
+    component: ClassVar[str] = "int-pe"
+    golden: ClassVar[str] = "golden.accum.accumulate"
+
+    @property
+    def slug(self) -> str:
+        return (
+            f"int_pe_w{self.w_bits}{_sgn(self.w_signed)}_a{self.a_bits}{_sgn(self.a_signed)}"
+            f"_p{self.acc_bits}_{self.policy}"
+        )
+
+    def build(self):
+        from hdl.int_pe import IntPE
+
+        return IntPE(**dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
+class IntArrayConfig(_IntOperands):
+    """A weight-stationary R x C INT array (``hdl.array.IntArray``); tile T = rows.
+
+    ``acc_bits`` (P_I) defaults to the exact data-type bound for K = rows; a narrower P_I warns
+    with :class:`AccumulatorWidthWarning` when the design is built.
+    """
+
+    rows: int = 4
+    cols: int = 4
+    acc_bits: int = field(default=0)  # 0: the data-type bound for K = rows
+    out_bits: int = 32
+    acc_depth: int = 4
+
+    component: ClassVar[str] = "int-array"
+    golden: ClassVar[str] = "golden.accum.gemm"
+
+    def __post_init__(self) -> None:
+        _check_int("rows", self.rows, 1, 64)
+        _check_int("cols", self.cols, 1, 64)
+        if self.acc_bits == 0:
+            object.__setattr__(self, "acc_bits", self.bound_bits)
+        super().__post_init__()
+        _check_int("out_bits", self.out_bits, self.acc_bits, 62)
+        _check_int("acc_depth", self.acc_depth, 2, 256)
+        if self.acc_depth & (self.acc_depth - 1):
+            raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
+
+    @property
+    def bound_bits(self) -> int:
+        """The data-type bound for one tile (K = rows)."""
+        return datatype_bound(
+            self.rows, IntFormat(self.w_bits, self.w_signed), IntFormat(self.a_bits, self.a_signed)
+        )
+
+    @property
+    def slug(self) -> str:
+        return (
+            f"int_array{self.rows}x{self.cols}_w{self.w_bits}{_sgn(self.w_signed)}"
+            f"_a{self.a_bits}{_sgn(self.a_signed)}_pi{self.acc_bits}_po{self.out_bits}"
+            f"_{self.policy}_d{self.acc_depth}"
+        )
+
+    def build(self):
+        from hdl.array import IntArray
+
+        if self.acc_bits < self.bound_bits:
+            warnings.warn(
+                f"{self.slug}: acc_bits={self.acc_bits} is below the data-type bound "
+                f"{self.bound_bits} for K={self.rows}; the inner accumulator can overflow "
+                f"({self.policy} policy applies)",
+                AccumulatorWidthWarning,
+                stacklevel=2,
+            )
+        return IntArray(**dataclasses.asdict(self))
+
+
+COMPONENTS: dict[str, type[_IntOperands]] = {
+    IntPEConfig.component: IntPEConfig,
+    IntArrayConfig.component: IntArrayConfig,
+}
+
+
+def _presets() -> dict[str, _IntOperands]:
+    p: dict[str, _IntOperands] = {}
+    for wb in (4, 8):
+        for acc in (16, 20, 32):
+            p[f"int{wb}x8-pe-p{acc}"] = IntPEConfig(w_bits=wb, a_bits=8, acc_bits=acc)
+    for wb in (4, 8):
+        for n in (4, 8):
+            for acc in (16, 20, 32):
+                p[f"int{wb}x8-array{n}x{n}-p{acc}"] = IntArrayConfig(
+                    rows=n, cols=n, w_bits=wb, a_bits=8, acc_bits=acc, out_bits=32
+                )
+    return p
+
+
+PRESETS: dict[str, _IntOperands] = _presets()
+
+
+def _parse_value(name: str, raw: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"parameter {name} needs a boolean (true/false), not {raw!r}")
+    if isinstance(current, int):
+        try:
+            return int(raw, 0)
+        except ValueError:
+            raise ValueError(f"parameter {name} needs an integer, not {raw!r}") from None
+    return raw
+
+
+def resolve(name: str, params: dict[str, str] | None = None):
+    """A preset or component name plus ``key=value`` overrides -> a validated config."""
+    if name in PRESETS:
+        base = PRESETS[name]
+    elif name in COMPONENTS:
+        base = COMPONENTS[name]()  # for field names and types; rebuilt below so derived
+    else:  # defaults (acc_bits = bound) follow the overrides
+        known = ", ".join(sorted(COMPONENTS) + sorted(PRESETS))
+        raise KeyError(f"unknown design {name!r}; known: {known}")
+    params = params or {}
+    fields = {f.name: f for f in dataclasses.fields(base)}
+    changes = {}
+    for key, raw in params.items():
+        if key not in fields:
+            raise ValueError(
+                f"{base.component} has no parameter {key!r}; parameters: {', '.join(fields)}"
+            )
+        changes[key] = _parse_value(key, raw, getattr(base, key))
+    if name in COMPONENTS:
+        return COMPONENTS[name](**changes)
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def config_from_json(text: str | dict):
+    """Inverse of ``to_json()``."""
+    d = dict(json.loads(text) if isinstance(text, str) else text)
+    comp = d.pop("component", None)
+    if comp not in COMPONENTS:
+        raise ValueError(f"unknown component {comp!r} in config JSON")
+    return COMPONENTS[comp](**d)

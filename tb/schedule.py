@@ -1,0 +1,111 @@
+"""Cycle schedules for the INT array and their expected outputs from the golden GEMM.
+
+Pure Python + golden: shared by the cocotb testbenches (generated Verilog) and the Amaranth
+simulator tests, so both levels check the same thing against the same reference.
+
+A GEMM ``Y = W @ A`` (W [N, K], A [K, M]) runs as: for each block of C output channels, for each
+batch of up to ``acc_depth`` activation vectors, for each K tile of R rows: load the R weight
+rows, stream the batch (optionally with idle cycles between vectors), then wait ``latency``
+cycles so no vector still needs the old weights. The outer accumulator entry is the vector's
+index within its batch.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from golden.accum import gemm
+
+__all__ = ["Cycle", "Expected", "pack", "unpack_signed", "gemm_schedule"]
+
+
+@dataclass
+class Cycle:
+    w_load: int = 0
+    w_row: int = 0
+    w_data: int = 0
+    a_valid: int = 0
+    a_data: int = 0
+    a_first: int = 0
+    a_last: int = 0
+    a_addr: int = 0
+
+
+@dataclass
+class Expected:
+    addr: int
+    y: list[int]  # one value per real output column (signed)
+    ovf_inner: list[int]
+    ovf_outer: list[int]
+    where: str = ""  # "n0=.. m=.." for failure messages
+
+
+@dataclass
+class Schedule:
+    cycles: list[Cycle] = field(default_factory=list)
+    expected: list[Expected] = field(default_factory=list)
+
+
+def pack(values: list[int], bits: int) -> int:
+    """Little-endian packing: element 0 in the least significant ``bits`` bits."""
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & ((1 << bits) - 1)) << (i * bits)
+    return word
+
+
+def unpack_signed(word: int, bits: int, count: int) -> list[int]:
+    out = []
+    for i in range(count):
+        v = (word >> (i * bits)) & ((1 << bits) - 1)
+        out.append(v - (1 << bits) if v >> (bits - 1) else v)
+    return out
+
+
+def gemm_schedule(cfg, w: torch.Tensor, a: torch.Tensor, *, idle: float = 0.0,
+                  seed: int = 0) -> Schedule:
+    """Build the input cycles and the expected outputs for ``cfg`` (an IntArrayConfig).
+
+    ``w`` [N, K] and ``a`` [K, M] are integer *values* (int64) in the operand formats; ``idle``
+    is the probability of an idle cycle before each vector (timing stress).
+    """
+    R, C, D = cfg.rows, cfg.cols, cfg.acc_depth
+    n, k = w.shape
+    m = a.shape[1]
+    rng = random.Random(seed)
+    ref = gemm(w, a, inner_bits=cfg.acc_bits, tile=R, outer_bits=cfg.out_bits, policy=cfg.policy)
+    latency = R + C
+    tiles = -(-k // R)
+    wp = torch.zeros(-(-n // C) * C, tiles * R, dtype=torch.int64)
+    wp[:n, :k] = w
+    ap = torch.zeros(tiles * R, m, dtype=torch.int64)
+    ap[:k] = a
+    s = Schedule()
+    for n0 in range(0, n, C):
+        real = min(C, n - n0)
+        for m0 in range(0, m, D):
+            batch = list(range(m0, min(m, m0 + D)))
+            for t in range(tiles):
+                for r in range(R):
+                    row = wp[n0:n0 + C, t * R + r].tolist()
+                    s.cycles.append(Cycle(w_load=1, w_row=r, w_data=pack(row, cfg.w_bits)))
+                for j in batch:
+                    while idle and rng.random() < idle:
+                        s.cycles.append(Cycle())
+                    vec = ap[t * R:(t + 1) * R, j].tolist()
+                    s.cycles.append(Cycle(a_valid=1, a_data=pack(vec, cfg.a_bits),
+                                          a_first=int(t == 0), a_last=int(t == tiles - 1),
+                                          a_addr=j - m0))
+                s.cycles.extend(Cycle() for _ in range(latency))
+            for j in batch:
+                s.expected.append(Expected(
+                    addr=j - m0,
+                    y=ref.y[n0:n0 + real, j].tolist(),
+                    ovf_inner=ref.ovf_inner[n0:n0 + real, j].int().tolist(),
+                    ovf_outer=ref.ovf_outer[n0:n0 + real, j].int().tolist(),
+                    where=f"{cfg.slug} n0={n0} m={j}",
+                ))
+    return s

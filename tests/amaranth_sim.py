@@ -1,0 +1,36 @@
+"""Drive Amaranth components in Amaranth's own simulator (fast unit level, no Verilog)."""
+
+from __future__ import annotations
+
+from amaranth import Value
+from amaranth.sim import Simulator
+
+from tb.schedule import Cycle, unpack_signed
+
+INPUTS = ("w_load", "w_row", "w_data", "a_valid", "a_data", "a_first", "a_last", "a_addr")
+
+
+def run_array(dut, cycles: list[Cycle]) -> list[tuple[int, list[int], list[int], list[int]]]:
+    """Apply ``cycles`` (plus a drain) and collect ``(addr, y, ovf_inner, ovf_outer)``."""
+    got = []
+    C, P = dut.cols, dut.out_bits
+
+    async def bench(ctx):
+        for cyc in cycles + [Cycle()] * (dut.latency + 1):
+            for name in INPUTS:
+                ctx.set(Value.cast(getattr(dut, name)), getattr(cyc, name))
+            await ctx.tick()
+            if ctx.get(dut.y_valid):
+                oi, oo = ctx.get(dut.y_ovf_inner), ctx.get(dut.y_ovf_outer)
+                got.append((
+                    ctx.get(dut.y_addr),
+                    unpack_signed(ctx.get(Value.cast(dut.y_data)), P, C),
+                    [(oi >> c) & 1 for c in range(C)],
+                    [(oo >> c) & 1 for c in range(C)],
+                ))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
