@@ -1,0 +1,53 @@
+# amaranth: UnusedElaboratable=no
+"""The `qarch` console script: help, list, verilog, errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qarch.cli import main
+
+QARCH = str(Path(sys.executable).parent / "qarch")
+
+
+def test_help_lists_commands():
+    r = subprocess.run([QARCH, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for cmd in ("list", "verilog", "synth", "synth-all"):
+        assert cmd in r.stdout
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "int-array" in out and "int4x8-array8x8-p20" in out
+
+
+def test_verilog_writes_v_and_json(tmp_path):
+    r = subprocess.run([QARCH, "verilog", "int-pe", "-p", "w_bits=3", "-p", "acc_bits=12",
+                        "-o", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    slug = "int_pe_w3s_a8s_p12_wrap"
+    assert (tmp_path / f"{slug}.v").read_text().count(f"module {slug}(") == 1
+    meta = json.loads((tmp_path / f"{slug}.json").read_text())
+    assert meta["config"]["w_bits"] == 3 and meta["latency"] == 1
+
+
+def test_verilog_warns_on_narrow_accumulator(tmp_path, capsys):
+    assert main(["verilog", "int8x8-array8x8-p16", "-o", str(tmp_path)]) == 0
+    assert "below the data-type bound 19" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["verilog", "nope", "-o", "x"], "unknown design 'nope'"),
+    (["verilog", "int-pe", "-p", "acc_bits=1", "-o", "x"], "acc_bits must be at least 2, not 1"),
+    (["verilog", "int-pe", "-p", "acc_bits", "-o", "x"], "-p takes key=value"),
+    (["synth", "int-pe", "-p", "policy=clamp"], "policy must be one of wrap, saturate"),
+])
+def test_errors_are_one_line(argv, msg, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qarch: error: ") and msg in err and "Traceback" not in err

