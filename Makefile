@@ -47,6 +47,7 @@ $(LIBERTY):
 	@echo "setup: liberty at $@"
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests tb
 
 sim: setup

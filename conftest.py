@@ -14,6 +14,7 @@ TIERS = {
     "tests/test_hdl_sim": "amaranth-sim",
     "tests/test_config_export": "export",
     "tests/test_cli": "cli",
+    "tests/test_layout": "layout",
     "tests/test_synth_smoke": "synth-smoke",
     "tb/": "cocotb (" + os.environ.get("SIM", "icarus") + ")",
 }

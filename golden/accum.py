@@ -51,7 +51,11 @@ def accumulate(terms: torch.Tensor, bits: int, policy: str = "wrap") -> AccResul
         # time the exact prefix leaves the range the register still equals the prefix, so
         # "exact running sum left the range" is also what an adder's overflow detector sees.
         prefix = terms.cumsum(-1)
-        ovf = (~fits(prefix, bits)).any(-1) if terms.shape[-1] else torch.zeros_like(exact, dtype=torch.bool)
+        ovf = (
+            (~fits(prefix, bits)).any(-1)
+            if terms.shape[-1]
+            else torch.zeros_like(exact, dtype=torch.bool)
+        )
         return AccResult(wrap(exact, bits), ovf, exact)
     reg = torch.zeros_like(exact)
     ovf = torch.zeros_like(exact, dtype=torch.bool)
@@ -72,7 +76,9 @@ def dot(
     check_int64(w, "w")
     check_int64(a, "a")
     if w.shape[-1] != a.shape[-1]:
-        raise ValueError(f"w and a must share the reduction length, not {w.shape[-1]} and {a.shape[-1]}")
+        raise ValueError(
+            f"w and a must share the reduction length, not {w.shape[-1]} and {a.shape[-1]}"
+        )
     return accumulate(w * a, bits, policy)
 
 

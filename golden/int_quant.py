@@ -67,11 +67,15 @@ def quantize_int(
     """Quantize a float tensor to ``int{bits}`` / ``uint{bits}`` codes plus scales."""
     fmt = IntFormat(bits, signed, narrow)
     if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, not {granularity!r}")
+        raise ValueError(
+            f"granularity must be one of {', '.join(GRANULARITIES)}, not {granularity!r}"
+        )
     if rounding not in ROUNDING_MODES:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
     if granularity != "group" and group_size is not None:
-        raise ValueError(f"group_size is only meaningful with granularity='group', not {granularity!r}")
+        raise ValueError(
+            f"group_size is only meaningful with granularity='group', not {granularity!r}"
+        )
     check_finite(x, "x")
     if x.numel() == 0:
         raise ValueError("cannot quantize an empty tensor")

@@ -70,8 +70,12 @@ class IntArray(wiring.Component):
         self.rows = check_int("rows", rows, 1, 64)
         self.cols = check_int("cols", cols, 1, 64)
         self._pe_params = check_pe_params(
-            w_bits=w_bits, a_bits=a_bits, w_signed=w_signed, a_signed=a_signed,
-            acc_bits=acc_bits, policy=policy,
+            w_bits=w_bits,
+            a_bits=a_bits,
+            w_signed=w_signed,
+            a_signed=a_signed,
+            acc_bits=acc_bits,
+            policy=policy,
         )
         self.w_bits, self.a_bits, self.acc_bits = w_bits, a_bits, acc_bits
         self.w_signed, self.a_signed, self.policy = w_signed, a_signed, policy
@@ -82,21 +86,23 @@ class IntArray(wiring.Component):
         w_shape = signed(w_bits) if w_signed else unsigned(w_bits)
         a_shape = signed(a_bits) if a_signed else unsigned(a_bits)
         addr_bits = (acc_depth - 1).bit_length()
-        super().__init__({
-            "w_load": In(1),
-            "w_row": In(unsigned(max(1, (rows - 1).bit_length()))),
-            "w_data": In(data.ArrayLayout(w_shape, cols)),
-            "a_valid": In(1),
-            "a_data": In(data.ArrayLayout(a_shape, rows)),
-            "a_first": In(1),
-            "a_last": In(1),
-            "a_addr": In(unsigned(addr_bits)),
-            "y_valid": Out(1),
-            "y_data": Out(data.ArrayLayout(signed(out_bits), cols)),
-            "y_ovf_inner": Out(cols),
-            "y_ovf_outer": Out(cols),
-            "y_addr": Out(unsigned(addr_bits)),
-        })
+        super().__init__(
+            {
+                "w_load": In(1),
+                "w_row": In(unsigned(max(1, (rows - 1).bit_length()))),
+                "w_data": In(data.ArrayLayout(w_shape, cols)),
+                "a_valid": In(1),
+                "a_data": In(data.ArrayLayout(a_shape, rows)),
+                "a_first": In(1),
+                "a_last": In(1),
+                "a_addr": In(unsigned(addr_bits)),
+                "y_valid": Out(1),
+                "y_data": Out(data.ArrayLayout(signed(out_bits), cols)),
+                "y_ovf_inner": Out(cols),
+                "y_ovf_outer": Out(cols),
+                "y_addr": Out(unsigned(addr_bits)),
+            }
+        )
 
     @property
     def latency(self) -> int:
@@ -107,7 +113,9 @@ class IntArray(wiring.Component):
         m = Module()
         R, C = self.rows, self.cols
         # Weights: one register per PE, written a row at a time.
-        weights = [[Signal.like(self.w_data[c], name=f"w_{r}_{c}") for c in range(C)] for r in range(R)]
+        weights = [
+            [Signal.like(self.w_data[c], name=f"w_{r}_{c}") for c in range(C)] for r in range(R)
+        ]
         for r in range(R):
             with m.If(self.w_load & (self.w_row == r)):
                 m.d.sync += [weights[r][c].eq(self.w_data[c]) for c in range(C)]
@@ -138,7 +146,9 @@ class IntArray(wiring.Component):
 
         # Outer accumulators: acc_depth entries per column, read-modify-write in one cycle.
         for c in range(C):
-            mem = Array(Signal(signed(self.out_bits), name=f"acc_{c}_{i}") for i in range(self.acc_depth))
+            mem = Array(
+                Signal(signed(self.out_bits), name=f"acc_{c}_{i}") for i in range(self.acc_depth)
+            )
             mem_oi = Array(Signal(name=f"acc_ovfi_{c}_{i}") for i in range(self.acc_depth))
             mem_oo = Array(Signal(name=f"acc_ovfo_{c}_{i}") for i in range(self.acc_depth))
             prev = Signal(signed(self.out_bits), name=f"prev_{c}")

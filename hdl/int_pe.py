@@ -83,19 +83,25 @@ class IntPE(wiring.Component):
         policy: str = "wrap",
     ) -> None:
         check_pe_params(
-            w_bits=w_bits, a_bits=a_bits, w_signed=w_signed, a_signed=a_signed,
-            acc_bits=acc_bits, policy=policy,
+            w_bits=w_bits,
+            a_bits=a_bits,
+            w_signed=w_signed,
+            a_signed=a_signed,
+            acc_bits=acc_bits,
+            policy=policy,
         )
         self.w_bits, self.a_bits, self.acc_bits = w_bits, a_bits, acc_bits
         self.w_signed, self.a_signed, self.policy = w_signed, a_signed, policy
-        super().__init__({
-            "w": In(signed(w_bits) if w_signed else unsigned(w_bits)),
-            "a": In(signed(a_bits) if a_signed else unsigned(a_bits)),
-            "psum_in": In(signed(acc_bits)),
-            "ovf_in": In(1),
-            "psum_out": Out(signed(acc_bits)),
-            "ovf_out": Out(1),
-        })
+        super().__init__(
+            {
+                "w": In(signed(w_bits) if w_signed else unsigned(w_bits)),
+                "a": In(signed(a_bits) if a_signed else unsigned(a_bits)),
+                "psum_in": In(signed(acc_bits)),
+                "ovf_in": In(1),
+                "psum_out": Out(signed(acc_bits)),
+                "ovf_out": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

@@ -38,7 +38,7 @@ class SerialWrapper(wiring.Component):
         m.d.sync += shift.eq(Cat(self.din, shift[:-1]) if in_bits > 1 else self.din)
         pos = 0
         for p in ins:
-            m.d.comb += p.eq(shift[pos:pos + len(p)])
+            m.d.comb += p.eq(shift[pos : pos + len(p)])
             pos += len(p)
         captured = Signal(sum(len(p) for p in outs))
         m.d.sync += [captured.eq(Cat(*outs)), self.dout.eq(captured.xor())]

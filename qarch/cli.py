@@ -65,8 +65,11 @@ def _cmd_synth(args) -> int:
     if args.json:
         print(json.dumps(rep, sort_keys=True, indent=1))
         return 0
-    keys = ("cells", "transistors", "area_um2", "latches") if args.target == "generic" else (
-        "lut4", "ff", "carry", "dsp", "latches", "fmax_mhz", "fmax_note")
+    keys = (
+        ("cells", "transistors", "area_um2", "latches")
+        if args.target == "generic"
+        else ("lut4", "ff", "carry", "dsp", "latches", "fmax_mhz", "fmax_note")
+    )
     print(rep["design"], f"[{args.target}]")
     for k in keys:
         print(f"  {k:<12} {rep[k]}")
@@ -78,6 +81,10 @@ def _cmd_synth_all(args) -> int:
 
     out = Path(args.out)
     names = {cfg.slug: name for name, cfg in PRESETS.items()}
+    if args.table_only:
+        (out / "README.md").write_text(area_table(load_reports(out), names))
+        print(f"wrote {out}/README.md")
+        return 0
     jobs = [(name, t) for name in PRESETS for t in ("generic", "ice40")]
     # Longest first (8x8 arrays), so two workers finish together.
     jobs.sort(key=lambda j: -(PRESETS[j[0]].__dict__.get("rows", 0) ** 2))
@@ -110,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="qarch",
         description="Generator and verification suite for low-bit quantization accelerators.",
         epilog="Examples: qarch list | qarch verilog int4x8-array8x8-p20 -o build/verilog | "
-        "qarch verilog int-pe -p w_bits=4 -p acc_bits=20 -o out | qarch synth int8x8-pe-p32 --target ice40",
+        "qarch verilog int-pe -p w_bits=4 -p acc_bits=20 -o out | "
+        "qarch synth int8x8-pe-p32 --target ice40",
     )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     s = sub.add_parser("list", help="list components and presets")
@@ -118,8 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def design_args(s):
         s.add_argument("name", help="a preset (see `qarch list`) or a component name")
-        s.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one configuration field (repeatable)")
+        s.add_argument(
+            "-p",
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one configuration field (repeatable)",
+        )
 
     s = sub.add_parser("verilog", help="write DIR/<slug>.v and DIR/<slug>.json")
     design_args(s)
@@ -138,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="synth/reports", help="report directory")
     s.add_argument("--work", default="build/synth", help="work directory")
     s.add_argument("-j", "--jobs", type=int, default=2, help="parallel synthesis jobs (default 2)")
+    s.add_argument("--table-only", action="store_true",
+                   help="only regenerate README.md from the JSON reports")
     s.set_defaults(func=_cmd_synth_all)
     return p
 

@@ -45,8 +45,13 @@ def port_list(component: wiring.Component) -> list[dict[str, Any]]:
         }
         if isinstance(shape, data.ArrayLayout):
             elem = Shape.cast(shape.elem_shape)
-            entry.update(width=shape.size, elements=shape.length, elem_width=elem.width,
-                         signed=elem.signed, packing="element 0 in the least significant bits")
+            entry.update(
+                width=shape.size,
+                elements=shape.length,
+                elem_width=elem.width,
+                signed=elem.signed,
+                packing="element 0 in the least significant bits",
+            )
         else:
             s = Shape.cast(shape)
             entry.update(width=s.width, signed=s.signed)

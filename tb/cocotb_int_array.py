@@ -52,9 +52,14 @@ async def run_gemm(dut, w, a, idle, seed, label):
     for cyc in sched.cycles + drain:
         if int(dut.y_valid.value):
             oi, oo = int(dut.y_ovf_inner.value), int(dut.y_ovf_outer.value)
-            got.append((int(dut.y_addr.value),
-                        unpack_signed(dut.y_data.value.to_unsigned(), P, C),
-                        [(oi >> c) & 1 for c in range(C)], [(oo >> c) & 1 for c in range(C)]))
+            got.append(
+                (
+                    int(dut.y_addr.value),
+                    unpack_signed(dut.y_data.value.to_unsigned(), P, C),
+                    [(oi >> c) & 1 for c in range(C)],
+                    [(oo >> c) & 1 for c in range(C)],
+                )
+            )
         for port, name in zip(ports, INPUTS):
             port.value = getattr(cyc, name) if cyc else 0
         await FallingEdge(dut.clk)
@@ -75,9 +80,15 @@ async def run_gemm(dut, w, a, idle, seed, label):
             errors.append(f"{e.where}: y_addr {addr}, expected {e.addr}")
     assert not errors, f"{label}: {len(errors)} mismatches:\n" + "\n".join(errors[:10])
     n_ovf = sum(sum(e.ovf_inner) + sum(e.ovf_outer) for e in sched.expected)
-    dut._log.info("%s: %d outputs x %d columns bit-exact (%d overflow flags set), %d cycles, "
-                  "%.0f cycles/s", label, len(got), C, n_ovf, len(sched.cycles),
-                  len(sched.cycles) / dt)
+    dut._log.info(
+        "%s: %d outputs x %d columns bit-exact (%d overflow flags set), %d cycles, %.0f cycles/s",
+        label,
+        len(got),
+        C,
+        n_ovf,
+        len(sched.cycles),
+        len(sched.cycles) / dt,
+    )
     record(label, len(sched.cycles), dt)
 
 
@@ -100,8 +111,9 @@ async def back_to_back_extremes(dut):
     a = torch.where(torch.rand(k, m, generator=g) < 0.5, af.max, af.min)
     w[0] = wf.max
     a[:, 0] = af.max  # at least one output with every product at its maximum
-    await run_gemm(dut, w.to(torch.int64), a.to(torch.int64), idle=0.0, seed=SEED + 7,
-                   label="extremes")
+    await run_gemm(
+        dut, w.to(torch.int64), a.to(torch.int64), idle=0.0, seed=SEED + 7, label="extremes"
+    )
 
 
 @cocotb.test(skip=os.environ.get("QARCH_BENCH_OUT") is None)

@@ -63,7 +63,9 @@ async def drive(dut, vectors, label):
         await FallingEdge(dut.clk)
     dt = time.monotonic() - t0
     assert not errors, f"{len(errors)} mismatches of {len(vectors)}:\n" + "\n".join(errors[:10])
-    dut._log.info("%s: %d vectors bit-exact, %.0f vectors/s", label, len(vectors), len(vectors) / dt)
+    dut._log.info(
+        "%s: %d vectors bit-exact, %.0f vectors/s", label, len(vectors), len(vectors) / dt
+    )
     record(label, len(vectors), dt)
 
 
@@ -81,12 +83,17 @@ async def operand_pairs(dut):
         label = "exhaustive pairs"
     else:
         pairs = [(rng.choice(wv), rng.choice(av)) for _ in range(4000)]
-        pairs += [(x, y) for x in (min(wv), max(wv), 0, -1 if min(wv) < 0 else 1)
-                  for y in (min(av), max(av), 0, 1)]
+        pairs += [
+            (x, y)
+            for x in (min(wv), max(wv), 0, -1 if min(wv) < 0 else 1)
+            for y in (min(av), max(av), 0, 1)
+        ]
         label = "random pairs"
     psums = [0, HI, LO, 1, -1]
-    vectors = [(x, y, psums[i % len(psums)] if i % 3 else rng.randint(LO, HI), i % 7 == 0)
-               for i, (x, y) in enumerate(pairs)]
+    vectors = [
+        (x, y, psums[i % len(psums)] if i % 3 else rng.randint(LO, HI), i % 7 == 0)
+        for i, (x, y) in enumerate(pairs)
+    ]
     await drive(dut, vectors, label)
 
 

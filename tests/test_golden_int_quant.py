@@ -59,20 +59,26 @@ def test_clip_search_reduces_mse():
     assert clipped.scales.item() < plain.scales.item()
 
 
-@pytest.mark.parametrize("kwargs,exc,msg", [
-    (dict(x=torch.tensor([1.0, float("nan")])), ValueError, "1 NaN and 0 Inf"),
-    (dict(x=torch.tensor([1.0, float("inf")])), ValueError, "0 NaN and 1 Inf"),
-    (dict(x=torch.ones(2, 10), granularity="group", group_size=4), ValueError,
-     "last axis \\(10\\) is not a multiple of group_size \\(4\\)"),
-    (dict(x=torch.ones(2, 8), granularity="group"), ValueError, "positive int group_size"),
-    (dict(x=torch.tensor([-1.0, 1.0]), signed=False), ValueError, "unsigned uint4 cannot hold"),
-    (dict(x=torch.ones(3), granularity="row"), ValueError, "granularity must be one of"),
-    (dict(x=torch.ones(3), rounding="nearest"), ValueError, "rounding must be one of"),
-    (dict(x=torch.ones(3), group_size=4), ValueError, "group_size is only meaningful"),
-    (dict(x=torch.ones(0)), ValueError, "empty tensor"),
-    (dict(x=torch.ones(3, dtype=torch.int64)), TypeError, "floating-point tensor"),
-    (dict(x=torch.ones(3), clip_search=True, clip_ratios=(1.5,)), ValueError, "clip_ratios"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,msg",
+    [
+        (dict(x=torch.tensor([1.0, float("nan")])), ValueError, "1 NaN and 0 Inf"),
+        (dict(x=torch.tensor([1.0, float("inf")])), ValueError, "0 NaN and 1 Inf"),
+        (
+            dict(x=torch.ones(2, 10), granularity="group", group_size=4),
+            ValueError,
+            "last axis \\(10\\) is not a multiple of group_size \\(4\\)",
+        ),
+        (dict(x=torch.ones(2, 8), granularity="group"), ValueError, "positive int group_size"),
+        (dict(x=torch.tensor([-1.0, 1.0]), signed=False), ValueError, "unsigned uint4 cannot hold"),
+        (dict(x=torch.ones(3), granularity="row"), ValueError, "granularity must be one of"),
+        (dict(x=torch.ones(3), rounding="nearest"), ValueError, "rounding must be one of"),
+        (dict(x=torch.ones(3), group_size=4), ValueError, "group_size is only meaningful"),
+        (dict(x=torch.ones(0)), ValueError, "empty tensor"),
+        (dict(x=torch.ones(3, dtype=torch.int64)), TypeError, "floating-point tensor"),
+        (dict(x=torch.ones(3), clip_search=True, clip_ratios=(1.5,)), ValueError, "clip_ratios"),
+    ],
+)
 def test_quantizer_errors(kwargs, exc, msg):
     x = kwargs.pop("x")
     with pytest.raises(exc, match=msg):

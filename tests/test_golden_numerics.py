@@ -36,13 +36,16 @@ def test_wrap_matches_bit_truncation():
         assert wrap(T(x), 8).item() == (low - 256 if low >= 128 else low)
 
 
-@pytest.mark.parametrize("mode,expected", [
-    ("half_even", [0, 2, 2, -0, -2, -2, 1, -1]),
-    ("half_away", [1, 2, 3, -1, -2, -3, 1, -1]),
-    ("half_up", [1, 2, 3, 0, -1, -2, 1, -1]),
-    ("toward_zero", [0, 1, 2, 0, -1, -2, 1, -1]),
-    ("floor", [0, 1, 2, -1, -2, -3, 1, -2]),
-])
+@pytest.mark.parametrize(
+    "mode,expected",
+    [
+        ("half_even", [0, 2, 2, -0, -2, -2, 1, -1]),
+        ("half_away", [1, 2, 3, -1, -2, -3, 1, -1]),
+        ("half_up", [1, 2, 3, 0, -1, -2, 1, -1]),
+        ("toward_zero", [0, 1, 2, 0, -1, -2, 1, -1]),
+        ("floor", [0, 1, 2, -1, -2, -3, 1, -2]),
+    ],
+)
 def test_rounding_modes_on_ties(mode, expected):
     x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 1.2, -1.2])
     assert round_mode(x, mode).tolist() == expected
@@ -62,7 +65,9 @@ def test_twos_complement_exhaustive(bits):
     assert vals.min().item() == -(2 ** (bits - 1)) and vals.max().item() == 2 ** (bits - 1) - 1
     assert torch.equal(to_twos(vals, bits), codes)
     # MSB is the sign: code c has value c - 2^b when its top bit is set
-    assert all(v == (c - 2**bits if c >> (bits - 1) else c) for c, v in zip(codes.tolist(), vals.tolist()))
+    assert all(
+        v == (c - 2**bits if c >> (bits - 1) else c) for c, v in zip(codes.tolist(), vals.tolist())
+    )
 
 
 @pytest.mark.parametrize("bits", range(2, 9))
@@ -109,8 +114,10 @@ def _brute_bound(k, wv, av):
     return next(p for p in range(1, 64) if -(2 ** (p - 1)) <= lo and hi <= 2 ** (p - 1) - 1)
 
 
-@pytest.mark.parametrize("wb,ws,ab,as_,k", list(itertools.product(
-    (2, 3, 4), (True, False), (2, 4, 5), (True, False), (1, 3, 8, 100))))
+@pytest.mark.parametrize(
+    "wb,ws,ab,as_,k",
+    list(itertools.product((2, 3, 4), (True, False), (2, 4, 5), (True, False), (1, 3, 8, 100))),
+)
 def test_datatype_bound_brute_force(wb, ws, ab, as_, k):
     wf, af = IntFormat(wb, ws), IntFormat(ab, as_)
     wv, av = range(wf.min, wf.max + 1), range(af.min, af.max + 1)
@@ -140,8 +147,7 @@ def _ref_accumulate(terms, bits, policy):
         s = reg + t
         if s < lo or s > hi:
             flag = True
-            reg = (max(lo, min(hi, s)) if policy == "saturate"
-                   else ((s - lo) % 2**bits) + lo)
+            reg = max(lo, min(hi, s)) if policy == "saturate" else ((s - lo) % 2**bits) + lo
         else:
             reg = s
     return reg, flag, sum(terms)
@@ -171,7 +177,11 @@ def test_saturate_order_matters_and_flags():
 def _ref_gemm(w, a, pi, t, po, policy):
     n, k = w.shape
     m = a.shape[1]
-    y, oi, oo = [[0] * m for _ in range(n)], [[False] * m for _ in range(n)], [[False] * m for _ in range(n)]
+    y, oi, oo = (
+        [[0] * m for _ in range(n)],
+        [[False] * m for _ in range(n)],
+        [[False] * m for _ in range(n)],
+    )
     for i in range(n):
         for j in range(m):
             tiles = []

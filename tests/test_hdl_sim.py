@@ -19,8 +19,10 @@ from tests.amaranth_sim import run_array
 def test_pe_random_vs_golden(policy):
     dut = IntPE(w_bits=4, a_bits=5, w_signed=True, a_signed=False, acc_bits=7, policy=policy)
     rng = random.Random(11)
-    vecs = [(rng.randint(-8, 7), rng.randint(0, 31), rng.randint(-64, 63), rng.randint(0, 1))
-            for _ in range(300)]
+    vecs = [
+        (rng.randint(-8, 7), rng.randint(0, 31), rng.randint(-64, 63), rng.randint(0, 1))
+        for _ in range(300)
+    ]
     got = []
 
     async def bench(ctx):
@@ -41,11 +43,24 @@ def test_pe_random_vs_golden(policy):
         assert (v, f) == (ref.value.item(), int(ref.overflow.item() or o)), (w, a, p, o)
 
 
-@pytest.mark.parametrize("cfg", [
-    IntArrayConfig(rows=4, cols=3, w_bits=4, a_bits=8, acc_bits=10, out_bits=11, policy="wrap"),
-    IntArrayConfig(rows=2, cols=4, w_bits=3, a_bits=4, a_signed=False, acc_bits=6, out_bits=6,
-                   policy="saturate", acc_depth=2),
-], ids=lambda c: c.slug)
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        IntArrayConfig(rows=4, cols=3, w_bits=4, a_bits=8, acc_bits=10, out_bits=11, policy="wrap"),
+        IntArrayConfig(
+            rows=2,
+            cols=4,
+            w_bits=3,
+            a_bits=4,
+            a_signed=False,
+            acc_bits=6,
+            out_bits=6,
+            policy="saturate",
+            acc_depth=2,
+        ),
+    ],
+    ids=lambda c: c.slug,
+)
 def test_array_gemm_vs_golden(cfg):
     g = torch.Generator().manual_seed(5)
     wf, af = cfg.w_fmt, cfg.a_fmt
@@ -66,15 +81,18 @@ def test_array_latency_is_published():
     assert IntArray(rows=4, cols=8).latency == 12
 
 
-@pytest.mark.parametrize("kwargs,exc,msg", [
-    (dict(acc_bits=1), ValueError, "acc_bits must be at least 2, not 1"),
-    (dict(acc_bits=63), ValueError, "acc_bits must be at most 62, not 63"),
-    (dict(w_bits=1), ValueError, "w_bits must be at least 2, not 1"),
-    (dict(a_bits=17), ValueError, "a_bits must be at most 16, not 17"),
-    (dict(w_bits=4.0), TypeError, "w_bits must be an int, not float"),
-    (dict(w_signed=1), TypeError, "w_signed must be a bool, not int"),
-    (dict(policy="clamp"), ValueError, "policy must be one of wrap, saturate, not 'clamp'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,msg",
+    [
+        (dict(acc_bits=1), ValueError, "acc_bits must be at least 2, not 1"),
+        (dict(acc_bits=63), ValueError, "acc_bits must be at most 62, not 63"),
+        (dict(w_bits=1), ValueError, "w_bits must be at least 2, not 1"),
+        (dict(a_bits=17), ValueError, "a_bits must be at most 16, not 17"),
+        (dict(w_bits=4.0), TypeError, "w_bits must be an int, not float"),
+        (dict(w_signed=1), TypeError, "w_signed must be a bool, not int"),
+        (dict(policy="clamp"), ValueError, "policy must be one of wrap, saturate, not 'clamp'"),
+    ],
+)
 def test_pe_parameter_errors(kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
         IntPE(**kwargs)
@@ -82,13 +100,16 @@ def test_pe_parameter_errors(kwargs, exc, msg):
         IntArray(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs,exc,msg", [
-    (dict(rows=0), ValueError, "rows must be at least 1, not 0"),
-    (dict(cols=65), ValueError, "cols must be at most 64, not 65"),
-    (dict(acc_bits=20, out_bits=16), ValueError, "out_bits must be at least 20, not 16"),
-    (dict(acc_depth=3), ValueError, "acc_depth must be a power of two, not 3"),
-    (dict(acc_depth=1), ValueError, "acc_depth must be at least 2, not 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,msg",
+    [
+        (dict(rows=0), ValueError, "rows must be at least 1, not 0"),
+        (dict(cols=65), ValueError, "cols must be at most 64, not 65"),
+        (dict(acc_bits=20, out_bits=16), ValueError, "out_bits must be at least 20, not 16"),
+        (dict(acc_depth=3), ValueError, "acc_depth must be a power of two, not 3"),
+        (dict(acc_depth=1), ValueError, "acc_depth must be at least 2, not 1"),
+    ],
+)
 def test_array_parameter_errors(kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
         IntArray(**kwargs)
