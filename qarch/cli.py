@@ -51,6 +51,25 @@ def _cmd_verilog(args) -> int:
     return 0
 
 
+def _cmd_formats(args) -> int:
+    import torch
+
+    from golden.ant import AntType
+
+    t = AntType(args.name, args.bits, not args.unsigned)
+    rows = [{"code": c, "value": v} for c, v in t.table()]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    width = args.bits
+    print(f"{t.name}: {len(rows)} codes, grid of {len(t.grid())} values (value = ±mag << exp)")
+    dec = t.decode(torch.arange(2**args.bits))
+    print(f"  {'code':<{width + 4}} {'value':>7}  sign mag exp")
+    for (c, v), s_, m_, e_ in zip(t.table(), dec.sign.tolist(), dec.mag.tolist(), dec.exp.tolist()):
+        print(f"  {c:0{width}b} {c:>3}  {v:>7}  {s_:>4} {m_:>3} {e_:>3}")
+    return 0
+
+
 def _synth_one(name: str, params: dict[str, str], target: str, work: str, place: bool):
     from synth.flow import synthesize
 
@@ -116,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qarch",
         description="Generator and verification suite for low-bit quantization accelerators.",
-        epilog="Examples: qarch list | qarch verilog int4x8-array8x8-p20 -o build/verilog | "
+        epilog="Examples: qarch list | qarch formats flint --bits 4 --unsigned | "
+        "qarch verilog int4x8-array8x8-p20 -o build/verilog | "
         "qarch verilog int-pe -p w_bits=4 -p acc_bits=20 -o out | "
         "qarch synth int8x8-pe-p32 --target ice40",
     )
@@ -135,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="override one configuration field (repeatable)",
         )
 
+    s = sub.add_parser("formats", help="print every code of a number format with its value")
+    s.add_argument("name", choices=("int", "pot", "flint"), help="format family")
+    s.add_argument("--bits", type=int, required=True, help="code width (2..8)")
+    s.add_argument("--unsigned", action="store_true", help="unsigned variant")
+    s.add_argument("--json", action="store_true", help='[{"code": 0, "value": 0}, ...]')
+    s.set_defaults(func=_cmd_formats)
+
     s = sub.add_parser("verilog", help="write DIR/<slug>.v and DIR/<slug>.json")
     design_args(s)
     s.add_argument("-o", "--out", required=True, help="output directory")
@@ -152,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="synth/reports", help="report directory")
     s.add_argument("--work", default="build/synth", help="work directory")
     s.add_argument("-j", "--jobs", type=int, default=2, help="parallel synthesis jobs (default 2)")
-    s.add_argument("--table-only", action="store_true",
-                   help="only regenerate README.md from the JSON reports")
+    s.add_argument(
+        "--table-only", action="store_true", help="only regenerate README.md from the JSON reports"
+    )
     s.set_defaults(func=_cmd_synth_all)
     return p
 
@@ -162,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `qarch formats ... | head`
+        return 0
     except (KeyError, ValueError, TypeError, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"qarch: error: {msg}", file=sys.stderr)

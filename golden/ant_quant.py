@@ -1,0 +1,141 @@
+"""ANT quantizer: per-tensor adaptive type selection by MSE (shared/spec/ant.md "Quantizer").
+
+For each candidate type t of the mode: grid G_t = sorted values of t; clip search over
+alpha = r * max|x| (r = 0.75, 0.76, ..., 1.50 by default) with scale s = alpha / max(G_t);
+``x / s`` goes to the nearest grid value, ties toward +inf (``half_up``, as the reference; or
+``half_away``). Weights use one alpha per output channel (dim 0) and sum the per-channel minimum
+MSEs into the type's score; activations use one alpha per tensor. The lowest score wins for the
+whole tensor. Tensors wider than 6 bits use int only (as the reference).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .ant import AntType
+from .numerics import check_finite
+
+__all__ = [
+    "MODES",
+    "DEFAULT_RATIOS",
+    "GRID_ROUNDING",
+    "AntQuant",
+    "quantize_to_grid",
+    "quantize_ant",
+]
+
+MODES = {
+    "int,pot,flint": ("int", "pot", "flint"),
+    "int,pot": ("int", "pot"),
+    "int": ("int",),
+    "flint": ("flint",),
+    "pot": ("pot",),
+}
+DEFAULT_RATIOS = tuple(round(0.75 + 0.01 * i, 2) for i in range(76))  # 0.75 .. 1.50
+GRID_ROUNDING = ("half_up", "half_away")
+
+
+class AntQuant(NamedTuple):
+    codes: torch.Tensor  # int64 codes of the chosen type, x's shape
+    values: torch.Tensor  # int64 grid values
+    type: AntType  # the per-tensor type
+    scales: torch.Tensor  # float64 [channels] (weights) or [1] (activations)
+    dequant: torch.Tensor  # values * scale, x's dtype
+    mse: dict[str, float]  # per candidate type: the total MSE of its best clip
+
+
+def quantize_to_grid(
+    y: torch.Tensor, grid: torch.Tensor, rounding: str = "half_up"
+) -> torch.Tensor:
+    """Nearest value of the sorted integer ``grid`` for each element of ``y`` (float).
+
+    Ties: ``half_up`` -> the larger grid value (toward +inf); ``half_away`` -> the one of larger
+    magnitude. Values beyond the grid saturate to its ends (that is the clip).
+    """
+    if rounding not in GRID_ROUNDING:
+        raise ValueError(f"rounding must be one of {', '.join(GRID_ROUNDING)}, not {rounding!r}")
+    g = grid.to(torch.float64)
+    mid = (g[1:] + g[:-1]) / 2
+    y = y.to(torch.float64)
+    up = torch.searchsorted(mid, y, right=True)  # a tie lands in the upper bin
+    if rounding == "half_up":
+        return grid[up]
+    down = torch.searchsorted(mid, y, right=False)  # a tie lands in the lower bin
+    return grid[torch.where(y < 0, down, up)]
+
+
+def _best_clip(x: torch.Tensor, grid: torch.Tensor, ratios, rounding: str):
+    """x: [groups, elements] float64 -> (values, scales[groups], mse[groups]) of the best r."""
+    amax = x.abs().amax(dim=1, keepdim=True)
+    amax = torch.where(amax > 0, amax, torch.ones_like(amax))  # all-zero group: any scale works
+    gmax = float(grid.abs().max())
+    best = None
+    for r in ratios:
+        s = amax * r / gmax
+        v = quantize_to_grid(x / s, grid, rounding)
+        err = ((v * s - x) ** 2).sum(dim=1)
+        if best is None:
+            best = [v, s, err]
+        else:
+            better = err < best[2]  # strict: ties keep the smaller ratio (searched first)
+            best[0] = torch.where(better[:, None], v, best[0])
+            best[1] = torch.where(better[:, None], s, best[1])
+            best[2] = torch.where(better, err, best[2])
+    return best[0], best[1].squeeze(1), best[2]
+
+
+def quantize_ant(
+    x: torch.Tensor,
+    bits: int = 4,
+    *,
+    role: str = "weight",
+    mode: str = "int,pot,flint",
+    signed: bool | None = None,
+    ratios: tuple[float, ...] = DEFAULT_RATIOS,
+    rounding: str = "half_up",
+) -> AntQuant:
+    """Quantize ``x`` with the ANT type that gives the lowest MSE.
+
+    ``role="weight"``: one scale per output channel (dim 0); ``"activation"``: one per tensor
+    (pass the calibration batch; reuse the returned type and scale for later inputs).
+    ``signed=None`` decides from the data: signed if any value is negative.
+    """
+    if role not in ("weight", "activation"):
+        raise ValueError(f"role must be 'weight' or 'activation', not {role!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if not ratios or any(r <= 0 for r in ratios):
+        raise ValueError(f"ratios must be non-empty and positive, not {ratios!r}")
+    check_finite(x, "x")
+    if x.numel() == 0:
+        raise ValueError("cannot quantize an empty tensor")
+    if role == "weight" and x.dim() < 2:
+        raise ValueError(f"weights need at least 2 dimensions [out, ...], not {tuple(x.shape)}")
+    negative = bool((x < 0).any())
+    signed = negative if signed is None else signed
+    if not signed and negative:
+        raise ValueError("unsigned quantization cannot hold negative values; use signed=True")
+    kinds = ("int",) if bits > 6 else MODES[mode]
+    g = (
+        x.to(torch.float64).reshape(x.shape[0], -1)
+        if role == "weight"
+        else x.to(torch.float64).reshape(1, -1)
+    )
+    results = {}
+    for kind in kinds:
+        t = AntType(kind, bits, signed)
+        v, s, err = _best_clip(g, t.grid(), ratios, rounding)
+        results[kind] = (t, v, s, float(err.sum()))
+    best = min(kinds, key=lambda k: results[k][3])  # first in mode order on an exact tie
+    t, v, s, _ = results[best]
+    values = v.reshape(x.shape)
+    return AntQuant(
+        codes=t.encode(values),
+        values=values,
+        type=t,
+        scales=s,
+        dequant=(v * s[:, None]).reshape(x.shape).to(x.dtype),
+        mse={k: results[k][3] for k in kinds},
+    )

@@ -1,0 +1,161 @@
+"""ANT golden formats and quantizer against the tables and rules of shared/spec/ant.md."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from golden.ant import AntType
+from golden.ant_quant import quantize_ant, quantize_to_grid
+
+# Value tables transcribed from the spec text (not computed by golden/ant.py).
+FLINT4U = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 24, 32, 64]
+FLINT3U = {0, 1, 2, 3, 4, 6, 8, 16}
+FLINT5U = set(range(16)) | set(range(16, 31, 2)) | set(range(32, 57, 8)) | {64, 96, 128, 256}
+FLINT4S = {0, 1, 2, 3, 4, 6, 8, 16} | {-v for v in (1, 2, 3, 4, 6, 8, 16)}
+POT4S = {0} | {s * 2**k for s in (1, -1) for k in range(7)}
+
+
+def test_flint4_unsigned_table_is_the_spec_table():
+    assert [v for _, v in AntType("flint", 4, False).table()] == FLINT4U
+
+
+def test_flint_value_sets():
+    assert set(AntType("flint", 3, False).grid().tolist()) == FLINT3U
+    assert set(AntType("flint", 5, False).grid().tolist()) == FLINT5U
+    assert AntType("flint", 8, False).grid().max().item() == 16384
+    assert set(AntType("flint", 4, True).grid().tolist()) == FLINT4S
+    assert AntType("flint", 4, True).values(torch.tensor([0b1000])).item() == 0  # -0
+
+
+@pytest.mark.parametrize("bits", range(3, 9))
+def test_flint_is_monotone_and_prefix_structured(bits):
+    t = AntType("flint", bits, False)
+    vals = [v for _, v in t.table()]
+    assert vals == sorted(vals) and len(set(vals)) == len(vals)
+    assert vals[: 2 ** (bits - 1)] == list(range(2 ** (bits - 1)))  # MSB 0: the code itself
+    assert vals[-1] == 2 ** (2 * bits - 2)  # all ones
+
+
+def test_pot_tables():
+    assert set(AntType("pot", 4, True).grid().tolist()) == POT4S
+    assert AntType("pot", 4, False).grid().tolist() == [0] + [2**k for k in range(15)]
+    assert AntType("pot", 4, True).values(torch.tensor([0b1000])).item() == 0
+
+
+@pytest.mark.parametrize("bits", range(3, 9))
+def test_int_tables(bits):
+    assert AntType("int", bits, True).grid().tolist() == list(
+        range(-(2 ** (bits - 1)), 2 ** (bits - 1))
+    )
+    assert AntType("int", bits, False).grid().tolist() == list(range(2**bits))
+
+
+@pytest.mark.parametrize("kind", ["int", "pot", "flint"])
+@pytest.mark.parametrize("bits", range(3, 9))
+@pytest.mark.parametrize("signed", [True, False])
+def test_decode_encode_round_trip(kind, bits, signed):
+    if kind == "pot" and bits > (7 if signed else 6):
+        with pytest.raises(ValueError, match="pot bits must be in"):
+            AntType(kind, bits, signed)
+        return
+    t = AntType(kind, bits, signed)
+    codes = t.producible_codes()
+    d = t.decode(codes)
+    assert bool((d.mag >= 0).all() and (d.exp >= 0).all() and d.sign.le(1).all())
+    assert torch.equal(t.encode(d.value()), codes)
+
+
+def test_format_errors():
+    with pytest.raises(ValueError, match="kind must be one of int, pot, flint"):
+        AntType("float", 4)
+    with pytest.raises(ValueError, match="flint bits must be in 3..8, not 9"):
+        AntType("flint", 9)
+    with pytest.raises(ValueError, match="code 16 is out of range for flint4"):
+        AntType("flint", 4).decode(torch.tensor([16]))
+    with pytest.raises(ValueError, match="value 5 is not representable in flint4"):
+        AntType("flint", 4).encode(torch.tensor([5]))
+
+
+def test_grid_ties_follow_the_rounding_parameter():
+    g = AntType("int", 4, True).grid()
+    y = torch.tensor([0.5, -0.5, 1.5, -1.5, 9.0, -9.0])
+    assert quantize_to_grid(y, g).tolist() == [1, 0, 2, -1, 7, -8]  # half_up: toward +inf
+    assert quantize_to_grid(y, g, "half_away").tolist() == [1, -1, 2, -2, 7, -8]
+    f = AntType("flint", 4, False).grid()
+    assert quantize_to_grid(torch.tensor([20.0, 48.0, 47.9]), f).tolist() == [24, 64, 32]
+    with pytest.raises(ValueError, match="rounding must be one of half_up, half_away"):
+        quantize_to_grid(y, g, "half_even")
+
+
+def _tensors():
+    g = torch.Generator().manual_seed(0)
+    lap = torch.distributions.Laplace(0.0, 1.0).sample((32, 256))
+    stud = torch.distributions.StudentT(4.0).sample((32, 256))
+    uni = torch.rand(32, 256, generator=g) * 2 - 1
+    return lap, stud, uni
+
+
+@pytest.mark.parametrize("role", ["weight", "activation"])
+def test_type_selection(role):
+    torch.manual_seed(0)
+    lap, stud, uni = _tensors()
+    for x, want in ((lap, "flint"), (uni, "int")):
+        q = quantize_ant(x, 4, role=role)
+        assert q.type.kind == want, q.mse
+        assert q.mse[want] == min(q.mse.values())
+    q = quantize_ant(stud, 4, role="weight")
+    assert q.type.kind == "flint", q.mse
+
+
+def test_chosen_type_is_the_mse_minimum_and_consistent():
+    torch.manual_seed(1)
+    x = torch.distributions.Laplace(0.0, 1.0).sample((16, 64))
+    q = quantize_ant(x, 4, role="weight")
+    err = float(((q.dequant.double() - x.double()) ** 2).sum())
+    assert err == pytest.approx(q.mse[q.type.kind], rel=1e-9)
+    assert torch.equal(q.type.values(q.codes), q.values)
+    assert q.scales.shape == (16,)
+    # every alternative type quantizes worse
+    for kind in ("int", "pot", "flint"):
+        alt = quantize_ant(x, 4, role="weight", mode=kind)
+        assert alt.mse[kind] >= q.mse[q.type.kind]
+
+
+def test_wide_tensors_use_int_and_activation_signedness():
+    x = torch.randn(8, 32)
+    assert quantize_ant(x, 8).type.kind == "int"
+    relu = torch.relu(torch.randn(4, 64))
+    q = quantize_ant(relu, 4, role="activation")
+    assert not q.type.signed and q.scales.shape == (1,)
+    assert quantize_ant(torch.randn(4, 64), 4, role="activation").type.signed
+
+
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        (dict(x=torch.tensor([[1.0, float("nan")]])), "1 NaN"),
+        (dict(x=torch.ones(4), role="weight"), "weights need at least 2 dimensions"),
+        (dict(x=torch.ones(2, 2), role="bias"), "role must be"),
+        (dict(x=torch.ones(2, 2), mode="int,float"), "mode must be one of"),
+        (dict(x=-torch.ones(2, 2), signed=False), "unsigned quantization cannot hold negative"),
+    ],
+)
+def test_quantizer_errors(kwargs, msg):
+    x = kwargs.pop("x")
+    with pytest.raises(ValueError, match=msg):
+        quantize_ant(x, 4, **kwargs)
+
+
+def test_formats_cli_json_matches_spec():
+    qarch = str(Path(sys.executable).parent / "qarch")
+    r = subprocess.run(
+        [qarch, "formats", "flint", "--bits", "4", "--unsigned", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"code": c, "value": v} for c, v in enumerate(FLINT4U)]
