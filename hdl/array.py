@@ -6,22 +6,22 @@ from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._params import check_int
-from .int_pe import IntPE, add_with_policy, check_pe_params
+from ._params import check_choice, check_int
+from .int_pe import POLICIES, IntPE, add_with_policy, check_pe_params
 
-__all__ = ["IntArray"]
+__all__ = ["SystolicArray", "IntArray"]
 
 
 def _delay(m: Module, sig, cycles: int, name: str):
     """``cycles`` registers in series after ``sig`` (0 cycles: ``sig`` itself)."""
     for i in range(cycles):
-        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
+        nxt = Signal(sig.shape(), name=f"{name}_d{i + 1}")
         m.d.sync += nxt.eq(sig)
         sig = nxt
     return sig
 
 
-class IntArray(wiring.Component):
+class SystolicArray(wiring.Component):
     """Weight-stationary systolic array computing a multi-stage integer GEMM ``Y = W @ A``.
 
     PE (r, c) holds the weight of input channel r (within the current K tile) for output
@@ -32,70 +32,48 @@ class IntArray(wiring.Component):
     an **outer** ``out_bits`` (P_O) accumulator per column, held in ``acc_depth`` entries so up
     to ``acc_depth`` vectors stream back-to-back through every K tile.
 
-    Parameters (keyword only)
-    -------------------------
-    rows, cols: R, C (1..64). w_bits/a_bits/w_signed/a_signed: operand formats.
-    acc_bits: P_I. out_bits: P_O (>= P_I). policy: ``wrap`` / ``saturate`` (both stages).
-    acc_depth: output-accumulator entries per column (power of two, 2..256).
+    Scheme arrays subclass this and override two hooks: ``_decode`` (an operand decoder at the
+    array edge: one per loaded weight word, one per activation row) and ``_make_pe``.
 
     Members (packed buses are little-endian: element 0 in the least significant bits)
     -------
-    w_load In(1), w_row In(log2 R), w_data In(C x w_bits): load row ``w_row`` of the weight
+    w_load In(1), w_row In(log2 R), w_data In(C codes): load row ``w_row`` of the weight
         tile (element c -> column c). Takes effect at the next edge; load a new tile only after
         the last vector using the old one has left the grid (``latency`` cycles after it entered).
-    a_valid In(1), a_data In(R x a_bits): one activation vector (element r -> row r);
+    a_valid In(1), a_data In(R codes): one activation vector (element r -> row r);
     a_first In(1): this is the first K tile for this output (start the outer sum at 0);
     a_last In(1): last K tile (emit the result); a_addr In(log2 acc_depth): accumulator entry.
     y_valid Out(1), y_data Out(C x out_bits), y_ovf_inner Out(C), y_ovf_outer Out(C),
     y_addr Out(log2 acc_depth): the finished outputs, ``latency`` = R + C cycles after the
     vector with ``a_last`` entered. Flags are sticky over the K tiles of one output.
 
-    Golden model: ``golden.accum.gemm(W, A, inner_bits=P_I, tile=R, outer_bits=P_O, policy)``.
+    Golden model: ``golden.accum.gemm(W, A, inner_bits=P_I, tile=R, outer_bits=P_O, policy)``
+    on the decoded integer operands.
     """
 
     def __init__(
-        self,
-        *,
-        rows: int = 4,
-        cols: int = 4,
-        w_bits: int = 4,
-        a_bits: int = 8,
-        w_signed: bool = True,
-        a_signed: bool = True,
-        acc_bits: int = 32,
-        out_bits: int = 32,
-        policy: str = "wrap",
-        acc_depth: int = 4,
+        self, *, rows, cols, acc_bits, out_bits, policy, acc_depth, w_code, a_code, extra_ports=None
     ) -> None:
         self.rows = check_int("rows", rows, 1, 64)
         self.cols = check_int("cols", cols, 1, 64)
-        self._pe_params = check_pe_params(
-            w_bits=w_bits,
-            a_bits=a_bits,
-            w_signed=w_signed,
-            a_signed=a_signed,
-            acc_bits=acc_bits,
-            policy=policy,
-        )
-        self.w_bits, self.a_bits, self.acc_bits = w_bits, a_bits, acc_bits
-        self.w_signed, self.a_signed, self.policy = w_signed, a_signed, policy
+        self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
+        self.policy = check_choice("policy", policy, POLICIES)
         self.out_bits = check_int("out_bits", out_bits, acc_bits, 62)
         self.acc_depth = check_int("acc_depth", acc_depth, 2, 256)
         if acc_depth & (acc_depth - 1):
             raise ValueError(f"acc_depth must be a power of two, not {acc_depth}")
-        w_shape = signed(w_bits) if w_signed else unsigned(w_bits)
-        a_shape = signed(a_bits) if a_signed else unsigned(a_bits)
         addr_bits = (acc_depth - 1).bit_length()
         super().__init__(
             {
                 "w_load": In(1),
                 "w_row": In(unsigned(max(1, (rows - 1).bit_length()))),
-                "w_data": In(data.ArrayLayout(w_shape, cols)),
+                "w_data": In(data.ArrayLayout(w_code, cols)),
                 "a_valid": In(1),
-                "a_data": In(data.ArrayLayout(a_shape, rows)),
+                "a_data": In(data.ArrayLayout(a_code, rows)),
                 "a_first": In(1),
                 "a_last": In(1),
                 "a_addr": In(unsigned(addr_bits)),
+                **(extra_ports or {}),
                 "y_valid": Out(1),
                 "y_data": Out(data.ArrayLayout(signed(out_bits), cols)),
                 "y_ovf_inner": Out(cols),
@@ -109,24 +87,31 @@ class IntArray(wiring.Component):
         """Cycles from a vector on ``a_data`` to its outputs on ``y_data``."""
         return self.rows + self.cols
 
+    def _decode(self, m: Module, code, which: str, name: str):
+        """Operand decoder at the array edge (``which`` is "w" or "a"): INT uses the code."""
+        return code
+
+    def _make_pe(self) -> wiring.Component:
+        raise NotImplementedError
+
     def elaborate(self, platform):
         m = Module()
         R, C = self.rows, self.cols
-        # Weights: one register per PE, written a row at a time.
-        weights = [
-            [Signal.like(self.w_data[c], name=f"w_{r}_{c}") for c in range(C)] for r in range(R)
-        ]
+        # Weights: one decoder per loaded weight word, one register per PE, a row at a time.
+        w_in = [self._decode(m, self.w_data[c], "w", f"wdec_{c}") for c in range(C)]
+        weights = [[Signal(w_in[c].shape(), name=f"w_{r}_{c}") for c in range(C)] for r in range(R)]
         for r in range(R):
             with m.If(self.w_load & (self.w_row == r)):
-                m.d.sync += [weights[r][c].eq(self.w_data[c]) for c in range(C)]
+                m.d.sync += [weights[r][c].eq(w_in[c]) for c in range(C)]
 
         # Grid: a_in[r] enters column 0 skewed by r; psum/ovf enter row 0 as 0.
         psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
         ovf = [Signal(name=f"ovf_top_{c}") for c in range(C)]
         for r in range(R):
-            act = _delay(m, self.a_data[r], r, f"skew_{r}")
+            act = self._decode(m, self.a_data[r], "a", f"adec_{r}")
+            act = _delay(m, act, r, f"skew_{r}")
             for c in range(C):
-                pe = m.submodules[f"pe_{r}_{c}"] = IntPE(**self._pe_params)
+                pe = m.submodules[f"pe_{r}_{c}"] = self._make_pe()
                 m.d.comb += [
                     pe.w.eq(weights[r][c]),
                     pe.a.eq(act),
@@ -165,3 +150,52 @@ class IntArray(wiring.Component):
             ]
         m.d.sync += [self.y_valid.eq(valid & last), self.y_addr.eq(addr)]
         return m
+
+
+class IntArray(SystolicArray):
+    """The INT systolic array (int.md "Array"): operands are the two's complement or unsigned
+    codes themselves, PEs are :class:`hdl.int_pe.IntPE`.
+
+    Parameters (keyword only): rows, cols (1..64); w_bits/a_bits/w_signed/a_signed: operand
+    formats; acc_bits: P_I; out_bits: P_O (>= P_I); policy: ``wrap`` / ``saturate`` (both
+    stages); acc_depth: output-accumulator entries per column (power of two, 2..256).
+    Ports and timing: see :class:`SystolicArray`.
+    """
+
+    def __init__(
+        self,
+        *,
+        rows: int = 4,
+        cols: int = 4,
+        w_bits: int = 4,
+        a_bits: int = 8,
+        w_signed: bool = True,
+        a_signed: bool = True,
+        acc_bits: int = 32,
+        out_bits: int = 32,
+        policy: str = "wrap",
+        acc_depth: int = 4,
+    ) -> None:
+        self._pe_params = check_pe_params(
+            w_bits=w_bits,
+            a_bits=a_bits,
+            w_signed=w_signed,
+            a_signed=a_signed,
+            acc_bits=acc_bits,
+            policy=policy,
+        )
+        self.w_bits, self.a_bits = w_bits, a_bits
+        self.w_signed, self.a_signed = w_signed, a_signed
+        super().__init__(
+            rows=rows,
+            cols=cols,
+            acc_bits=acc_bits,
+            out_bits=out_bits,
+            policy=policy,
+            acc_depth=acc_depth,
+            w_code=signed(w_bits) if w_signed else unsigned(w_bits),
+            a_code=signed(a_bits) if a_signed else unsigned(a_bits),
+        )
+
+    def _make_pe(self) -> wiring.Component:
+        return IntPE(**self._pe_params)

@@ -22,6 +22,9 @@ __all__ = [
     "AccumulatorWidthWarning",
     "IntPEConfig",
     "IntArrayConfig",
+    "AntDecoderConfig",
+    "AntPEConfig",
+    "AntArrayConfig",
     "COMPONENTS",
     "PRESETS",
     "resolve",
@@ -51,8 +54,24 @@ def _sgn(signed: bool) -> str:
     return "s" if signed else "u"
 
 
+class _Config:
+    """JSON round-trip and ``replace`` shared by every config dataclass."""
+
+    component: ClassVar[str] = ""
+    golden: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"component": self.component, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class _IntOperands:
+class _IntOperands(_Config):
     """Operand and accumulator fields common to the INT family."""
 
     w_bits: int = 4
@@ -61,9 +80,6 @@ class _IntOperands:
     a_signed: bool = True
     acc_bits: int = 32
     policy: str = "wrap"
-
-    component: ClassVar[str] = ""
-    golden: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         _check_int("w_bits", self.w_bits, 2, 16)
@@ -81,15 +97,6 @@ class _IntOperands:
     @property
     def a_fmt(self) -> IntFormat:
         return IntFormat(self.a_bits, self.a_signed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"component": self.component, **dataclasses.asdict(self)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    def replace(self, **changes: Any):
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -158,25 +165,152 @@ class IntArrayConfig(_IntOperands):
     def build(self):
         from hdl.array import IntArray
 
-        if self.acc_bits < self.bound_bits:
-            warnings.warn(
-                f"{self.slug}: acc_bits={self.acc_bits} is below the data-type bound "
-                f"{self.bound_bits} for K={self.rows}; the inner accumulator can overflow "
-                f"({self.policy} policy applies)",
-                AccumulatorWidthWarning,
-                stacklevel=2,
-            )
+        _warn_narrow(self)
         return IntArray(**dataclasses.asdict(self))
 
 
-COMPONENTS: dict[str, type[_IntOperands]] = {
-    IntPEConfig.component: IntPEConfig,
-    IntArrayConfig.component: IntArrayConfig,
+def _check_policy(policy: str) -> None:
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+
+
+def _ant_values(bits: int) -> list[int]:
+    """Every value any runtime type select can produce at ``bits`` (for the bound)."""
+    from golden.ant import AntType
+
+    vals: set[int] = set()
+    for kind in ("int", "pot", "flint"):
+        for sgn in (True, False):
+            vals |= set(AntType(kind, bits, sgn).grid().tolist())
+    return sorted(vals)
+
+
+@dataclass(frozen=True)
+class AntDecoderConfig(_Config):
+    """ANT decoder: (type_sel, code) -> (sign, mag, exp) (``hdl.ant.AntDecoder``)."""
+
+    bits: int = 4
+
+    component: ClassVar[str] = "ant-decoder"
+    golden: ClassVar[str] = "golden.ant.AntType.decode"
+
+    def __post_init__(self) -> None:
+        _check_int("bits", self.bits, 3, 6)
+
+    @property
+    def slug(self) -> str:
+        return f"ant_decoder_b{self.bits}"
+
+    def build(self):
+        from hdl.ant import AntDecoder
+
+        return AntDecoder(bits=self.bits)
+
+
+@dataclass(frozen=True)
+class AntPEConfig(_Config):
+    """Unified ANT PE on decoded operands (``hdl.ant.AntPE``)."""
+
+    bits: int = 4
+    acc_bits: int = 32
+    policy: str = "wrap"
+
+    component: ClassVar[str] = "ant-pe"
+    golden: ClassVar[str] = "golden.accum.accumulate"
+
+    def __post_init__(self) -> None:
+        _check_int("bits", self.bits, 3, 6)
+        _check_int("acc_bits", self.acc_bits, 2, 62)
+        _check_policy(self.policy)
+
+    @property
+    def slug(self) -> str:
+        return f"ant_pe_b{self.bits}_p{self.acc_bits}_{self.policy}"
+
+    def build(self):
+        from hdl.ant import AntPE
+
+        return AntPE(**dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
+class AntArrayConfig(_Config):
+    """The ANT array: the foundation array with ANT decoders at its edges (``hdl.ant.AntArray``).
+
+    ``acc_bits`` (P_I) defaults to the exact data-type bound for K = rows over every runtime
+    type pair (unsigned PoT makes it wide); a narrower P_I warns when built.
+    """
+
+    rows: int = 4
+    cols: int = 4
+    bits: int = 4
+    acc_bits: int = 0  # 0: the data-type bound for K = rows over all type pairs
+    out_bits: int = 32
+    policy: str = "wrap"
+    acc_depth: int = 4
+
+    component: ClassVar[str] = "ant-array"
+    golden: ClassVar[str] = "golden.accum.gemm"
+
+    def __post_init__(self) -> None:
+        _check_int("rows", self.rows, 1, 64)
+        _check_int("cols", self.cols, 1, 64)
+        _check_int("bits", self.bits, 3, 6)
+        if self.acc_bits == 0:
+            object.__setattr__(self, "acc_bits", min(self.bound_bits, 62))
+        _check_int("acc_bits", self.acc_bits, 2, 62)
+        _check_int("out_bits", self.out_bits, self.acc_bits, 62)
+        _check_policy(self.policy)
+        _check_int("acc_depth", self.acc_depth, 2, 256)
+        if self.acc_depth & (self.acc_depth - 1):
+            raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
+
+    @property
+    def w_bits(self) -> int:
+        return self.bits
+
+    @property
+    def a_bits(self) -> int:
+        return self.bits
+
+    @property
+    def bound_bits(self) -> int:
+        vals = _ant_values(self.bits)
+        return datatype_bound(self.rows, vals, vals)
+
+    @property
+    def slug(self) -> str:
+        return (
+            f"ant_array{self.rows}x{self.cols}_b{self.bits}_pi{self.acc_bits}"
+            f"_po{self.out_bits}_{self.policy}_d{self.acc_depth}"
+        )
+
+    def build(self):
+        from hdl.ant import AntArray
+
+        _warn_narrow(self)
+        return AntArray(**dataclasses.asdict(self))
+
+
+def _warn_narrow(cfg) -> None:
+    if cfg.acc_bits < cfg.bound_bits:
+        warnings.warn(
+            f"{cfg.slug}: acc_bits={cfg.acc_bits} is below the data-type bound "
+            f"{cfg.bound_bits} for K={cfg.rows}; the inner accumulator can overflow "
+            f"({cfg.policy} policy applies)",
+            AccumulatorWidthWarning,
+            stacklevel=3,
+        )
+
+
+COMPONENTS: dict[str, type[_Config]] = {
+    c.component: c
+    for c in (IntPEConfig, IntArrayConfig, AntDecoderConfig, AntPEConfig, AntArrayConfig)
 }
 
 
-def _presets() -> dict[str, _IntOperands]:
-    p: dict[str, _IntOperands] = {}
+def _presets() -> dict[str, _Config]:
+    p: dict[str, _Config] = {}
     for wb in (4, 8):
         for acc in (16, 20, 32):
             p[f"int{wb}x8-pe-p{acc}"] = IntPEConfig(w_bits=wb, a_bits=8, acc_bits=acc)
@@ -186,10 +320,18 @@ def _presets() -> dict[str, _IntOperands]:
                 p[f"int{wb}x8-array{n}x{n}-p{acc}"] = IntArrayConfig(
                     rows=n, cols=n, w_bits=wb, a_bits=8, acc_bits=acc, out_bits=32
                 )
+    # ANT (4-bit operands) next to an INT4 x INT4 PE of the same operand width.
+    for acc in (16, 32):
+        p[f"int4x4-pe-p{acc}"] = IntPEConfig(w_bits=4, a_bits=4, acc_bits=acc)
+    p["ant4-decoder"] = AntDecoderConfig(bits=4)
+    for acc in (16, 32):
+        p[f"ant4-pe-p{acc}"] = AntPEConfig(bits=4, acc_bits=acc)
+    for n in (4, 8):
+        p[f"ant4-array{n}x{n}-p32"] = AntArrayConfig(rows=n, cols=n, bits=4, acc_bits=32)
     return p
 
 
-PRESETS: dict[str, _IntOperands] = _presets()
+PRESETS: dict[str, _Config] = _presets()
 
 
 def _parse_value(name: str, raw: str, current: Any) -> Any:

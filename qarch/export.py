@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def port_list(component: wiring.Component) -> list[dict[str, Any]]:
+def port_list(component: wiring.Component, clocked: bool = True) -> list[dict[str, Any]]:
     """Flat Verilog ports of a component: name, direction, width, element layout if packed."""
     ports = []
     for path, member in component.signature.members.flatten():
@@ -56,6 +57,8 @@ def port_list(component: wiring.Component) -> list[dict[str, Any]]:
             s = Shape.cast(shape)
             entry.update(width=s.width, signed=s.signed)
         ports.append(entry)
+    if not clocked:  # purely combinational (e.g. a decoder): no clk / rst ports
+        return ports
     return ports + [
         {"name": "clk", "dir": "in", "width": 1, "signed": False},
         {"name": "rst", "dir": "in", "width": 1, "signed": False, "note": "synchronous, high"},
@@ -73,12 +76,13 @@ def export(cfg, out_dir: str | Path) -> tuple[Path, Path]:
     comp = cfg.build()
     v_path = out_dir / f"{cfg.slug}.v"
     j_path = out_dir / f"{cfg.slug}.json"
-    v_path.write_text(to_verilog(comp, cfg.slug))
+    text = to_verilog(comp, cfg.slug)
+    v_path.write_text(text)
     meta = {
         "slug": cfg.slug,
         "module": cfg.slug,
         "config": cfg.to_dict(),
-        "ports": port_list(comp),
+        "ports": port_list(comp, clocked=re.search(r"\binput clk;", text) is not None),
         "latency": comp.latency,
         "golden": cfg.golden,
         "versions": versions(),

@@ -66,12 +66,21 @@ def unpack_signed(word: int, bits: int, count: int) -> list[int]:
 
 
 def gemm_schedule(
-    cfg, w: torch.Tensor, a: torch.Tensor, *, idle: float = 0.0, seed: int = 0
+    cfg,
+    w: torch.Tensor,
+    a: torch.Tensor,
+    *,
+    w_codes: torch.Tensor | None = None,
+    a_codes: torch.Tensor | None = None,
+    idle: float = 0.0,
+    seed: int = 0,
 ) -> Schedule:
-    """Build the input cycles and the expected outputs for ``cfg`` (an IntArrayConfig).
+    """Build the input cycles and the expected outputs for an array config.
 
-    ``w`` [N, K] and ``a`` [K, M] are integer *values* (int64) in the operand formats; ``idle``
-    is the probability of an idle cycle before each vector (timing stress).
+    ``w`` [N, K] and ``a`` [K, M] are the decoded integer *values* (int64) that define the
+    golden GEMM; ``w_codes`` / ``a_codes`` are the codes driven on the ports (default: the
+    values themselves, which is what INT codes are; padding uses code 0 = value 0). ``idle`` is
+    the probability of an idle cycle before each vector (timing stress).
     """
     R, C, D = cfg.rows, cfg.cols, cfg.acc_depth
     n, k = w.shape
@@ -81,9 +90,9 @@ def gemm_schedule(
     latency = R + C
     tiles = -(-k // R)
     wp = torch.zeros(-(-n // C) * C, tiles * R, dtype=torch.int64)
-    wp[:n, :k] = w
+    wp[:n, :k] = w if w_codes is None else w_codes
     ap = torch.zeros(tiles * R, m, dtype=torch.int64)
-    ap[:k] = a
+    ap[:k] = a if a_codes is None else a_codes
     s = Schedule()
     for n0 in range(0, n, C):
         real = min(C, n - n0)
