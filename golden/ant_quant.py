@@ -24,6 +24,8 @@ __all__ = [
     "AntQuant",
     "quantize_to_grid",
     "quantize_ant",
+    "quantize_module",
+    "LayerReport",
 ]
 
 MODES = {
@@ -139,3 +141,89 @@ def quantize_ant(
         dequant=(v * s[:, None]).reshape(x.shape).to(x.dtype),
         mse={k: results[k][3] for k in kinds},
     )
+
+
+QUANTIZABLE = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+
+
+class LayerReport(NamedTuple):
+    weight_type: str
+    weight_mse: float
+    act_type: str | None
+    act_scale: float | None
+
+
+def _act_fake_quant(t: AntType, scale: float, rounding: str):
+    grid = t.grid()
+
+    def hook(module, args):
+        x = args[0]
+        q = quantize_to_grid(x.detach() / scale, grid, rounding).to(x.dtype) * scale
+        return (q,) + tuple(args[1:])
+
+    return hook
+
+
+def quantize_module(
+    model: torch.nn.Module,
+    bits: int = 4,
+    *,
+    calib: torch.Tensor | None = None,
+    act_bits: int | None = None,
+    mode: str = "int,pot,flint",
+    rounding: str = "half_up",
+    ratios: tuple[float, ...] = DEFAULT_RATIOS,
+) -> tuple[torch.nn.Module, dict[str, LayerReport]]:
+    """ANT-quantize every Linear / Conv layer of a copy of ``model``.
+
+    Weights: adaptive type per layer with per-output-channel clip search; the copy holds the
+    dequantized weights. With ``calib`` (a calibration batch for ``model``'s forward), each such
+    layer's input activation also gets a per-tensor type, scale and signedness from that batch,
+    and the copy fake-quantizes it on every later forward (a pre-hook). Returns the copy and a
+    report per layer name.
+    """
+    import copy
+
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, QUANTIZABLE)}
+    if not layers:
+        raise ValueError("model has no Linear or Conv layers to quantize")
+    qmodel = copy.deepcopy(model)
+    qlayers = {n: m for n, m in qmodel.named_modules() if isinstance(m, QUANTIZABLE)}
+    acts: dict[str, torch.Tensor] = {}
+    if calib is not None:
+        check_finite(calib, "calib")
+        handles = [
+            m.register_forward_pre_hook(
+                lambda mod, args, name=n: acts.__setitem__(name, args[0].detach())
+            )
+            for n, m in layers.items()
+        ]
+        try:
+            with torch.no_grad():
+                model(calib)
+        finally:
+            for h in handles:
+                h.remove()
+    report = {}
+    for name, layer in qlayers.items():
+        wq = quantize_ant(
+            layer.weight.detach(), bits, role="weight", mode=mode, ratios=ratios, rounding=rounding
+        )
+        with torch.no_grad():
+            layer.weight.copy_(wq.dequant)
+        a_type = a_scale = None
+        if name in acts:
+            aq = quantize_ant(
+                acts[name],
+                act_bits or bits,
+                role="activation",
+                mode=mode,
+                ratios=ratios,
+                rounding=rounding,
+            )
+            a_type, a_scale = aq.type, float(aq.scales[0])
+            layer.register_forward_pre_hook(_act_fake_quant(a_type, a_scale, rounding))
+        report[name] = LayerReport(
+            wq.type.name, wq.mse[wq.type.kind], a_type.name if a_type else None, a_scale
+        )
+    return qmodel, report

@@ -104,7 +104,10 @@ def _cmd_synth_all(args) -> int:
         (out / "README.md").write_text(area_table(load_reports(out), names))
         print(f"wrote {out}/README.md")
         return 0
-    jobs = [(name, t) for name in PRESETS for t in ("generic", "ice40")]
+    selected = [n for n in PRESETS if not args.only or any(f in n for f in args.only)]
+    if not selected:
+        raise ValueError(f"--only {args.only} matches no preset; see `qarch list`")
+    jobs = [(name, t) for name in selected for t in ("generic", "ice40")]
     # Longest first (8x8 arrays), so two workers finish together.
     jobs.sort(key=lambda j: -(PRESETS[j[0]].__dict__.get("rows", 0) ** 2))
     t0 = time.monotonic()

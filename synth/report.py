@@ -72,4 +72,56 @@ def area_table(reports: dict[tuple[str, str], dict[str, Any]], names: dict[str, 
             f"{_fmt(i.get('lut4'))} | {_fmt(i.get('ff'))} | {_fmt(i.get('carry'))} | "
             f"{_fmt(i.get('fmax_mhz'))} |"
         )
+    lines += _ant_section(reports, {name: slug for slug, name in names.items()})
     return "\n".join(lines) + "\n"
+
+
+def _area(reports, slug_of, name):
+    r = reports.get((slug_of.get(name, ""), "generic"))
+    return r["area_um2"] if r else None
+
+
+def _ant_section(reports, slug_of) -> list[str]:
+    """ANT headline ratios, computed from the reports (only those present)."""
+    rows = []
+    for ant, base in (
+        ("ant4-pe-p16", "int4x4-pe-p16"),
+        ("ant4-pe-p32", "int4x4-pe-p32"),
+        ("ant4-pe-p16", "int4x8-pe-p16"),
+        ("ant4-pe-p32", "int4x8-pe-p32"),
+        ("ant4-array8x8-p32", "int4x8-array8x8-p32"),
+        ("ant4-array4x4-p32", "int4x8-array4x4-p32"),
+    ):
+        a, b = _area(reports, slug_of, ant), _area(reports, slug_of, base)
+        if a and b:
+            rows.append(f"| {ant} / {base} | {a:,.1f} / {b:,.1f} | {a / b:.2f} |")
+    dec = _area(reports, slug_of, "ant4-decoder")
+    pe = _area(reports, slug_of, "ant4-pe-p32")
+    if not rows and not dec:
+        return []
+    out = [
+        "",
+        "## ANT against INT (liberty area, OSU 0.18 um)",
+        "",
+        "| ratio | um^2 | ratio |",
+        "|---|---:|---:|",
+        *rows,
+    ]
+    if dec and pe:
+        out += [
+            "",
+            f"ANT decoder: {dec:,.1f} um^2 ({dec / pe:.2f} of an ANT PE at P_I = 32). "
+            "An R x C array has R + C edge decoders, so per PE they cost "
+            + ", ".join(
+                f"{n}x{n}: {2 * n * dec / (n * n):,.1f} um^2 "
+                f"({2 * n * dec / (n * n) / pe:.1%} of a PE)"
+                for n in (4, 8, 16)
+            )
+            + ".",
+        ]
+    out += [
+        "",
+        "The ANT PE supports every runtime type pair at 4 bits, including unsigned PoT",
+        "(exponents up to 14, so a 39-bit shifted product): that range is its main cost.",
+    ]
+    return out

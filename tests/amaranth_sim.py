@@ -10,12 +10,17 @@ from tb.schedule import Cycle, unpack_signed
 INPUTS = ("w_load", "w_row", "w_data", "a_valid", "a_data", "a_first", "a_last", "a_addr")
 
 
-def run_array(dut, cycles: list[Cycle]) -> list[tuple[int, list[int], list[int], list[int]]]:
-    """Apply ``cycles`` (plus a drain) and collect ``(addr, y, ovf_inner, ovf_outer)``."""
+def run_array(dut, cycles: list[Cycle], constants: list | None = None):
+    """Apply ``cycles`` (plus a drain) and collect ``(addr, y, ovf_inner, ovf_outer)``.
+
+    ``constants``: (signal, value) pairs held throughout (e.g. ANT type selects).
+    """
     got = []
     C, P = dut.cols, dut.out_bits
 
     async def bench(ctx):
+        for sig, val in constants or []:
+            ctx.set(sig, val)
         for cyc in cycles + [Cycle()] * (dut.latency + 1):
             for name in INPUTS:
                 ctx.set(Value.cast(getattr(dut, name)), getattr(cyc, name))

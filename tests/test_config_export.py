@@ -27,7 +27,7 @@ def test_presets_cover_the_issue_matrix():
     assert len(set(slugs)) == len(slugs)
     arrays = [c for c in PRESETS.values() if isinstance(c, IntArrayConfig)]
     pes = [c for c in PRESETS.values() if isinstance(c, IntPEConfig)]
-    assert {(c.w_bits, c.a_bits) for c in pes} == {(4, 8), (8, 8)}
+    assert {(c.w_bits, c.a_bits) for c in pes} == {(4, 8), (8, 8), (4, 4)}
     assert {(c.rows, c.cols) for c in arrays} == {(4, 4), (8, 8)}
     assert {c.acc_bits for c in arrays} == {16, 20, 32}
 

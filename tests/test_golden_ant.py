@@ -159,3 +159,31 @@ def test_formats_cli_json_matches_spec():
     )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [{"code": c, "value": v} for c, v in enumerate(FLINT4U)]
+
+
+def test_quantize_module_every_layer_and_calibration():
+    from golden.ant_quant import quantize_module
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 6 * 6, 16),
+        torch.nn.ReLU(),
+        torch.nn.Linear(16, 4),
+    )
+    x = torch.randn(16, 3, 8, 8)
+    q, rep = quantize_module(m, 4, calib=x)
+    assert set(rep) == {"0", "3", "5"}
+    assert rep["3"].act_type.endswith("u") and rep["5"].act_type.endswith("u")  # post-ReLU
+    assert not rep["0"].act_type.endswith("u")
+    for name in rep:  # dequantized weights sit on the chosen grid times a per-channel scale
+        w = dict(q.named_modules())[name].weight.detach()
+        assert not torch.equal(w, dict(m.named_modules())[name].weight.detach())
+    with torch.no_grad():
+        y, yq = m(x), q(x)
+        assert 0 < float((y - yq).norm() / y.norm()) < 0.2
+        assert torch.equal(m(x), y)  # the original model is untouched
+    with pytest.raises(ValueError, match="no Linear or Conv layers"):
+        quantize_module(torch.nn.ReLU())
