@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from ._params import check_choice, check_int
 from .array import SystolicArray
-from .int_pe import POLICIES, add_with_policy
+from .int_pe import POLICIES, pe_accumulate, pe_signature
 
 __all__ = [
     "AntKind",
@@ -155,16 +155,7 @@ class AntPE(wiring.Component):
         self.bits = check_int("bits", bits, 3, 6)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.policy = check_choice("policy", policy, POLICIES)
-        super().__init__(
-            {
-                "w": In(operand_layout(bits)),
-                "a": In(operand_layout(bits)),
-                "psum_in": In(signed(acc_bits)),
-                "ovf_in": In(1),
-                "psum_out": Out(signed(acc_bits)),
-                "ovf_out": Out(1),
-            }
-        )
+        super().__init__(pe_signature(operand_layout(bits), operand_layout(bits), acc_bits))
 
     def elaborate(self, platform):
         m = Module()
@@ -178,8 +169,7 @@ class AntPE(wiring.Component):
         m.d.comb += shifted.eq(prod << shift)  # exact: never truncated
         value = Signal(signed(width + 1))
         m.d.comb += value.eq(Mux(w.sign ^ a.sign, -shifted, shifted))
-        result, overflow = add_with_policy(m, self.psum_in, value, self.acc_bits, self.policy)
-        m.d.sync += [self.psum_out.eq(result), self.ovf_out.eq(self.ovf_in | overflow)]
+        pe_accumulate(m, self, value)
         return m
 
 

@@ -8,7 +8,14 @@ from amaranth.lib.wiring import In, Out
 
 from ._params import check_bool, check_choice, check_int
 
-__all__ = ["POLICIES", "IntPE", "add_with_policy", "check_pe_params"]
+__all__ = [
+    "POLICIES",
+    "IntPE",
+    "add_with_policy",
+    "check_pe_params",
+    "pe_signature",
+    "pe_accumulate",
+]
 
 POLICIES = ("wrap", "saturate")
 
@@ -34,6 +41,24 @@ def add_with_policy(m: Module, acc, addend, bits: int, policy: str):
     else:
         m.d.comb += result.eq(Mux(exact < lo, lo, Mux(exact > hi, hi, exact)))
     return result, overflow
+
+
+def pe_signature(w_shape, a_shape, acc_bits: int) -> dict:
+    """Ports every PE shares: operands in, partial sum and sticky flag in and out."""
+    return {
+        "w": In(w_shape),
+        "a": In(a_shape),
+        "psum_in": In(signed(acc_bits)),
+        "ovf_in": In(1),
+        "psum_out": Out(signed(acc_bits)),
+        "ovf_out": Out(1),
+    }
+
+
+def pe_accumulate(m: Module, pe, addend) -> None:
+    """Register ``psum_in + addend`` (pe.policy, pe.acc_bits) and the sticky flag."""
+    result, overflow = add_with_policy(m, pe.psum_in, addend, pe.acc_bits, pe.policy)
+    m.d.sync += [pe.psum_out.eq(result), pe.ovf_out.eq(pe.ovf_in | overflow)]
 
 
 def check_pe_params(
@@ -93,23 +118,16 @@ class IntPE(wiring.Component):
         self.w_bits, self.a_bits, self.acc_bits = w_bits, a_bits, acc_bits
         self.w_signed, self.a_signed, self.policy = w_signed, a_signed, policy
         super().__init__(
-            {
-                "w": In(signed(w_bits) if w_signed else unsigned(w_bits)),
-                "a": In(signed(a_bits) if a_signed else unsigned(a_bits)),
-                "psum_in": In(signed(acc_bits)),
-                "ovf_in": In(1),
-                "psum_out": Out(signed(acc_bits)),
-                "ovf_out": Out(1),
-            }
+            pe_signature(
+                signed(w_bits) if w_signed else unsigned(w_bits),
+                signed(a_bits) if a_signed else unsigned(a_bits),
+                acc_bits,
+            )
         )
 
     def elaborate(self, platform):
         m = Module()
         product = Signal(signed(self.w_bits + self.a_bits + 1))
         m.d.comb += product.eq(self.w * self.a)  # exact: the widths above always hold it
-        result, overflow = add_with_policy(m, self.psum_in, product, self.acc_bits, self.policy)
-        m.d.sync += [
-            self.psum_out.eq(result),
-            self.ovf_out.eq(self.ovf_in | overflow),
-        ]
+        pe_accumulate(m, self, product)
         return m

@@ -185,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--table-only", action="store_true", help="only regenerate README.md from the JSON reports"
     )
+    s.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="only presets whose name contains TEXT (repeatable); the table covers every report",
+    )
     s.set_defaults(func=_cmd_synth_all)
     return p
 

@@ -54,9 +54,21 @@ def test_verilog_warns_on_narrow_accumulator(tmp_path, capsys):
         ),
         (["verilog", "int-pe", "-p", "acc_bits", "-o", "x"], "-p takes key=value"),
         (["synth", "int-pe", "-p", "policy=clamp"], "policy must be one of wrap, saturate"),
+        (["formats", "pot", "--bits", "8"], "pot bits must be in 3..7 (signed), not 8"),
+        (["formats", "flint", "--bits", "9", "--unsigned"], "flint bits must be in 2..8, not 9"),
+        (["synth-all", "--only", "nothing-like-this"], "matches no preset"),
     ],
 )
 def test_errors_are_one_line(argv, msg, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("qarch: error: ") and msg in err and "Traceback" not in err
+
+
+def test_formats_text_table(capsys):
+    assert main(["formats", "pot", "--bits", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "pot4: 16 codes, grid of 15 values" in out
+    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[2:]}
+    assert rows["1111"] == ["15", "-64", "1", "1", "6"]  # code, value, sign, mag, exp
+    assert rows["1000"] == ["8", "0", "1", "0", "0"]  # negative zero
