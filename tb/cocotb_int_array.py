@@ -56,7 +56,7 @@ async def back_to_back_extremes(dut):
     w[0] = wf.max
     a[:, 0] = af.max  # at least one output with every product at its maximum
     await run_gemm(
-        dut, w.to(torch.int64), a.to(torch.int64), idle=0.0, seed=SEED + 7, label="extremes"
+        dut, CFG, w.to(torch.int64), a.to(torch.int64), idle=0.0, seed=SEED + 7, label="extremes"
     )
 
 
