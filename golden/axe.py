@@ -1,0 +1,301 @@
+"""AXE: accumulator-aware post-training quantization (shared/spec/axe.md).
+
+Layer quantizers (OPTQ/GPTQ and GPFQ) whose integer weights provably never overflow a P-bit
+accumulator for any input in range, in any order, per tile of T input columns (multi-stage) or
+for the whole row (single stage, T = K). Notation follows the spec: inputs x_i in [mu, nu],
+integer weights q_i of M bits, symmetric accumulator range [-(2^(P-1)-1), 2^(P-1)-1]; per
+channel and tile, p = sum of positive q_i and n = sum of negative q_i.
+
+The guarantee is ``nu*p + mu*n <= 2^(P-1)-1`` and ``mu*p + nu*n >= -(2^(P-1)-1)``;
+:func:`worst_case` computes its left-hand sides exactly, in integers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .numerics import IntFormat, check_finite, check_int64, datatype_bound
+
+__all__ = [
+    "ALGORITHMS",
+    "input_range",
+    "worst_case",
+    "guarantee_holds",
+    "a2q_l1_bound",
+    "a2q_plus_l1_bound",
+    "naive_weight_bits",
+    "soft_threshold",
+    "quantize_inputs",
+    "quantize_layer",
+]
+
+ALGORITHMS = ("gptq", "gpfq")
+
+
+def input_range(input_bits: int, input_signed: bool) -> tuple[int, int]:
+    """(mu, nu): the integer input range of an N-bit input."""
+    if not isinstance(input_bits, int) or input_bits < 1:
+        raise ValueError(f"input_bits must be a positive int, not {input_bits!r}")
+    if input_signed:
+        return -(2 ** (input_bits - 1)), 2 ** (input_bits - 1) - 1
+    return 0, 2**input_bits - 1
+
+
+def _tiles(k: int, tile: int | None) -> int:
+    if tile is None:
+        return 1
+    if not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile must be a positive int or None, not {tile!r}")
+    return -(-k // tile)
+
+
+def worst_case(
+    q_int: torch.Tensor, input_bits: int, input_signed: bool, tile: int | None = None
+) -> torch.Tensor:
+    """Exact worst |partial sum| per output channel and tile: ``[out, n_tiles]`` int64.
+
+    ``max(nu*p + mu*n, -(mu*p + nu*n))``: the extremes of the tile's dot product over all
+    admissible inputs (x = nu where q > 0 and mu where q < 0, or the reverse). Every partial sum
+    of a subset of the terms lies within them too.
+    """
+    check_int64(q_int, "q_int")
+    if q_int.dim() != 2:
+        raise ValueError(f"q_int must be [out, in], not {tuple(q_int.shape)}")
+    mu, nu = input_range(input_bits, input_signed)
+    out, k = q_int.shape
+    n_tiles = _tiles(k, tile)
+    t = k if tile is None else tile
+    padded = torch.zeros(out, n_tiles * t, dtype=torch.int64)
+    padded[:, :k] = q_int
+    g = padded.reshape(out, n_tiles, t)
+    p = g.clamp(min=0).sum(-1)
+    n = g.clamp(max=0).sum(-1)
+    return torch.maximum(nu * p + mu * n, -(mu * p + nu * n))
+
+
+def guarantee_holds(
+    q_int: torch.Tensor,
+    input_bits: int,
+    input_signed: bool,
+    acc_bits: int,
+    tile: int | None = None,
+) -> bool:
+    """True when no channel/tile can leave [-(2^(P-1)-1), 2^(P-1)-1] for any input."""
+    return bool(
+        (worst_case(q_int, input_bits, input_signed, tile) <= 2 ** (acc_bits - 1) - 1).all()
+    )
+
+
+def a2q_l1_bound(acc_bits: int, input_bits: int, input_signed: bool) -> float:
+    """A2Q: ||q||_1 <= (2^(P-1) - 1) * 2^(1[x signed] - N) suffices."""
+    return (2 ** (acc_bits - 1) - 1) * 2.0 ** (int(input_signed) - input_bits)
+
+
+def a2q_plus_l1_bound(acc_bits: int, input_bits: int) -> float:
+    """A2Q+ (zero-centred weights): ||q||_1 <= (2^P - 2) / (2^N - 1) suffices."""
+    return (2**acc_bits - 2) / (2**input_bits - 1)
+
+
+def naive_weight_bits(acc_bits: int, k: int, input_bits: int, input_signed: bool) -> int | None:
+    """The "naive bit-width" baseline: the largest weight width M (signed, 2..16) whose
+    data-type bound for K terms fits ``acc_bits``; None if not even 2 bits fit."""
+    a_fmt = IntFormat(input_bits, input_signed)
+    best = None
+    for m in range(2, 17):
+        if datatype_bound(k, IntFormat(m, True), a_fmt) <= acc_bits:
+            best = m
+    return best
+
+
+def soft_threshold(v: torch.Tensor, radius: float) -> torch.Tensor:
+    """Theta of the Euclidean projection of each row of ``v`` onto the l1 ball of ``radius``.
+
+    Sort |v| descending (u), find the largest rho (1-based) with
+    ``u_rho * rho > sum_{j<=rho} u_j - radius``, theta = ``(sum_{j<=rho} u_j - radius) / rho``;
+    0 for rows already inside the ball.
+    """
+    u = v.abs().sort(dim=-1, descending=True).values.to(torch.float64)
+    css = u.cumsum(-1)
+    rho = torch.arange(1, u.shape[-1] + 1, dtype=torch.float64)
+    cond = u * rho > css - radius
+    idx = (cond * rho).argmax(-1, keepdim=True)  # the largest rho that satisfies cond
+    theta = (css.gather(-1, idx) - radius) / (idx + 1).to(torch.float64)
+    inside = css[..., -1:] <= radius
+    return torch.where(inside, torch.zeros_like(theta), theta.clamp(min=0)).squeeze(-1)
+
+
+def quantize_inputs(x: torch.Tensor, input_bits: int, input_signed: bool) -> torch.Tensor:
+    """Per-tensor integer quantization of calibration inputs, returned dequantized (what the
+    hardware sees): round half to even, clamp to [mu, nu]."""
+    mu, nu = input_range(input_bits, input_signed)
+    if not input_signed and bool((x < 0).any()):
+        raise ValueError("unsigned inputs cannot be negative; use input_signed=True")
+    amax = float(x.abs().max())
+    s = amax / nu if amax > 0 else 1.0
+    return torch.round(x / s).clamp(mu, nu) * s
+
+
+class _Constraint:
+    """Per-channel, per-tile budgets: the soft threshold and the strict local clamp."""
+
+    def __init__(self, v: torch.Tensor, acc_bits: int, mu: int, nu: int, tile: int | None):
+        out, k = v.shape
+        self.mu, self.nu = mu, nu
+        self.lim = 2 ** (acc_bits - 1) - 1
+        self.t = k if tile is None else tile
+        n_tiles = _tiles(k, tile)
+        self.p = torch.zeros(out, n_tiles, dtype=torch.int64)
+        self.n = torch.zeros(out, n_tiles, dtype=torch.int64)
+        # Soft global threshold, once per channel and tile on the zero-centred v = w / s.
+        radius = (2**acc_bits - 2) / (nu - mu)
+        self.theta = torch.zeros(out, n_tiles, dtype=torch.float64)
+        for j in range(n_tiles):
+            seg = v[:, j * self.t : (j + 1) * self.t].to(torch.float64)
+            seg = seg - seg.mean(dim=1, keepdim=True)
+            self.theta[:, j] = soft_threshold(seg, radius)
+
+    def apply(self, a: torch.Tensor, col: int) -> torch.Tensor:
+        """Soft threshold then strict clamp of candidate ``a`` (integer units) for column ``col``
+        (original index)."""
+        j = col // self.t
+        a = a.to(torch.float64)
+        a = torch.sign(a) * (a.abs() - self.theta[:, j]).clamp(min=0)
+        p, n = self.p[:, j].to(torch.float64), self.n[:, j].to(torch.float64)
+        mu, nu, lim = self.mu, self.nu, self.lim
+        u = (lim - nu * p - mu * n) / nu
+        low = (-lim - mu * p - nu * n) / nu
+        if mu < 0:
+            u = torch.minimum(u, (-lim - mu * p - nu * n) / mu)
+            low = torch.maximum(low, (lim - nu * p - mu * n) / mu)
+        u, low = u - 0.5, low + 0.5
+        return torch.minimum(torch.maximum(a, low.clamp(max=0)), u.clamp(min=0))
+
+    def update(self, q: torch.Tensor, col: int) -> None:
+        """Budgets follow the *rounded integers* (never a truncated float)."""
+        j = col // self.t
+        self.p[:, j] += q.clamp(min=0)
+        self.n[:, j] += q.clamp(max=0)
+
+
+def _check_layer_args(weight, inputs, weight_bits, input_bits, acc_bits, algorithm):
+    check_finite(weight, "weight")
+    check_finite(inputs, "inputs")
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be [out, in], not {tuple(weight.shape)}")
+    if inputs.dim() != 2 or inputs.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"inputs must be [samples, in={weight.shape[1]}], not {tuple(inputs.shape)}"
+        )
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
+    if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
+        raise ValueError(f"weight_bits must be in 2..16, not {weight_bits!r}")
+    if not isinstance(input_bits, int) or not 1 <= input_bits <= 16:
+        raise ValueError(f"input_bits must be in 1..16, not {input_bits!r}")
+    if acc_bits is not None and (not isinstance(acc_bits, int) or not 2 <= acc_bits <= 62):
+        raise ValueError(f"acc_bits must be in 2..62 or None, not {acc_bits!r}")
+
+
+def quantize_layer(
+    weight: torch.Tensor,
+    inputs: torch.Tensor,
+    *,
+    weight_bits: int,
+    input_bits: int,
+    input_signed: bool,
+    acc_bits: int | None,
+    tile: int | None = None,
+    algorithm: str = "gptq",
+    act_order: bool = False,
+    block_size: int = 128,
+    damp: float = 0.01,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quantize one layer with OPTQ/GPTQ or GPFQ, with AXE's overflow guarantee.
+
+    ``weight`` [out, in] (nn.Linear layout); ``inputs`` [samples, in] float calibration rows,
+    integer-quantized here to ``input_bits`` (what the hardware sees). ``acc_bits`` = P (P_I
+    with ``tile`` = T for multi-stage; ``tile=None`` is single stage); ``acc_bits=None`` gives
+    the plain algorithm. Scales are per output channel (symmetric, max|w| / (2^(M-1)-1)), fixed
+    before the loop. Returns ``(q_int [out, in] int64, scale [out] float64)``.
+    """
+    _check_layer_args(weight, inputs, weight_bits, input_bits, acc_bits, algorithm)
+    w = weight.detach().to(torch.float64).clone()
+    out, k = w.shape
+    qmax = 2 ** (weight_bits - 1) - 1
+    qmin = -qmax - 1
+    amax = w.abs().amax(dim=1)
+    scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+    mu, nu = input_range(input_bits, input_signed)
+    xq = quantize_inputs(inputs.detach().to(torch.float64), input_bits, input_signed)
+    cons = _Constraint(w / scale[:, None], acc_bits, mu, nu, tile) if acc_bits else None
+
+    def step(a: torch.Tensor, col: int) -> torch.Tensor:
+        if cons is not None:
+            a = cons.apply(a, col)
+        q = torch.round(a).clamp(qmin, qmax).to(torch.int64)
+        if cons is not None:
+            cons.update(q, col)
+        return q
+
+    if algorithm == "gptq":
+        q = _gptq(w, xq, scale, step, act_order, block_size, damp)
+    else:
+        x = inputs.detach().to(torch.float64)
+        q = _gpfq(w, x, xq, scale, step, act_order)
+    return q, scale
+
+
+def _order(diag: torch.Tensor, act_order: bool) -> torch.Tensor:
+    k = diag.shape[0]
+    return torch.argsort(diag, descending=True, stable=True) if act_order else torch.arange(k)
+
+
+def _gptq(w, xq, scale, step, act_order, block_size, damp):
+    """OPTQ/GPTQ: H = 2 X X^T, dead columns, damping, upper Cholesky of H^-1, lazy blocks."""
+    out, k = w.shape
+    h = 2 * xq.T @ xq
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1
+    w[:, dead] = 0
+    perm = _order(torch.diag(h), act_order)
+    w, h = w[:, perm], h[perm][:, perm]
+    h += damp * torch.mean(torch.diag(h)) * torch.eye(k, dtype=torch.float64)
+    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    q = torch.zeros(out, k, dtype=torch.int64)
+    for i1 in range(0, k, block_size):
+        i2 = min(i1 + block_size, k)
+        w1 = w[:, i1:i2].clone()
+        err1 = torch.zeros_like(w1)
+        h1 = hinv[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            col = int(perm[i1 + i])
+            qi = step(w1[:, i] / scale, col)
+            q[:, i1 + i] = qi
+            e = (w1[:, i] - qi * scale) / h1[i, i]
+            w1[:, i:] -= e[:, None] * h1[i, i:][None, :]
+            err1[:, i] = e
+        w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+    out_q = torch.empty_like(q)
+    out_q[:, perm] = q
+    return out_q
+
+
+def _gpfq(w, x, xq, scale, step, act_order):
+    """GPFQ: a_t = (G_tt w_t + sum_{j<t} G_tj w_j - sum_{j<t} H_tj q_j s) / H_tt, with
+    G = X~ X^T and H = X~ X~^T (X~ quantized, X float inputs), in processing order."""
+    out, k = w.shape
+    g = xq.T @ x  # [in, in]: G_tj = <x~_t, x_j>
+    h = xq.T @ xq
+    perm = _order(torch.diag(h), act_order)
+    acc = torch.zeros(out, k, dtype=torch.float64)  # sum over processed j, per target column
+    q = torch.zeros(out, k, dtype=torch.int64)
+    for t in perm.tolist():
+        htt = h[t, t]
+        if htt <= 0:
+            a = torch.zeros(out, dtype=torch.float64)  # a dead input: its weight cannot matter
+        else:
+            a = (g[t, t] * w[:, t] + acc[:, t]) / htt / scale
+        qt = step(a, t)
+        q[:, t] = qt
+        acc += w[:, t : t + 1] * g[:, t][None, :] - (qt * scale)[:, None] * h[:, t][None, :]
+    return q

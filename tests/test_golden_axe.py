@@ -1,0 +1,174 @@
+"""AXE golden: the exact guarantee, the reduction to plain GPTQ/GPFQ, bounds and errors."""
+
+import itertools
+
+import pytest
+import torch
+
+from golden.axe import (
+    a2q_l1_bound,
+    a2q_plus_l1_bound,
+    guarantee_holds,
+    input_range,
+    naive_weight_bits,
+    quantize_layer,
+    soft_threshold,
+    worst_case,
+)
+
+
+def _layer(seed: int, out: int = 12, k: int = 128, n: int = 64, signed: bool = True):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(out, k, generator=g) * torch.rand(out, 1, generator=g).add(0.2)
+    x = torch.randn(n, k, generator=g)
+    x[:, 3] = 0.0  # a dead input column
+    return w, (x if signed else x.abs())
+
+
+SWEEP = list(
+    itertools.product(
+        (True, False),
+        (4, 8),
+        (3, 4, 8),
+        ((12, 32), (14, 64), (16, 128), (20, None)),
+        (False, True),
+        ("gptq", "gpfq"),
+    )
+)
+
+
+@pytest.mark.parametrize("signed,n_bits,m_bits,pt,act_order,alg", SWEEP)
+def test_guarantee_holds_on_the_spec_sweep(signed, n_bits, m_bits, pt, act_order, alg):
+    p, t = pt
+    w, x = _layer(n_bits * 100 + m_bits, signed=signed)
+    q, s = quantize_layer(
+        w,
+        x,
+        weight_bits=m_bits,
+        input_bits=n_bits,
+        input_signed=signed,
+        acc_bits=p,
+        tile=t,
+        algorithm=alg,
+        act_order=act_order,
+    )
+    assert q.dtype == torch.int64 and q.shape == w.shape and s.shape == (w.shape[0],)
+    assert int(q.min()) >= -(2 ** (m_bits - 1)) and int(q.max()) <= 2 ** (m_bits - 1) - 1
+    worst = worst_case(q, n_bits, signed, t)
+    assert int(worst.max()) <= 2 ** (p - 1) - 1, (worst.max(), p)
+
+
+@pytest.mark.parametrize("alg", ["gptq", "gpfq"])
+@pytest.mark.parametrize("act_order", [False, True])
+def test_inactive_constraints_equal_the_plain_algorithm(alg, act_order):
+    w, x = _layer(7)
+    plain, s0 = quantize_layer(
+        w,
+        x,
+        weight_bits=4,
+        input_bits=8,
+        input_signed=True,
+        acc_bits=None,
+        algorithm=alg,
+        act_order=act_order,
+    )
+    axe, s1 = quantize_layer(
+        w,
+        x,
+        weight_bits=4,
+        input_bits=8,
+        input_signed=True,
+        acc_bits=48,
+        tile=32,
+        algorithm=alg,
+        act_order=act_order,
+    )
+    assert torch.equal(plain, axe) and torch.equal(s0, s1)
+
+
+def test_plain_gptq_overflows_where_axe_does_not():
+    w, x = _layer(3)
+    plain, _ = quantize_layer(w, x, weight_bits=4, input_bits=8, input_signed=True, acc_bits=None)
+    assert not guarantee_holds(plain, 8, True, 14, 64)
+    axe, _ = quantize_layer(
+        w, x, weight_bits=4, input_bits=8, input_signed=True, acc_bits=14, tile=64
+    )
+    assert guarantee_holds(axe, 8, True, 14, 64)
+
+
+def test_error_shrinks_as_the_accumulator_grows():
+    w, x = _layer(5, out=16, k=256, n=128)
+    errs = []
+    for p in (12, 14, 16, 20):
+        q, s = quantize_layer(
+            w, x, weight_bits=4, input_bits=8, input_signed=True, acc_bits=p, tile=64
+        )
+        errs.append(float(((q * s[:, None] - w.double()) @ x.double().T).norm()))
+    assert errs == sorted(errs, reverse=True), errs
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_worst_case_is_the_exhaustive_maximum(signed):
+    mu, nu = input_range(2, signed)
+    g = torch.Generator().manual_seed(1)
+    q = torch.randint(-4, 4, (5, 6), generator=g)
+    worst = worst_case(q, 2, signed, tile=3)
+    for c in range(5):
+        for j in range(2):
+            seg = q[c, 3 * j : 3 * j + 3].tolist()
+            brute = 0
+            for xs in itertools.product(range(mu, nu + 1), repeat=3):
+                for r in range(1, 4):  # every prefix (and so every partial sum in k order)
+                    brute = max(brute, abs(sum(a * b for a, b in zip(seg[:r], xs[:r]))))
+            assert int(worst[c, j]) == brute
+
+
+def test_bounds():
+    assert a2q_l1_bound(16, 8, False) == (2**15 - 1) / 2**8
+    assert a2q_l1_bound(16, 8, True) == (2**15 - 1) / 2**7
+    assert a2q_plus_l1_bound(16, 8) == (2**16 - 2) / 255
+    g = torch.Generator().manual_seed(2)
+    for signed in (True, False):
+        bound = a2q_l1_bound(12, 4, signed)
+        q = torch.randint(-7, 8, (50, 40), generator=g)
+        q = (q.double() * bound / q.abs().sum(1, keepdim=True)).trunc().long()  # ||q||_1 <= bound
+        assert guarantee_holds(q, 4, signed, 12)
+    assert naive_weight_bits(20, 128, 8, True) == 5
+    assert naive_weight_bits(16, 128, 8, True) is None
+
+
+def test_soft_threshold_is_the_l1_projection():
+    g = torch.Generator().manual_seed(4)
+    v = torch.randn(6, 50, generator=g) * 4
+    theta = soft_threshold(v, 10.0)
+    shrunk = (v.abs() - theta[:, None]).clamp(min=0).sum(1)
+    assert torch.allclose(shrunk, torch.full((6,), 10.0, dtype=torch.float64))
+    assert torch.equal(soft_threshold(v, 1e6), torch.zeros(6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        (dict(algorithm="sgd"), "algorithm must be one of gptq, gpfq"),
+        (dict(weight_bits=1), "weight_bits must be in 2..16"),
+        (dict(acc_bits=1), "acc_bits must be in 2..62 or None"),
+        (dict(tile=0), "tile must be a positive int or None"),
+        (dict(input_signed=False), "unsigned inputs cannot be negative"),
+    ],
+)
+def test_layer_errors(kwargs, msg):
+    w, x = _layer(0)
+    args = dict(weight_bits=4, input_bits=8, input_signed=True, acc_bits=16)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=msg):
+        quantize_layer(w, x, **args)
+
+
+def test_shape_and_nan_errors():
+    w, x = _layer(0)
+    kw = dict(weight_bits=4, input_bits=8, input_signed=True, acc_bits=16)
+    with pytest.raises(ValueError, match="inputs must be \\[samples, in=128\\]"):
+        quantize_layer(w, x[:, :10], **kw)
+    w[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="weight holds 1 NaN"):
+        quantize_layer(w, x, **kw)
