@@ -172,3 +172,24 @@ def test_shape_and_nan_errors():
     w[0, 0] = float("nan")
     with pytest.raises(ValueError, match="weight holds 1 NaN"):
         quantize_layer(w, x, **kw)
+
+
+def test_axe_beats_the_naive_bit_width_baseline_at_equal_p():
+    """At each P, naive bit-width manipulation must shrink M until the data-type bound of a tile
+    fits; AXE keeps M one bit wider under its guarantee and has the lower output error."""
+    w, x = _layer(11, out=32, k=256, n=256)
+
+    def err(q, s):
+        y = w.double() @ x.double().T
+        return float(((q * s[:, None] - w.double()) @ x.double().T).norm() / y.norm())
+
+    for p in (16, 17, 18):
+        m = naive_weight_bits(p, 64, 8, True)
+        naive = err(
+            *quantize_layer(w, x, weight_bits=m, input_bits=8, input_signed=True, acc_bits=None)
+        )
+        axe_q, axe_s = quantize_layer(
+            w, x, weight_bits=m + 1, input_bits=8, input_signed=True, acc_bits=p, tile=64
+        )
+        assert guarantee_holds(axe_q, 8, True, p, 64)
+        assert err(axe_q, axe_s) < naive, (p, m)
