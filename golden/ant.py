@@ -141,11 +141,3 @@ class AntType:
             v = int(values[bad].flatten()[0])
             raise ValueError(f"value {v} is not representable in {self.name}")
         return sc[idx]
-
-    @property
-    def max_exp(self) -> int:
-        return int(self.decode(torch.arange(2**self.bits)).exp.max())
-
-    @property
-    def max_mag(self) -> int:
-        return int(self.decode(torch.arange(2**self.bits)).mag.max())

@@ -16,7 +16,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from golden.numerics import POLICIES, IntFormat, datatype_bound
+from golden.numerics import IntFormat, check_policy, datatype_bound
+from hdl._params import check_bool as _check_bool
+from hdl._params import check_int as _check_int
 
 __all__ = [
     "AccumulatorWidthWarning",
@@ -34,20 +36,6 @@ __all__ = [
 
 class AccumulatorWidthWarning(UserWarning):
     """An accumulator narrower than the data-type bound: overflow is possible."""
-
-
-def _check_int(name: str, value: object, lo: int, hi: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < lo:
-        raise ValueError(f"{name} must be at least {lo}, not {value}")
-    if value > hi:
-        raise ValueError(f"{name} must be at most {hi}, not {value}")
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
 
 
 def _sgn(signed: bool) -> str:
@@ -87,8 +75,7 @@ class _IntOperands(_Config):
         _check_bool("w_signed", self.w_signed)
         _check_bool("a_signed", self.a_signed)
         _check_int("acc_bits", self.acc_bits, 2, 62)
-        if self.policy not in POLICIES:
-            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
+        check_policy(self.policy)
 
     @property
     def w_fmt(self) -> IntFormat:
@@ -169,11 +156,6 @@ class IntArrayConfig(_IntOperands):
         return IntArray(**dataclasses.asdict(self))
 
 
-def _check_policy(policy: str) -> None:
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
-
-
 def _ant_values(bits: int) -> list[int]:
     """Every value any runtime type select can produce at ``bits`` (for the bound)."""
     from golden.ant import AntType
@@ -221,7 +203,7 @@ class AntPEConfig(_Config):
     def __post_init__(self) -> None:
         _check_int("bits", self.bits, 3, 6)
         _check_int("acc_bits", self.acc_bits, 2, 62)
-        _check_policy(self.policy)
+        check_policy(self.policy)
 
     @property
     def slug(self) -> str:
@@ -260,7 +242,7 @@ class AntArrayConfig(_Config):
             object.__setattr__(self, "acc_bits", min(self.bound_bits, 62))
         _check_int("acc_bits", self.acc_bits, 2, 62)
         _check_int("out_bits", self.out_bits, self.acc_bits, 62)
-        _check_policy(self.policy)
+        check_policy(self.policy)
         _check_int("acc_depth", self.acc_depth, 2, 256)
         if self.acc_depth & (self.acc_depth - 1):
             raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
