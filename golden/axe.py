@@ -25,8 +25,11 @@ __all__ = [
     "a2q_plus_l1_bound",
     "naive_weight_bits",
     "soft_threshold",
+    "input_scale",
     "quantize_inputs",
     "quantize_layer",
+    "AxeLinear",
+    "quantize_model",
 ]
 
 ALGORITHMS = ("gptq", "gpfq")
@@ -124,14 +127,24 @@ def soft_threshold(v: torch.Tensor, radius: float) -> torch.Tensor:
     return torch.where(inside, torch.zeros_like(theta), theta.clamp(min=0)).squeeze(-1)
 
 
-def quantize_inputs(x: torch.Tensor, input_bits: int, input_signed: bool) -> torch.Tensor:
+def input_scale(amax: float, input_bits: int, input_signed: bool) -> float:
+    """Per-tensor input scale: the calibration max |x| maps to nu (1.0 for an all-zero input)."""
+    _, nu = input_range(input_bits, input_signed)
+    return amax / nu if amax > 0 else 1.0
+
+
+def quantize_inputs(
+    x: torch.Tensor, input_bits: int, input_signed: bool, scale: float | None = None
+) -> torch.Tensor:
     """Per-tensor integer quantization of calibration inputs, returned dequantized (what the
-    hardware sees): round half to even, clamp to [mu, nu]."""
+    hardware sees): round half to even, clamp to [mu, nu]. ``scale`` defaults to
+    :func:`input_scale` of ``x``'s own max |x|."""
     mu, nu = input_range(input_bits, input_signed)
     if not input_signed and bool((x < 0).any()):
         raise ValueError("unsigned inputs cannot be negative; use input_signed=True")
-    amax = float(x.abs().max())
-    s = amax / nu if amax > 0 else 1.0
+    s = input_scale(float(x.abs().max()), input_bits, input_signed) if scale is None else scale
+    if not s > 0:
+        raise ValueError(f"input scale must be positive, not {s!r}")
     return torch.round(x / s).clamp(mu, nu) * s
 
 
@@ -209,6 +222,7 @@ def quantize_layer(
     act_order: bool = False,
     block_size: int = 128,
     damp: float = 0.01,
+    input_scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize one layer with OPTQ/GPTQ or GPFQ, with AXE's overflow guarantee.
 
@@ -216,7 +230,8 @@ def quantize_layer(
     integer-quantized here to ``input_bits`` (what the hardware sees). ``acc_bits`` = P (P_I
     with ``tile`` = T for multi-stage; ``tile=None`` is single stage); ``acc_bits=None`` gives
     the plain algorithm. Scales are per output channel (symmetric, max|w| / (2^(M-1)-1)), fixed
-    before the loop. Returns ``(q_int [out, in] int64, scale [out] float64)``.
+    before the loop. ``input_scale``: the per-tensor input scale (default: from ``inputs``).
+    Returns ``(q_int [out, in] int64, scale [out] float64)``.
     """
     _check_layer_args(weight, inputs, weight_bits, input_bits, acc_bits, algorithm)
     w = weight.detach().to(torch.float64).clone()
@@ -226,7 +241,7 @@ def quantize_layer(
     amax = w.abs().amax(dim=1)
     scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
     mu, nu = input_range(input_bits, input_signed)
-    xq = quantize_inputs(inputs.detach().to(torch.float64), input_bits, input_signed)
+    xq = quantize_inputs(inputs.detach().to(torch.float64), input_bits, input_signed, input_scale)
     cons = _Constraint(w / scale[:, None], acc_bits, mu, nu, tile) if acc_bits else None
 
     def step(a: torch.Tensor, col: int) -> torch.Tensor:
@@ -299,3 +314,144 @@ def _gpfq(w, x, xq, scale, step, act_order):
         q[:, t] = qt
         acc += w[:, t : t + 1] * g[:, t][None, :] - (qt * scale)[:, None] * h[:, t][None, :]
     return q
+
+
+class AxeLinear(torch.nn.Module):
+    """A Linear layer as the integer hardware computes it: inputs quantized per tensor to
+    N-bit integers with the calibrated scale (round half to even, clamp to [mu, nu]), integer
+    weights ``q_int`` with per-channel scales, an integer dot product (AXE guarantees that each
+    tile's partial sums fit P_I bits, so it is exact), rescaled, plus the float bias."""
+
+    def __init__(
+        self,
+        q_int: torch.Tensor,
+        w_scale: torch.Tensor,
+        in_scale: float,
+        input_bits: int,
+        input_signed: bool,
+        bias: torch.Tensor | None,
+        acc_bits: int | None,
+        tile: int | None,
+    ):
+        super().__init__()
+        self.register_buffer("q_int", q_int.to(torch.int64))
+        self.register_buffer("w_scale", w_scale.to(torch.float32))
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self.in_scale, self.input_bits, self.input_signed = in_scale, input_bits, input_signed
+        self.acc_bits, self.tile = acc_bits, tile
+        self.in_features, self.out_features = q_int.shape[1], q_int.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu, nu = input_range(self.input_bits, self.input_signed)
+        xi = torch.round(x / self.in_scale).clamp(mu, nu)
+        # Integer-valued operands: float32 products and sums are exact below 2^24, which
+        # covers every P_I <= 24 tile; wider sums only lose float rounding, as a dequantized
+        # output would anyway.
+        y = (xi.to(torch.float32) @ self.q_int.T.to(torch.float32)) * (self.in_scale * self.w_scale)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return (
+            f"in={self.in_features}, out={self.out_features}, "
+            f"N={self.input_bits}{'s' if self.input_signed else 'u'}, "
+            f"P_I={self.acc_bits}, T={self.tile}"
+        )
+
+
+@torch.no_grad()
+def quantize_model(
+    model: torch.nn.Module,
+    calibrate,
+    *,
+    weight_bits: int,
+    input_bits: int,
+    acc_bits: int | None,
+    tile: int | None = None,
+    algorithm: str = "gptq",
+    act_order: bool = False,
+    include=None,
+    max_rows: int = 2048,
+    progress=None,
+) -> torch.nn.Module:
+    """AXE on every Linear layer of a copy of ``model``, with real calibration data.
+
+    ``calibrate(m)`` runs the calibration forward passes on ``m`` (e.g. held-out text). The
+    inputs of every selected layer are captured in one pass over the float model (at most
+    ``max_rows`` rows per layer, an even stride over all calls; the input scale and the
+    signedness come from *all* rows: unsigned when no input was negative). Each layer is then
+    quantized by :func:`quantize_layer` on its integer-quantized inputs and replaced by an
+    :class:`AxeLinear`. ``include(name, module)`` selects layers (default: every Linear).
+    ``acc_bits=None`` gives the plain algorithm. ``progress(iterable, total)`` wraps the loop.
+    """
+    import copy
+
+    names = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and (include is None or include(n, m))
+    ]
+    if not names:
+        raise ValueError("no Linear layer selected for quantization")
+    stats = {
+        n: {"rows": [], "idx": [], "seen": 0, "stride": 1, "amax": 0.0, "neg": False} for n in names
+    }
+    mods = dict(model.named_modules())
+
+    def hook(name):
+        # Keep the rows whose global index is a multiple of a power-of-two stride, doubling
+        # it whenever more than 2 * max_rows are held: an even sample in bounded memory.
+        def f(_m, args, _out):
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
+            check_finite(x, f"calibration input of {name}")
+            st = stats[name]
+            st["amax"] = max(st["amax"], float(x.abs().max()))
+            st["neg"] = st["neg"] or bool((x < 0).any())
+            idx = torch.arange(st["seen"], st["seen"] + x.shape[0])
+            st["seen"] += x.shape[0]
+            keep = idx % st["stride"] == 0
+            st["rows"].append(x[keep])
+            st["idx"].append(idx[keep])
+            while sum(r.shape[0] for r in st["rows"]) > 2 * max_rows:
+                st["stride"] *= 2
+                keeps = [i % st["stride"] == 0 for i in st["idx"]]
+                st["rows"] = [r[k] for r, k in zip(st["rows"], keeps)]
+                st["idx"] = [i[k] for i, k in zip(st["idx"], keeps)]
+
+        return f
+
+    hooks = [mods[n].register_forward_hook(hook(n)) for n in names]
+    try:
+        calibrate(model)
+    finally:
+        for h in hooks:
+            h.remove()
+    qmodel = copy.deepcopy(model)
+    qmods = dict(qmodel.named_modules())
+    it = progress(names, len(names)) if progress else names
+    for name in it:
+        st = stats[name]
+        if not st["rows"]:
+            raise ValueError(f"calibration never reached layer {name!r}")
+        x = torch.cat(st["rows"])
+        st["rows"], st["idx"] = [], []
+        if x.shape[0] > max_rows:
+            x = x[torch.linspace(0, x.shape[0] - 1, max_rows).round().long()]
+        signed = st["neg"]
+        s_in = input_scale(st["amax"], input_bits, signed)
+        lin = qmods[name]
+        q, s = quantize_layer(
+            lin.weight,
+            x,
+            weight_bits=weight_bits,
+            input_bits=input_bits,
+            input_signed=signed,
+            acc_bits=acc_bits,
+            tile=tile,
+            algorithm=algorithm,
+            act_order=act_order,
+            input_scale=s_in,
+        )
+        new = AxeLinear(q, s, s_in, input_bits, signed, lin.bias, acc_bits, tile)
+        parent, _, attr = name.rpartition(".")
+        setattr(qmods[parent] if parent else qmodel, attr, new)
+    return qmodel

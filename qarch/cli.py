@@ -10,7 +10,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from .config import COMPONENTS, PRESETS, AccumulatorWidthWarning, resolve
+from .config import COMPONENTS, PRESETS, AccumulatorWidthWarning, resolve, synth_targets
 
 __all__ = ["main"]
 
@@ -51,11 +51,43 @@ def _cmd_verilog(args) -> int:
     return 0
 
 
+def _formats_abfloat(args) -> int:
+    import torch
+
+    from golden.olive import NORMAL_TYPES, OliveFormat
+
+    normal = args.normal or ("int4" if args.bits == 4 else "int8")
+    if NORMAL_TYPES.get(normal) != args.bits:
+        raise ValueError(f"--normal {normal} is not a {args.bits}-bit OliVe normal type")
+    if args.unsigned:
+        raise ValueError("abfloat is signed (the identifier needs the sign code)")
+    f = OliveFormat(normal, args.e_bits)
+    codes = torch.arange(1 << f.bits)
+    codes = codes[(codes & (f.identifier - 1)) != 0]  # (e, m) = (0, 0) is excluded
+    dec = f.abfloat_decode(codes)
+    rows = [{"code": int(c), "value": int(v)} for c, v in zip(codes, dec.value())]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(
+        f"abfloat E{f.e_bits}M{f.m_bits} for {normal} (normal max {f.normal_max}): bias "
+        f"{f.bias}, value = ±(2^{f.m_bits} + m) << (e + {f.bias}); outlier magnitudes "
+        + ", ".join(str(int(v)) for v in f.outlier_mags())
+    )
+    for r, mag, exp in zip(rows, dec.mag.tolist(), dec.exp.tolist()):
+        print(f"  {r['code']:0{f.bits}b} {r['code']:>3}  {r['value']:>6}  mag {mag} exp {exp}")
+    return 0
+
+
 def _cmd_formats(args) -> int:
     import torch
 
     from golden.ant import AntType
 
+    if args.name == "abfloat":
+        return _formats_abfloat(args)
+    if args.normal:
+        raise ValueError("--normal applies to abfloat only")
     t = AntType(args.name, args.bits, not args.unsigned)
     rows = [{"code": c, "value": v} for c, v in t.table()]
     if args.json:
@@ -95,19 +127,27 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _write_tables(out: Path, names: dict[str, str]) -> None:
+    from synth.report import area_table, load_reports, write_axe_plot
+
+    reports = load_reports(out)
+    (out / "README.md").write_text(area_table(reports, names))
+    plot = write_axe_plot(reports, {n: s for s, n in names.items()}, out / "axe_area_vs_pi.png")
+    print(f"wrote {out}/README.md" + (f" and {plot}" if plot else ""))
+
+
 def _cmd_synth_all(args) -> int:
-    from synth.report import area_table, load_reports, write_report
+    from synth.report import load_reports, write_report
 
     out = Path(args.out)
     names = {cfg.slug: name for name, cfg in PRESETS.items()}
     if args.table_only:
-        (out / "README.md").write_text(area_table(load_reports(out), names))
-        print(f"wrote {out}/README.md")
+        _write_tables(out, names)
         return 0
     selected = [n for n in PRESETS if not args.only or any(f in n for f in args.only)]
     if not selected:
         raise ValueError(f"--only {args.only} matches no preset; see `qarch list`")
-    jobs = [(name, t) for name in selected for t in ("generic", "ice40")]
+    jobs = [(name, t) for name in selected for t in synth_targets(name)]
     # Longest first (8x8 arrays), so two workers finish together.
     jobs.sort(key=lambda j: -(PRESETS[j[0]].__dict__.get("rows", 0) ** 2))
     t0 = time.monotonic()
@@ -125,9 +165,8 @@ def _cmd_synth_all(args) -> int:
             write_report(rep, out)
             latch = f", {rep['latches']} LATCHES" if rep["latches"] else ""
             print(f"[{i}/{len(jobs)}] {n:<24} {t:<8} {dt:6.1f} s{latch}", flush=True)
-    table = area_table(load_reports(out), names)
-    (out / "README.md").write_text(table)
-    print(f"wrote {out}/README.md ({time.monotonic() - t0:.0f} s)")
+    _write_tables(out, names)
+    print(f"synthesis took {time.monotonic() - t0:.0f} s")
     latches = [k for k, r in load_reports(out).items() if r["latches"]]
     if latches:
         print(f"error: latches inferred in {latches}", file=sys.stderr)
@@ -159,8 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     s = sub.add_parser("formats", help="print every code of a number format with its value")
-    s.add_argument("name", choices=("int", "pot", "flint"), help="format family")
-    s.add_argument("--bits", type=int, required=True, help="code width (2..8)")
+    s.add_argument("name", choices=("int", "pot", "flint", "abfloat"), help="format family")
+    s.add_argument("--bits", type=int, required=True, help="code width (2..8; abfloat 4 or 8)")
+    s.add_argument(
+        "--normal",
+        choices=("int4", "flint4", "int8"),
+        help="abfloat: the OliVe normal type that sets the bias (default int4 / int8)",
+    )
+    s.add_argument("--e-bits", type=int, default=2, help="abfloat exponent bits (default 2)")
     s.add_argument("--unsigned", action="store_true", help="unsigned variant")
     s.add_argument("--json", action="store_true", help='[{"code": 0, "value": 0}, ...]')
     s.set_defaults(func=_cmd_formats)

@@ -29,6 +29,8 @@ __all__ = [
     "AntArrayConfig",
     "COMPONENTS",
     "PRESETS",
+    "AXE_SWEEP_PI",
+    "synth_targets",
     "resolve",
     "config_from_json",
 ]
@@ -291,14 +293,28 @@ COMPONENTS: dict[str, type[_Config]] = {
 }
 
 
+AXE_SWEEP_PI = (8, 10, 12, 14, 16, 20, 24, 32)
+
+
+def synth_targets(name: str) -> tuple[str, ...]:
+    """Targets `make synth` runs for a preset. The 8x8 arrays that exist only for the AXE
+    sweep skip iCE40: without DSPs no 8x8 array fits the HX8K (so there is no Fmax), and
+    their area is what the sweep is about."""
+    cfg = PRESETS[name]
+    if isinstance(cfg, IntArrayConfig) and cfg.rows == 8 and cfg.acc_bits not in (16, 20, 32):
+        return ("generic",)
+    return ("generic", "ice40")
+
+
 def _presets() -> dict[str, _Config]:
     p: dict[str, _Config] = {}
+    # The AXE accumulator sweep: every P_I for the PEs and the 8x8 arrays (T = 8 rows).
     for wb in (4, 8):
-        for acc in (16, 20, 32):
+        for acc in AXE_SWEEP_PI:
             p[f"int{wb}x8-pe-p{acc}"] = IntPEConfig(w_bits=wb, a_bits=8, acc_bits=acc)
     for wb in (4, 8):
         for n in (4, 8):
-            for acc in (16, 20, 32):
+            for acc in AXE_SWEEP_PI if n == 8 else (16, 20, 32):
                 p[f"int{wb}x8-array{n}x{n}-p{acc}"] = IntArrayConfig(
                     rows=n, cols=n, w_bits=wb, a_bits=8, acc_bits=acc, out_bits=32
                 )

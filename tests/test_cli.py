@@ -57,6 +57,8 @@ def test_verilog_warns_on_narrow_accumulator(tmp_path, capsys):
         (["formats", "pot", "--bits", "8"], "pot bits must be in 3..7 (signed), not 8"),
         (["formats", "flint", "--bits", "9", "--unsigned"], "flint bits must be in 2..8, not 9"),
         (["synth-all", "--only", "nothing-like-this"], "matches no preset"),
+        (["formats", "abfloat", "--bits", "4", "--normal", "int8"], "not a 4-bit OliVe normal"),
+        (["formats", "int", "--bits", "4", "--normal", "int4"], "--normal applies to abfloat"),
     ],
 )
 def test_errors_are_one_line(argv, msg, capsys):
@@ -72,3 +74,20 @@ def test_formats_text_table(capsys):
     rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[2:]}
     assert rows["1111"] == ["15", "-64", "1", "1", "6"]  # code, value, sign, mag, exp
     assert rows["1000"] == ["8", "0", "1", "0", "0"]  # negative zero
+
+
+@pytest.mark.parametrize(
+    "normal,mags",
+    [
+        ("int4", [12, 16, 24, 32, 48, 64, 96]),
+        ("flint4", [24, 32, 48, 64, 96, 128, 192]),
+    ],
+)
+def test_formats_abfloat_lists_the_outlier_magnitudes(normal, mags, capsys):
+    assert main(["formats", "abfloat", "--bits", "4", "--normal", normal, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["value"] for r in rows if r["value"] > 0] == mags
+    assert [r["value"] for r in rows if r["value"] < 0] == [-m for m in mags]
+    assert all(r["code"] & 7 for r in rows)  # (e, m) = (0, 0) excluded: never the identifier
+    assert main(["formats", "abfloat", "--bits", "8"]) == 0
+    assert "bias 2" in capsys.readouterr().out

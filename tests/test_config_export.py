@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from qarch.config import (
+    AXE_SWEEP_PI,
     PRESETS,
     AccumulatorWidthWarning,
     IntArrayConfig,
     IntPEConfig,
     config_from_json,
     resolve,
+    synth_targets,
 )
 from qarch.export import export
 
@@ -29,7 +31,13 @@ def test_presets_cover_the_issue_matrix():
     pes = [c for c in PRESETS.values() if isinstance(c, IntPEConfig)]
     assert {(c.w_bits, c.a_bits) for c in pes} == {(4, 8), (8, 8), (4, 4)}
     assert {(c.rows, c.cols) for c in arrays} == {(4, 4), (8, 8)}
-    assert {c.acc_bits for c in arrays} == {16, 20, 32}
+    assert {c.acc_bits for c in arrays if c.rows == 4} == {16, 20, 32}
+    # The AXE accumulator sweep: PEs and 8x8 arrays at every P_I, W4/A8 and W8/A8.
+    for wb in (4, 8):
+        assert {c.acc_bits for c in arrays if c.rows == 8 and c.w_bits == wb} == set(AXE_SWEEP_PI)
+        assert {c.acc_bits for c in pes if c.w_bits == wb and c.a_bits == 8} == set(AXE_SWEEP_PI)
+    assert synth_targets("int4x8-array8x8-p12") == ("generic",)
+    assert synth_targets("int4x8-array8x8-p16") == ("generic", "ice40")
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
