@@ -11,13 +11,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export AMARANTH_USE_YOSYS := builtin
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test sim synth bench lint clean distclean help
+.PHONY: setup test sim synth bench report lint clean distclean help
 
 help:
 	@echo "make synth   regenerate synth/reports/ (area: cells, transistors, um^2, iCE40 LUTs, Fmax)"
 	@echo "make test    the whole suite: golden, Amaranth sim, export, CLI, cocotb (Icarus), synth smoke"
 	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
 	@echo "make bench   simulation / export / synthesis throughput -> BENCHMARKS.md"
+	@echo "make report  real-model figures (SmolLM2 layers: AXE, OliVe) -> docs/*_results.md"
 	@echo "make setup   apt packages, .venv, pinned packages, OSU 0.18um liberty, yowasp warm-up"
 
 setup: $(STAMP) $(LIBERTY)
@@ -59,6 +60,9 @@ synth: setup
 
 bench: setup
 	$(BIN)/python -m qarch.bench --out BENCHMARKS.md
+
+report: setup
+	$(BIN)/python -m qarch.report --out docs
 
 lint: setup
 	$(BIN)/ruff check .

@@ -52,9 +52,25 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(
-        self, *, rows, cols, acc_bits, out_bits, policy, acc_depth, w_code, a_code, extra_ports=None
+        self,
+        *,
+        rows,
+        cols,
+        acc_bits,
+        out_bits,
+        policy,
+        acc_depth,
+        w_code,
+        a_code,
+        extra_ports=None,
+        rows_per_code: int = 1,
     ) -> None:
         self.rows = check_int("rows", rows, 1, 64)
+        # A code may cover several adjacent K rows (OliVe pairs: 2); rows must tile by it.
+        self.rows_per_code = rows_per_code
+        if rows % rows_per_code:
+            raise ValueError(f"rows must be a multiple of {rows_per_code}, not {rows}")
+        codes_per_col = rows // rows_per_code
         self.cols = check_int("cols", cols, 1, 64)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.policy = check_choice("policy", policy, POLICIES)
@@ -66,10 +82,10 @@ class SystolicArray(wiring.Component):
         super().__init__(
             {
                 "w_load": In(1),
-                "w_row": In(unsigned(max(1, (rows - 1).bit_length()))),
+                "w_row": In(unsigned(max(1, (codes_per_col - 1).bit_length()))),
                 "w_data": In(data.ArrayLayout(w_code, cols)),
                 "a_valid": In(1),
-                "a_data": In(data.ArrayLayout(a_code, rows)),
+                "a_data": In(data.ArrayLayout(a_code, codes_per_col)),
                 "a_first": In(1),
                 "a_last": In(1),
                 "a_addr": In(unsigned(addr_bits)),
@@ -91,25 +107,40 @@ class SystolicArray(wiring.Component):
         """Operand decoder at the array edge (``which`` is "w" or "a"): INT uses the code."""
         return code
 
+    def _decode_w(self, m: Module, w_data) -> list[list]:
+        """Decoded operands of one weight load: ``rows_per_code`` K rows of C operands."""
+        return [[self._decode(m, w_data[c], "w", f"wdec_{c}") for c in range(self.cols)]]
+
+    def _decode_a(self, m: Module, a_data) -> list:
+        """Decoded operands of one activation vector: R operands, row 0 first."""
+        return [self._decode(m, a_data[r], "a", f"adec_{r}") for r in range(self.rows)]
+
     def _make_pe(self) -> wiring.Component:
         raise NotImplementedError
 
     def elaborate(self, platform):
         m = Module()
         R, C = self.rows, self.cols
-        # Weights: one decoder per loaded weight word, one register per PE, a row at a time.
-        w_in = [self._decode(m, self.w_data[c], "w", f"wdec_{c}") for c in range(C)]
-        weights = [[Signal(w_in[c].shape(), name=f"w_{r}_{c}") for c in range(C)] for r in range(R)]
-        for r in range(R):
-            with m.If(self.w_load & (self.w_row == r)):
-                m.d.sync += [weights[r][c].eq(w_in[c]) for c in range(C)]
+        # Weights: decoders on the loaded words, one register per PE, a row (or a group of
+        # rows_per_code rows) at a time.
+        w_in = self._decode_w(m, self.w_data)
+        per = self.rows_per_code
+        weights = [
+            [Signal(w_in[r % per][c].shape(), name=f"w_{r}_{c}") for c in range(C)]
+            for r in range(R)
+        ]
+        for j in range(R // per):
+            with m.If(self.w_load & (self.w_row == j)):
+                m.d.sync += [
+                    weights[j * per + k][c].eq(w_in[k][c]) for k in range(per) for c in range(C)
+                ]
 
         # Grid: a_in[r] enters column 0 skewed by r; psum/ovf enter row 0 as 0.
         psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
         ovf = [Signal(name=f"ovf_top_{c}") for c in range(C)]
+        acts = self._decode_a(m, self.a_data)
         for r in range(R):
-            act = self._decode(m, self.a_data[r], "a", f"adec_{r}")
-            act = _delay(m, act, r, f"skew_{r}")
+            act = _delay(m, acts[r], r, f"skew_{r}")
             for c in range(C):
                 pe = m.submodules[f"pe_{r}_{c}"] = self._make_pe()
                 m.d.comb += [

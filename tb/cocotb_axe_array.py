@@ -1,6 +1,7 @@
 """cocotb: AXE's overflow guarantee on the generated Verilog of the INT array (axe.md).
 
-A layer is quantized with AXE-GPTQ at P = the array's P_I and T = its row count, then driven
+A real SmolLM2 layer slice is quantized with AXE-GPTQ at P = the array's P_I and T = its row
+count (calibrated on its real input activations), then driven
 with the spec's adversarial inputs: for each output channel, x = nu where q > 0 and mu where
 q < 0, and the reverse. Every input is in range, so no inner flag may rise and every output must
 equal the exact sum. Plain GPTQ weights at the same P_I on the same inputs raise the flag, and
@@ -16,6 +17,7 @@ import torch
 from golden.accum import gemm
 from golden.axe import input_range, quantize_layer, worst_case
 from qarch.config import config_from_json
+from qarch.models import layer_sample
 from tb.bench_util import run_gemm
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])
@@ -23,10 +25,11 @@ SEED = int(os.environ.get("QARCH_SEED", "1"))
 
 
 def layer():
-    g = torch.Generator().manual_seed(SEED)
+    """A real slice: SmolLM2 q_proj of block 10 (C output channels x 6 K tiles) and its real
+    input activations on held-out text (|x| for the unsigned-input configs)."""
+    w, x = layer_sample("model.layers.10.self_attn.q_proj")
     k = 6 * CFG.rows
-    w = torch.randn(CFG.cols, k, generator=g) * torch.rand(CFG.cols, 1, generator=g).add(0.5)
-    x = torch.randn(256, k, generator=g)
+    w, x = w[: CFG.cols, :k], x[:256, :k]
     return w, (x if CFG.a_signed else x.abs())
 
 

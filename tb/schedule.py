@@ -89,6 +89,9 @@ def gemm_schedule(
     ref = gemm(w, a, inner_bits=cfg.acc_bits, tile=R, outer_bits=cfg.out_bits, policy=cfg.policy)
     latency = R + C
     tiles = -(-k // R)
+    # Pair-coded arrays (OliVe) take two adjacent K rows per port word, even element low.
+    per = 2 if getattr(cfg, "pair_codes", False) else 1
+    w_word, a_word = per * cfg.w_bits, per * cfg.a_bits
     wp = torch.zeros(-(-n // C) * C, tiles * R, dtype=torch.int64)
     wp[:n, :k] = w if w_codes is None else w_codes
     ap = torch.zeros(tiles * R, m, dtype=torch.int64)
@@ -99,17 +102,18 @@ def gemm_schedule(
         for m0 in range(0, m, D):
             batch = list(range(m0, min(m, m0 + D)))
             for t in range(tiles):
-                for r in range(R):
-                    row = wp[n0 : n0 + C, t * R + r].tolist()
-                    s.cycles.append(Cycle(w_load=1, w_row=r, w_data=pack(row, cfg.w_bits)))
+                for r in range(R // per):
+                    rows = wp[n0 : n0 + C, t * R + r * per : t * R + (r + 1) * per]
+                    row = [pack(x, cfg.w_bits) for x in rows.tolist()]  # a pair: even low
+                    s.cycles.append(Cycle(w_load=1, w_row=r, w_data=pack(row, w_word)))
                 for j in batch:
                     while idle and rng.random() < idle:
                         s.cycles.append(Cycle())
-                    vec = ap[t * R : (t + 1) * R, j].tolist()
+                    vec = ap[t * R : (t + 1) * R, j].reshape(R // per, per).tolist()
                     s.cycles.append(
                         Cycle(
                             a_valid=1,
-                            a_data=pack(vec, cfg.a_bits),
+                            a_data=pack([pack(x, cfg.a_bits) for x in vec], a_word),
                             a_first=int(t == 0),
                             a_last=int(t == tiles - 1),
                             a_addr=j - m0,

@@ -1,0 +1,40 @@
+"""cocotb tier: OliVe pair decoder, PE and array on generated Verilog (Icarus, or SIM=verilator)."""
+
+import pytest
+
+from qarch.config import PRESETS, OliveArrayConfig, OliveDecoderConfig, OlivePEConfig
+from tb.runner import run_cocotb
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("cfg", [OliveDecoderConfig(bits=b) for b in (4, 8)], ids=lambda c: c.slug)
+def test_olive_decoder(cfg):
+    run_cocotb(cfg, "cocotb_olive_decoder")
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        PRESETS["olive4-pe-p32"],
+        OlivePEConfig(bits=4, acc_bits=16, policy="saturate"),
+        PRESETS["olive8-pe-p32"],
+    ],
+    ids=lambda c: c.slug,
+)
+def test_olive_pe(cfg):
+    run_cocotb(cfg, "cocotb_olive_pe")
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        PRESETS["olive4-array4x4-p32"],
+        OliveArrayConfig(rows=4, cols=3, bits=4, acc_bits=14, out_bits=16, policy="saturate"),
+        OliveArrayConfig(rows=2, cols=2, bits=8, acc_bits=20, out_bits=22, acc_depth=2),
+    ],
+    ids=lambda c: c.slug,
+)
+def test_olive_array(cfg):
+    run_cocotb(cfg, "cocotb_olive_array")
