@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .gptq import column_order, gptq_loop
 from .numerics import IntFormat, check_finite, check_int64, datatype_bound
 
 __all__ = [
@@ -260,39 +261,16 @@ def quantize_layer(
     return q, scale
 
 
-def _order(diag: torch.Tensor, act_order: bool) -> torch.Tensor:
-    k = diag.shape[0]
-    return torch.argsort(diag, descending=True, stable=True) if act_order else torch.arange(k)
-
-
 def _gptq(w, xq, scale, step, act_order, block_size, damp):
-    """OPTQ/GPTQ: H = 2 X X^T, dead columns, damping, upper Cholesky of H^-1, lazy blocks."""
-    out, k = w.shape
-    h = 2 * xq.T @ xq
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1
-    w[:, dead] = 0
-    perm = _order(torch.diag(h), act_order)
-    w, h = w[:, perm], h[perm][:, perm]
-    h += damp * torch.mean(torch.diag(h)) * torch.eye(k, dtype=torch.float64)
-    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    q = torch.zeros(out, k, dtype=torch.int64)
-    for i1 in range(0, k, block_size):
-        i2 = min(i1 + block_size, k)
-        w1 = w[:, i1:i2].clone()
-        err1 = torch.zeros_like(w1)
-        h1 = hinv[i1:i2, i1:i2]
-        for i in range(i2 - i1):
-            col = int(perm[i1 + i])
-            qi = step(w1[:, i] / scale, col)
-            q[:, i1 + i] = qi
-            e = (w1[:, i] - qi * scale) / h1[i, i]
-            w1[:, i:] -= e[:, None] * h1[i, i:][None, :]
-            err1[:, i] = e
-        w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
-    out_q = torch.empty_like(q)
-    out_q[:, perm] = q
-    return out_q
+    """OPTQ/GPTQ through the shared loop (golden.gptq), on integer units ``w / scale``."""
+    q = torch.zeros(w.shape, dtype=torch.int64)
+
+    def quant_col(wc: torch.Tensor, col: int) -> torch.Tensor:
+        q[:, col] = step(wc / scale, col)
+        return q[:, col] * scale
+
+    gptq_loop(w, xq, quant_col, act_order=act_order, block_size=block_size, damp=damp)
+    return q
 
 
 def _gpfq(w, x, xq, scale, step, act_order):
@@ -301,7 +279,7 @@ def _gpfq(w, x, xq, scale, step, act_order):
     out, k = w.shape
     g = xq.T @ x  # [in, in]: G_tj = <x~_t, x_j>
     h = xq.T @ xq
-    perm = _order(torch.diag(h), act_order)
+    perm = column_order(torch.diag(h), act_order)
     acc = torch.zeros(out, k, dtype=torch.float64)  # sum over processed j, per target column
     q = torch.zeros(out, k, dtype=torch.int64)
     for t in perm.tolist():

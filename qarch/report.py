@@ -178,10 +178,15 @@ def olive_layer_stats(layer: str) -> list[dict]:
     for tensor, t, role in (("weight", w, "weight"), ("input", x, "activation")):
         for bits in (4, 8):
             q = quantize_olive(t, bits, role=role)
-            err = float((q.dequant - t).norm() / t.norm())
+            # INT RTN at the same bits for comparison: symmetric max-abs, per channel / tensor
+            qmax = 2 ** (bits - 1) - 1
+            amax = t.abs().amax(1, keepdim=True) if role == "weight" else t.abs().max()
+            s = amax.clamp(min=1e-12) / qmax
+            rtn = torch.round(t / s).clamp(-qmax, qmax) * s
             rows.append(
                 {"layer": layer, "tensor": tensor, "bits": bits, "normal": q.fmt.normal,
-                 "stats": q.stats, "rel_err": err}
+                 "stats": q.stats, "rel_err": float((q.dequant - t).norm() / t.norm()),
+                 "int_err": float((rtn - t).norm() / t.norm())}
             )  # fmt: skip
     return rows
 
@@ -201,17 +206,20 @@ def report_olive(out: Path, progress=None) -> Path:
         "axis). Quantizer: `golden.olive.quantize_olive` (3-sigma base clip, ratio search, the",
         "normal type with the lower MSE, `keep_larger`). *outlier pairs*: pairs that hold an",
         "outlier; *collisions*: pairs where both elements were outliers (one was pruned).",
-        "*rel. error*: `||Q(x) - x|| / ||x||`.",
+        "*rel. error*: `||Q(x) - x|| / ||x||`; *INT RTN*: the same for symmetric max-abs",
+        "integer rounding at the same bits (per channel for weights, per tensor for inputs).",
         "",
-        "| layer | tensor | bits | normal | pairs | outlier pairs | collisions | rel. error |",
-        "|---|---|---:|---|---:|---:|---:|---:|",
+        "| layer | tensor | bits | normal | pairs | outlier pairs | collisions | rel. error "
+        "| INT RTN |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         st = r["stats"]
         lines.append(
             f"| {r['layer'].replace('model.layers.', 'L')} | {r['tensor']} | {r['bits']} | "
             f"{r['normal']} | {st.pairs:,} | {st.outlier_pairs:,} ({st.outlier_fraction:.3%}) | "
-            f"{st.collisions:,} ({st.collision_fraction:.4%}) | {r['rel_err']:.4f} |"
+            f"{st.collisions:,} ({st.collision_fraction:.4%}) | {r['rel_err']:.4f} | "
+            f"{r['int_err']:.4f} |"
         )
     path = out / "olive_results.md"
     path.write_text("\n".join(lines) + "\n")

