@@ -12,7 +12,7 @@ from cocotb.triggers import FallingEdge
 from golden.accum import accumulate
 from tb.schedule import gemm_schedule, unpack_signed
 
-__all__ = ["start", "record", "drive_pe", "run_gemm", "ARRAY_INPUTS"]
+__all__ = ["start", "record", "drive_pe", "run_gemm", "run_schedule", "ARRAY_INPUTS"]
 
 ARRAY_INPUTS = ("w_load", "w_row", "w_data", "a_valid", "a_data", "a_first", "a_last", "a_addr")
 
@@ -102,11 +102,16 @@ async def run_gemm(
 ):
     """Stream a full GEMM through an array and compare every output with golden.accum.gemm."""
     sched = gemm_schedule(cfg, w, a, w_codes=w_codes, a_codes=a_codes, idle=idle, seed=seed)
+    await run_schedule(dut, cfg, sched, label=label, seed=seed)
+
+
+async def run_schedule(dut, cfg, sched, *, label: str, seed: int, inputs=ARRAY_INPUTS):
+    """Drive a schedule's cycles on ``inputs`` and compare every output word and flag."""
     C, P = cfg.cols, cfg.out_bits
-    await start(dut, ARRAY_INPUTS)
+    await start(dut, inputs)
     got = []
     t0 = time.monotonic()
-    ports = [getattr(dut, n) for n in ARRAY_INPUTS]
+    ports = [getattr(dut, n) for n in inputs]
     drain = [None] * (cfg.rows + cfg.cols + 2)
     for cyc in sched.cycles + drain:
         if int(dut.y_valid.value):
@@ -119,7 +124,7 @@ async def run_gemm(
                     [(oo >> c) & 1 for c in range(C)],
                 )
             )
-        for port, name in zip(ports, ARRAY_INPUTS):
+        for port, name in zip(ports, inputs):
             port.value = getattr(cyc, name) if cyc else 0
         await FallingEdge(dut.clk)
     dt = time.monotonic() - t0

@@ -19,7 +19,7 @@ import torch
 
 from golden.accum import gemm
 
-__all__ = ["Cycle", "Expected", "pack", "unpack_signed", "gemm_schedule"]
+__all__ = ["Cycle", "Expected", "pack", "unpack_signed", "gemm_schedule", "msq_schedule"]
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Cycle:
     a_first: int = 0
     a_last: int = 0
     a_addr: int = 0
+    w_cfg: int = 0  # MicroScopiQ: the row's ReCoN config words
+    a_shift: int = 0  # MicroScopiQ: E[tile] - E_min of the vector's K tile
 
 
 @dataclass
@@ -127,6 +129,86 @@ def gemm_schedule(
                         y=ref.y[n0 : n0 + real, j].tolist(),
                         ovf_inner=ref.ovf_inner[n0 : n0 + real, j].int().tolist(),
                         ovf_outer=ref.ovf_outer[n0 : n0 + real, j].int().tolist(),
+                        where=f"{cfg.slug} n0={n0} m={j}",
+                    )
+                )
+    return s
+
+
+def msq_schedule(cfg, quant, x: torch.Tensor, *, idle: float = 0.0, seed: int = 0) -> Schedule:
+    """Cycles and expected outputs of the MicroScopiQ array for ``quant`` (a
+    ``golden.microscopiq.MsqQuant`` with T = cfg.rows, M a multiple of cfg.cols, m = cfg.m) and
+    activation codes ``x`` [K, B]. Each weight load carries a row's slot codes and the router
+    compiler's config words for its micro-blocks; each vector carries its tile's shift."""
+    from golden.microscopiq import KIND_HI, compile_router, msq_gemm, router_bits
+
+    p = quant.params
+    R, C, D, mib = cfg.rows, cfg.cols, cfg.acc_depth, cfg.m
+    if p.T != R or p.M % C or p.m != mib or p.b != 4:
+        raise ValueError(f"quantize with b=4, T={R}, m={mib} and M a multiple of {C}")
+    n, k = quant.codes.shape
+    m = x.shape[1]
+    rng = random.Random(seed)
+    ref = msq_gemm(
+        quant.coefficients(), x, quant.exp, M=p.M, T=R, inner_bits=cfg.acc_bits,
+        outer_bits=cfg.out_bits, policy=cfg.policy,
+    )  # fmt: skip
+    shift = quant.exp - ref.e_min[:, None]
+    if int(shift.max()) >= 1 << cfg.shift_bits:
+        raise ValueError(f"a tile shift of {int(shift.max())} exceeds shift_bits")
+    tiles = -(-k // R)
+    codes = torch.zeros(n, tiles * R, dtype=torch.int64)
+    codes[:, :k] = quant.codes
+    xp = torch.zeros(tiles * R, m, dtype=torch.int64)
+    xp[:k] = x
+    nb = router_bits(mib, p.d)
+
+    def row_cfg(n0: int, col: int) -> int:
+        words = []
+        for g in range(C // mib):
+            r0 = n0 + g * mib
+            pairs = []
+            if col < k:
+                for i in range(mib):
+                    if quant.kind[r0 + i, col] == KIND_HI:
+                        pairs.append((i, int(quant.partner[r0 + i, col]) - r0))
+            de = int(quant.de[r0 // mib, col]) if col < k else 0
+            words.append(compile_router(pairs, de, mib, p.d))
+        return pack(words, nb)
+
+    s = Schedule()
+    latency = cfg.rows + 4
+    for n0 in range(0, n, C):
+        for m0 in range(0, m, D):
+            batch = list(range(m0, min(m, m0 + D)))
+            for t in range(tiles):
+                for r in range(R):
+                    col = t * R + r
+                    row = codes[n0 : n0 + C, col].tolist()
+                    s.cycles.append(
+                        Cycle(w_load=1, w_row=r, w_data=pack(row, 4), w_cfg=row_cfg(n0, col))
+                    )
+                for j in batch:
+                    while idle and rng.random() < idle:
+                        s.cycles.append(Cycle())
+                    s.cycles.append(
+                        Cycle(
+                            a_valid=1,
+                            a_data=pack(xp[t * R : (t + 1) * R, j].tolist(), cfg.a_bits),
+                            a_first=int(t == 0),
+                            a_last=int(t == tiles - 1),
+                            a_addr=j - m0,
+                            a_shift=int(shift[n0 // p.M, t]),
+                        )
+                    )
+                s.cycles.extend(Cycle() for _ in range(latency))
+            for j in batch:
+                s.expected.append(
+                    Expected(
+                        addr=j - m0,
+                        y=ref.y[n0 : n0 + C, j].tolist(),
+                        ovf_inner=ref.ovf_inner[n0 : n0 + C, j].int().tolist(),
+                        ovf_outer=ref.ovf_outer[n0 : n0 + C, j].int().tolist(),
                         where=f"{cfg.slug} n0={n0} m={j}",
                     )
                 )

@@ -10,7 +10,7 @@ from tb.schedule import Cycle, unpack_signed
 INPUTS = ("w_load", "w_row", "w_data", "a_valid", "a_data", "a_first", "a_last", "a_addr")
 
 
-def run_array(dut, cycles: list[Cycle], constants: list | None = None):
+def run_array(dut, cycles: list[Cycle], constants: list | None = None, inputs=INPUTS):
     """Apply ``cycles`` (plus a drain) and collect ``(addr, y, ovf_inner, ovf_outer)``.
 
     ``constants``: (signal, value) pairs held throughout (e.g. ANT type selects).
@@ -22,7 +22,7 @@ def run_array(dut, cycles: list[Cycle], constants: list | None = None):
         for sig, val in constants or []:
             ctx.set(sig, val)
         for cyc in cycles + [Cycle()] * (dut.latency + 1):
-            for name in INPUTS:
+            for name in inputs:
                 ctx.set(Value.cast(getattr(dut, name)), getattr(cyc, name))
             await ctx.tick()
             if ctx.get(dut.y_valid):

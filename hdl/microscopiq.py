@@ -1,0 +1,342 @@
+"""MicroScopiQ hardware: the multi-precision INT PE, ReCoN and the MicroScopiQ array.
+
+Spec: shared/spec/microscopiq.md "Hardware"; design: docs/microscopiq.md.
+
+- :class:`MsqPE` multiplies a signed activation by a 4-bit weight word, BitFusion style, from
+  two 2-bit x a sub-multipliers: one 4-bit weight (signed or unsigned) or two 2-bit weights
+  (each signed or unsigned). It outputs products, not sums.
+- :class:`ReCoN` (N lanes) routes each outlier's partner product to the outlier's lane through
+  a Benes network of 2x2 switches, then each lane passes, merges ``((p_i << b) + p_j) << dE``
+  or zero-fills, as its config word says. Pipelined: registers after the network and after
+  the lane units (``latency`` = 2).
+- :class:`MsqArray`: rows are input columns k (one K tile = one MaB tile), columns are output
+  lanes; activations are broadcast along a row (each row's ReCoN needs the whole MiB's
+  products in the same cycle), partial sums move down; an output unit adds each tile's sums
+  shifted by the tile's exponent difference into P_O-bit accumulators.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ._params import check_choice, check_int
+from .int_pe import POLICIES, add_with_policy
+
+__all__ = [
+    "pe_mode_layout",
+    "MsqPE",
+    "benes_switches",
+    "recon_config_bits",
+    "ReCoN",
+    "MsqArray",
+]
+
+pe_mode_layout = data.StructLayout({"split": 1, "signed_lo": 1, "signed_hi": 1})
+LANE_PASS, LANE_MERGE, LANE_ZERO = 0, 1, 2
+
+
+def benes_switches(n: int) -> int:
+    return 1 if n == 2 else n + 2 * benes_switches(n // 2)
+
+
+def recon_config_bits(n: int, d: int) -> int:
+    """Config word: Benes switch bits, then 2 mode bits per lane, then dE."""
+    return benes_switches(n) + 2 * n + d
+
+
+def _check_lanes(n: int) -> int:
+    n = check_int("lanes", n, 2, 64)
+    if n & (n - 1):
+        raise ValueError(f"lanes must be a power of two, not {n}")
+    return n
+
+
+class MsqPE(wiring.Component):
+    """Multi-precision INT PE (b_max = 4): products of ``a`` (signed, ``a_bits``) and a weight
+    word ``w`` (4 bits) by ``mode`` (``pe_mode_layout``):
+
+    - ``split = 0``: one 4-bit weight, two's complement if ``signed_hi`` else unsigned;
+      ``p0 = a * w``, ``p1 = 0``.
+    - ``split = 1``: two 2-bit weights, ``w[1:0]`` (``signed_lo``) and ``w[3:2]``
+      (``signed_hi``); ``p0 = a * w[1:0]``, ``p1 = a * w[3:2]``.
+
+    Built from two 2-bit x a sub-multipliers (the 4-bit product is ``(s_hi << 2) + s_lo`` with
+    the low half unsigned). Outputs registered, ``latency`` = 1.
+    Golden model: the integer products of the decoded weights.
+    """
+
+    latency = 1
+
+    def __init__(self, *, a_bits: int = 8) -> None:
+        self.a_bits = check_int("a_bits", a_bits, 2, 16)
+        super().__init__(
+            {
+                "a": In(signed(a_bits)),
+                "w": In(4),
+                "mode": In(pe_mode_layout),
+                "p0": Out(signed(a_bits + 5)),
+                "p1": Out(signed(a_bits + 3)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        mode = self.mode
+        lo_signed = mode.split & mode.signed_lo  # in single mode the low half is unsigned
+        w_lo = Signal(signed(3))
+        w_hi = Signal(signed(3))
+        m.d.comb += [
+            w_lo.eq(Mux(lo_signed, self.w[0:2].as_signed(), self.w[0:2])),
+            w_hi.eq(Mux(mode.signed_hi, self.w[2:4].as_signed(), self.w[2:4])),
+        ]
+        s_lo = Signal(signed(self.a_bits + 3))
+        s_hi = Signal(signed(self.a_bits + 3))
+        m.d.comb += [s_lo.eq(self.a * w_lo), s_hi.eq(self.a * w_hi)]
+        with m.If(mode.split):
+            m.d.sync += [self.p0.eq(s_lo), self.p1.eq(s_hi)]
+        with m.Else():
+            m.d.sync += [self.p0.eq((s_hi << 2) + s_lo), self.p1.eq(0)]
+        return m
+
+
+def _benes(m: Module, bits, values: list, name: str) -> list:
+    """Structural Benes network (recursive): first-stage switch s takes inputs (2s, 2s+1) to
+    the upper / lower subnetworks' input s, crossed when its bit is 1; the last stage takes
+    the subnetworks' output s to outputs (2s, 2s+1), crossed when its bit is 1. Bit order:
+    first stage, upper subnetwork, lower subnetwork, last stage."""
+    n = len(values)
+    if n == 2:
+        return [Mux(bits[0], values[1], values[0]), Mux(bits[0], values[0], values[1])]
+    h = n // 2
+    sub = benes_switches(h) if h > 1 else 0
+    first, up_bits = bits[:h], bits[h : h + sub]
+    lo_bits, last = bits[h + sub : h + 2 * sub], bits[h + 2 * sub :]
+    up = [Mux(first[s], values[2 * s + 1], values[2 * s]) for s in range(h)]
+    lo = [Mux(first[s], values[2 * s], values[2 * s + 1]) for s in range(h)]
+    up = _benes(m, up_bits, up, name + "u")
+    lo = _benes(m, lo_bits, lo, name + "l")
+    out = []
+    for s in range(h):
+        out += [Mux(last[s], lo[s], up[s]), Mux(last[s], up[s], lo[s])]
+    return out
+
+
+class ReCoN(wiring.Component):
+    """ReCoN for one micro-block of ``lanes`` products.
+
+    Members: ``p``: In(lanes x signed(prod_bits)); ``config``: In(recon_config_bits) — the
+    router compiler's word (``golden.microscopiq.compile_router``): Benes switch bits, lane modes
+    (0 pass, 1 merge, 2 zero; 2 bits each), dE. ``q``: Out(lanes x signed(out_bits)) with
+    ``out_bits = prod_bits + b + 1 + 2^d - 1``. Pipelined, ``latency`` = 2 (a register after the
+    network, one after the lane units). Golden model: ``golden.microscopiq.recon``.
+    """
+
+    latency = 2
+
+    def __init__(self, *, lanes: int = 8, prod_bits: int = 13, b: int = 4, d: int = 2) -> None:
+        self.lanes = _check_lanes(lanes)
+        self.prod_bits = check_int("prod_bits", prod_bits, 2, 40)
+        self.b = check_choice("b", b, (2, 4, 8))
+        self.d = check_int("d", d, 1, 4)
+        self.out_bits = prod_bits + b + 1 + 2**d - 1
+        super().__init__(
+            {
+                "p": In(data.ArrayLayout(signed(prod_bits), lanes)),
+                "config": In(recon_config_bits(lanes, d)),
+                "q": Out(data.ArrayLayout(signed(self.out_bits), lanes)),
+            }
+        )
+
+    @property
+    def switches(self) -> int:
+        return benes_switches(self.lanes)
+
+    def elaborate(self, platform):
+        m = Module()
+        n, s = self.lanes, self.switches
+        cfg = self.config
+        routed = _benes(m, cfg[:s], [self.p[i] for i in range(n)], "benes")
+        # stage 1 registers: own product, routed partner product, lane mode, dE
+        own = [Signal(signed(self.prod_bits), name=f"own{i}") for i in range(n)]
+        part = [Signal(signed(self.prod_bits), name=f"part{i}") for i in range(n)]
+        mode = [Signal(2, name=f"mode{i}") for i in range(n)]
+        de = Signal(self.d)
+        for i in range(n):
+            m.d.sync += [
+                own[i].eq(self.p[i]),
+                part[i].eq(routed[i]),
+                mode[i].eq(cfg[s + 2 * i : s + 2 * i + 2]),
+            ]
+        m.d.sync += de.eq(cfg[s + 2 * n :])
+        # stage 2: lane units
+        for i in range(n):
+            merged = Signal(signed(self.prod_bits + self.b + 1), name=f"merged{i}")
+            m.d.comb += merged.eq((own[i] << self.b) + part[i])
+            with m.Switch(mode[i]):
+                with m.Case(LANE_MERGE):
+                    m.d.sync += self.q[i].eq(merged << de)
+                with m.Case(LANE_ZERO):
+                    m.d.sync += self.q[i].eq(0)
+                with m.Default():
+                    m.d.sync += self.q[i].eq(own[i])
+        return m
+
+
+class MsqArray(wiring.Component):
+    """The MicroScopiQ array (b = 4 slots, one per PE; ReCoN per row and micro-block).
+
+    Members (packed buses little-endian)
+    -------
+    w_load In(1), w_row In(log2 R), w_data In(C x 4): slot codes of row ``w_row`` (lane c ->
+        column c); w_cfg In(C/m x recon_config_bits): that row's ReCoN config words (one per
+        MiB). The lane modes also say how each slot decodes: pass = inlier (sign-magnitude),
+        merge = outlier hi half (two's complement), zero = partner lo half (unsigned).
+    a_valid, a_data (R signed activations), a_first, a_last, a_addr: as the foundation array;
+    a_shift In(shift_bits): ``E[tile] - E_min`` of this K tile for this column block.
+    y_valid, y_data (C x out_bits), y_ovf_inner, y_ovf_outer, y_addr: ``latency`` = R + 4
+        cycles after the vector with ``a_last``.
+
+    Column sums are P_I bits (``acc_bits``, policy, sticky flag) over the R rows of a tile (the
+    MaB tile is the array's K tile, T = R); the outputs add ``sum << a_shift`` into ``out_bits``
+    (P_O) accumulators (``acc_depth`` entries per column). Golden model:
+    ``golden.microscopiq.msq_gemm``.
+    """
+
+    def __init__(
+        self,
+        *,
+        rows: int = 8,
+        cols: int = 8,
+        m: int = 8,
+        a_bits: int = 8,
+        d: int = 2,
+        acc_bits: int = 32,
+        out_bits: int = 32,
+        policy: str = "wrap",
+        acc_depth: int = 4,
+        shift_bits: int = 4,
+    ) -> None:
+        self.rows = check_int("rows", rows, 1, 64)
+        self.m = _check_lanes(m)
+        self.cols = check_int("cols", cols, m, 64)
+        if cols % m:
+            raise ValueError(f"cols must be a multiple of m = {m}, not {cols}")
+        self.a_bits = check_int("a_bits", a_bits, 2, 16)
+        self.d = check_int("d", d, 1, 4)
+        self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
+        self.out_bits = check_int("out_bits", out_bits, acc_bits, 62)
+        self.policy = check_choice("policy", policy, POLICIES)
+        self.acc_depth = check_int("acc_depth", acc_depth, 2, 256)
+        if acc_depth & (acc_depth - 1):
+            raise ValueError(f"acc_depth must be a power of two, not {acc_depth}")
+        self.shift_bits = check_int("shift_bits", shift_bits, 1, 6)
+        self.b = 4
+        addr_bits = (acc_depth - 1).bit_length()
+        super().__init__(
+            {
+                "w_load": In(1),
+                "w_row": In(unsigned(max(1, (rows - 1).bit_length()))),
+                "w_data": In(data.ArrayLayout(4, cols)),
+                "w_cfg": In(data.ArrayLayout(recon_config_bits(m, d), cols // m)),
+                "a_valid": In(1),
+                "a_data": In(data.ArrayLayout(signed(a_bits), rows)),
+                "a_first": In(1),
+                "a_last": In(1),
+                "a_addr": In(unsigned(addr_bits)),
+                "a_shift": In(unsigned(shift_bits)),
+                "y_valid": Out(1),
+                "y_data": Out(data.ArrayLayout(signed(out_bits), cols)),
+                "y_ovf_inner": Out(cols),
+                "y_ovf_outer": Out(cols),
+                "y_addr": Out(unsigned(addr_bits)),
+            }
+        )
+
+    @property
+    def latency(self) -> int:
+        return self.rows + MsqPE.latency + ReCoN.latency + 1
+
+    def _slot(self, code, mode):
+        """Edge decode of one 4-bit slot by its lane mode -> (PE weight word, signed)."""
+        sm = Mux(code[3], -Cat(code[:3], Const(0, 1)), code[:3])  # sign-magnitude inlier
+        word = Mux(mode == LANE_PASS, sm[:4], code)
+        return word, mode != LANE_ZERO
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, mib = self.rows, self.cols, self.m
+        nb = recon_config_bits(mib, self.d)
+        s = benes_switches(mib)
+        weights = [[Signal(4, name=f"w_{r}_{c}") for c in range(C)] for r in range(R)]
+        wsign = [[Signal(name=f"ws_{r}_{c}") for c in range(C)] for r in range(R)]
+        cfgs = [[Signal(nb, name=f"cfg_{r}_{g}") for g in range(C // mib)] for r in range(R)]
+        for r in range(R):
+            with m.If(self.w_load & (self.w_row == r)):
+                for c in range(C):
+                    g, lane = divmod(c, mib)
+                    mode = self.w_cfg[g][s + 2 * lane : s + 2 * lane + 2]
+                    word, sgn = self._slot(self.w_data[c], mode)
+                    m.d.sync += [weights[r][c].eq(word), wsign[r][c].eq(sgn)]
+                m.d.sync += [cfgs[r][g].eq(self.w_cfg[g]) for g in range(C // mib)]
+        psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
+        ovf = [Signal(name=f"ovf_top_{c}") for c in range(C)]
+        for r in range(R):
+            act = self.a_data[r]
+            for i in range(r):  # skew: row r sees the vector r cycles later
+                nxt = Signal(signed(self.a_bits), name=f"skew_{r}_{i}")
+                m.d.sync += nxt.eq(act)
+                act = nxt
+            for g in range(C // mib):
+                rc = m.submodules[f"recon_{r}_{g}"] = ReCoN(
+                    lanes=mib, prod_bits=self.a_bits + 5, b=4, d=self.d
+                )
+                m.d.comb += rc.config.eq(cfgs[r][g])
+                for lane in range(mib):
+                    c = g * mib + lane
+                    pe = m.submodules[f"pe_{r}_{c}"] = MsqPE(a_bits=self.a_bits)
+                    m.d.comb += [
+                        pe.a.eq(act),
+                        pe.w.eq(weights[r][c]),
+                        pe.mode.split.eq(0),
+                        pe.mode.signed_hi.eq(wsign[r][c]),
+                        rc.p[lane].eq(pe.p0),
+                    ]
+                    total, o = add_with_policy(m, psum[c], rc.q[lane], self.acc_bits, self.policy)
+                    nps = Signal(signed(self.acc_bits), name=f"psum_{r}_{c}")
+                    nov = Signal(name=f"ovf_{r}_{c}")
+                    m.d.sync += [nps.eq(total), nov.eq(ovf[c] | o)]
+                    psum[c], ovf[c] = nps, nov
+        # control travels with the vector to the bottom of the grid
+        ctrl = [self.a_valid, self.a_first, self.a_last, self.a_addr, self.a_shift]
+        delayed = []
+        for i, sig in enumerate(ctrl):
+            for k in range(self.latency - 1):
+                nxt = Signal(sig.shape(), name=f"ctrl{i}_d{k}")
+                m.d.sync += nxt.eq(sig)
+                sig = nxt
+            delayed.append(sig)
+        valid, first, last, addr, shift = delayed
+        for c in range(C):
+            mem = Array(
+                Signal(signed(self.out_bits), name=f"acc_{c}_{i}") for i in range(self.acc_depth)
+            )
+            mem_oi = Array(Signal(name=f"acc_ovfi_{c}_{i}") for i in range(self.acc_depth))
+            mem_oo = Array(Signal(name=f"acc_ovfo_{c}_{i}") for i in range(self.acc_depth))
+            shifted = Signal(signed(self.acc_bits + 2**self.shift_bits - 1), name=f"sh_{c}")
+            m.d.comb += shifted.eq(psum[c] << shift)  # exact: never truncated
+            prev = Signal(signed(self.out_bits), name=f"prev_{c}")
+            m.d.comb += prev.eq(Mux(first, 0, mem[addr]))
+            total, o_ovf = add_with_policy(m, prev, shifted, self.out_bits, self.policy)
+            new_oi = Mux(first, 0, mem_oi[addr]) | ovf[c]
+            new_oo = Mux(first, 0, mem_oo[addr]) | o_ovf
+            with m.If(valid):
+                m.d.sync += [mem[addr].eq(total), mem_oi[addr].eq(new_oi), mem_oo[addr].eq(new_oo)]
+            m.d.sync += [
+                self.y_data[c].eq(total),
+                self.y_ovf_inner[c].eq(new_oi),
+                self.y_ovf_outer[c].eq(new_oo),
+            ]
+        m.d.sync += [self.y_valid.eq(valid & last), self.y_addr.eq(addr)]
+        return m
