@@ -14,6 +14,7 @@ TIERS = {
     "tests/test_hdl_sim": "amaranth-sim",
     "tests/test_ant_hw": "amaranth-sim",
     "tests/test_olive_hw": "amaranth-sim",
+    "tests/test_msq_hw": "amaranth-sim",
     "tests/test_config_export": "export",
     "tests/test_cli": "cli",
     "tests/test_layout": "layout",

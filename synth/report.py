@@ -81,6 +81,7 @@ def area_table(reports: dict[tuple[str, str], dict[str, Any]], names: dict[str, 
     slug_of = {name: slug for slug, name in names.items()}
     lines += _ant_section(reports, slug_of)
     lines += _olive_section(reports, slug_of)
+    lines += _msq_section(reports, slug_of)
     lines += _axe_section(reports, slug_of)
     return "\n".join(lines) + "\n"
 
@@ -263,3 +264,35 @@ def _olive_section(reports, slug_of) -> list[str]:
             + ".",
         ]
     return out
+
+
+def _msq_section(reports, slug_of) -> list[str]:
+    """MicroScopiQ: the array next to INT and OliVe arrays of the same size, the ReCoN share."""
+    arr, rc = _area(reports, slug_of, "msq-array8x8-p32"), _area(reports, slug_of, "msq-recon8")
+    if not (arr and rc):
+        return []
+    rows = _ratio_rows(
+        reports,
+        slug_of,
+        (
+            ("msq-array8x8-p32", "int4x8-array8x8-p32"),
+            ("msq-array8x8-p32", "olive4-array8x8-p32"),
+            ("msq-array8x8-p32", "olive8-array8x8-p32"),
+            ("msq-pe", "int4x8-pe-p16"),
+        ),
+    )
+    share = 8 * rc / arr  # one 8-lane ReCoN per row of the 8x8 array
+    return [
+        "",
+        "## MicroScopiQ (liberty area, OSU 0.18 um)",
+        "",
+        "| ratio | um^2 | ratio |",
+        "|---|---:|---:|",
+        *rows,
+        "",
+        f"ReCoN (8 lanes, 20 Benes 2x2 switches, 8 lane units, two pipeline register stages): "
+        f"{rc:,.1f} um^2. The 8x8 array has one per row: ReCoN share of the array "
+        f"{share:.1%} (8 x {rc:,.1f} / {arr:,.1f}). The MicroScopiQ PE outputs products (its "
+        "adder sits after ReCoN, in the column chain), so the PE ratio compares a multiplier "
+        "with a full MAC.",
+    ]

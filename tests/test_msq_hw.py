@@ -1,0 +1,76 @@
+# amaranth: UnusedElaboratable=no
+"""MicroScopiQ hardware in the Amaranth simulator against golden, configs and parameter errors."""
+
+import random
+
+import pytest
+import torch
+from amaranth.sim import Simulator
+
+from golden.microscopiq import MsqParams, compile_router, pair_configurations, quantize_msq, recon
+from hdl.microscopiq import MsqArray, MsqPE, ReCoN, recon_config_bits
+from qarch.config import PRESETS, MsqArrayConfig, config_from_json
+from tb.schedule import msq_schedule
+from tests.amaranth_sim import INPUTS, run_array
+
+
+def test_recon_sampled_configurations():
+    dut = ReCoN(lanes=8, prod_bits=13, b=4, d=2)
+    rng = random.Random(2)
+    items = []
+    for pairs in pair_configurations(8)[::13]:
+        de, p = rng.randrange(4), [rng.randint(-4096, 4095) for _ in range(8)]
+        items.append((compile_router(pairs, de), p, recon(p, pairs, de, 4)))
+    outs = []
+
+    async def bench(ctx):
+        for word, p, _ in items + [(0, [0] * 8, None)]:
+            ctx.set(dut.config, word)
+            for i in range(8):
+                ctx.set(dut.p[i], p[i])
+            await ctx.tick()
+            outs.append([ctx.get(dut.q[i]) for i in range(8)])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [o for o in outs[1:]] == [want for *_, want in items]
+    assert recon_config_bits(8, 2) == 38 and dut.switches == 20
+
+
+@pytest.mark.parametrize("policy,acc,out", [("wrap", 24, 28), ("saturate", 14, 16)])
+def test_msq_array_gemm_vs_golden(policy, acc, out):
+    cfg = MsqArrayConfig(rows=4, cols=8, acc_bits=acc, out_bits=out, policy=policy)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(16, 10, generator=g)
+    w = torch.where(torch.rand(16, 10, generator=g) < 0.06, w * 300, w)
+    q = quantize_msq(w, MsqParams(b=4, m=8, M=16, T=4))
+    assert q.n_outliers > 0 and int(q.de.max()) > 0
+    x = torch.randint(-128, 128, (10, 6), generator=g)
+    s = msq_schedule(cfg, q, x, idle=0.2)
+    got = run_array(cfg.build(), s.cycles, inputs=(*INPUTS, "w_cfg", "a_shift"))
+    assert len(got) == len(s.expected)
+    for (addr, y, oi, oo), e in zip(got, s.expected):
+        assert (addr, y, oi, oo) == (e.addr, e.y, e.ovf_inner, e.ovf_outer), e.where
+
+
+def test_configs_round_trip_and_latency():
+    for name in ("msq-pe", "msq-recon8", "msq-array8x8-p32"):
+        assert config_from_json(PRESETS[name].to_json()) == PRESETS[name]
+    assert MsqArray(rows=8, cols=8).latency == 12
+
+
+@pytest.mark.parametrize(
+    "cls,kwargs,msg",
+    [
+        (MsqPE, dict(a_bits=1), "a_bits must be at least 2, not 1"),
+        (ReCoN, dict(lanes=6), "lanes must be a power of two, not 6"),
+        (ReCoN, dict(b=3), "b must be one of 2, 4, 8"),
+        (MsqArray, dict(cols=12), "cols must be a multiple of m = 8, not 12"),
+        (MsqArrayConfig, dict(acc_depth=3), "acc_depth must be a power of two, not 3"),
+    ],
+)
+def test_parameter_errors(cls, kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        cls(**kwargs)
