@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .calib import capture_linear_inputs, linear_names
 from .gptq import column_order, gptq_loop
 from .numerics import IntFormat, check_finite, check_int64, datatype_bound
 
@@ -363,59 +364,16 @@ def quantize_model(
     """
     import copy
 
-    names = [
-        n
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and (include is None or include(n, m))
-    ]
-    if not names:
-        raise ValueError("no Linear layer selected for quantization")
-    stats = {
-        n: {"rows": [], "idx": [], "seen": 0, "stride": 1, "amax": 0.0, "neg": False} for n in names
-    }
-    mods = dict(model.named_modules())
-
-    def hook(name):
-        # Keep the rows whose global index is a multiple of a power-of-two stride, doubling
-        # it whenever more than 2 * max_rows are held: an even sample in bounded memory.
-        def f(_m, args, _out):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
-            check_finite(x, f"calibration input of {name}")
-            st = stats[name]
-            st["amax"] = max(st["amax"], float(x.abs().max()))
-            st["neg"] = st["neg"] or bool((x < 0).any())
-            idx = torch.arange(st["seen"], st["seen"] + x.shape[0])
-            st["seen"] += x.shape[0]
-            keep = idx % st["stride"] == 0
-            st["rows"].append(x[keep])
-            st["idx"].append(idx[keep])
-            while sum(r.shape[0] for r in st["rows"]) > 2 * max_rows:
-                st["stride"] *= 2
-                keeps = [i % st["stride"] == 0 for i in st["idx"]]
-                st["rows"] = [r[k] for r, k in zip(st["rows"], keeps)]
-                st["idx"] = [i[k] for i, k in zip(st["idx"], keeps)]
-
-        return f
-
-    hooks = [mods[n].register_forward_hook(hook(n)) for n in names]
-    try:
-        calibrate(model)
-    finally:
-        for h in hooks:
-            h.remove()
+    names = linear_names(model, include)
+    captured = capture_linear_inputs(model, calibrate, names, max_rows)
     qmodel = copy.deepcopy(model)
     qmods = dict(qmodel.named_modules())
     it = progress(names, len(names)) if progress else names
     for name in it:
-        st = stats[name]
-        if not st["rows"]:
-            raise ValueError(f"calibration never reached layer {name!r}")
-        x = torch.cat(st["rows"])
-        st["rows"], st["idx"] = [], []
-        if x.shape[0] > max_rows:
-            x = x[torch.linspace(0, x.shape[0] - 1, max_rows).round().long()]
-        signed = st["neg"]
-        s_in = input_scale(st["amax"], input_bits, signed)
+        cap = captured.pop(name)
+        x = cap.rows
+        signed = cap.negative
+        s_in = input_scale(cap.amax, input_bits, signed)
         lin = qmods[name]
         q, s = quantize_layer(
             lin.weight,

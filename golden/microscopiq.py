@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 
 from .accum import accumulate
+from .calib import capture_linear_inputs, linear_names
 from .gptq import gptq_loop
 from .numerics import check_finite, check_int64, check_policy
 
@@ -37,6 +38,7 @@ __all__ = [
     "inlier_value",
     "MsqQuant",
     "quantize_msq",
+    "quantize_module_msq",
     "msq_gemm",
     "MsqGemm",
     "recon",
@@ -280,6 +282,40 @@ def quantize_msq(
         p, qz.codes, qz.kind, qz.partner, qz.exp, qz.de, deq, qz.metadata_bits(),
         int((qz.kind == KIND_HI).sum()),
     )  # fmt: skip
+
+
+def quantize_module_msq(
+    model: torch.nn.Module,
+    params: MsqParams | None = None,
+    *,
+    calibrate=None,
+    include=None,
+    max_rows: int = 1024,
+    progress=None,
+) -> tuple[torch.nn.Module, dict[str, MsqQuant]]:
+    """MicroScopiQ on every selected Linear layer of a copy of ``model`` (weight-only; layers
+    whose output count is not a multiple of M are skipped and not reported). With
+    ``calibrate(m)`` each layer runs the GPTQ path on its captured float inputs (one pass over
+    the float model, at most ``max_rows`` rows per layer); without, the RTN fallback. The copy
+    holds the dequantized weights; returns it and the per-layer results (EBW, metadata)."""
+    import copy
+
+    p = params or MsqParams()
+    names = [n for n in linear_names(model, include)
+             if dict(model.named_modules())[n].out_features % p.M == 0]  # fmt: skip
+    if not names:
+        raise ValueError(f"no selected Linear layer has a multiple of M = {p.M} outputs")
+    caps = capture_linear_inputs(model, calibrate, names, max_rows) if calibrate else {}
+    qmodel = copy.deepcopy(model)
+    qmods = dict(qmodel.named_modules())
+    results = {}
+    for n in progress(names) if progress else names:
+        lin = qmods[n]
+        q = quantize_msq(lin.weight, p, inputs=caps[n].rows if n in caps else None)
+        with torch.no_grad():
+            lin.weight.copy_(q.dequant.to(lin.weight.dtype))
+        results[n] = q
+    return qmodel, results
 
 
 class MsqGemm(NamedTuple):

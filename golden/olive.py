@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 
 from .ant import Decoded, flint_unsigned_decode
+from .calib import capture_linear_inputs, linear_names
 from .numerics import check_finite, check_int64
 
 __all__ = [
@@ -400,40 +401,20 @@ def quantize_module_olive(
     calib=None,
     policy: str = "keep_larger",
     include=None,
+    max_rows: int = 4096,
 ) -> tuple[torch.nn.Module, dict[str, LayerReport]]:
     """OliVe on every Linear layer of a copy of ``model`` (W4A4 / W8A8 with ``calib``).
 
     Weights: pairs along ``in``, per-channel clip search, normal type per layer. With
     ``calib(m)`` (runs calibration forwards), each layer's input gets a per-tensor alpha and
-    type from the calibration inputs, and the copy quantizes it (pairs along the hidden axis)
-    on every later forward. ``include(name, module)`` selects layers.
+    type from the calibration inputs (an even sample of ``max_rows`` rows), and the copy
+    quantizes it (pairs along the hidden axis) on every later forward. ``include(name,
+    module)`` selects layers.
     """
     import copy
 
-    names = [
-        n
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and (include is None or include(n, m))
-    ]
-    if not names:
-        raise ValueError("no Linear layer selected for quantization")
-    acts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    if calib is not None:
-        mods = dict(model.named_modules())
-        hooks = [
-            mods[n].register_forward_pre_hook(
-                lambda _m, args, n=n: acts[n].append(
-                    args[0].detach().reshape(-1, args[0].shape[-1])
-                )
-            )
-            for n in names
-        ]
-        try:
-            with torch.no_grad():
-                calib(model)
-        finally:
-            for h in hooks:
-                h.remove()
+    names = linear_names(model, include)
+    acts = capture_linear_inputs(model, calib, names, max_rows) if calib is not None else {}
     qmodel = copy.deepcopy(model)
     qmods = dict(qmodel.named_modules())
     report = {}
@@ -444,9 +425,7 @@ def quantize_module_olive(
             lin.weight.copy_(wq.dequant)
         a_fmt = a_alpha = None
         if calib is not None:
-            if not acts[n]:
-                raise ValueError(f"calibration never reached layer {n!r}")
-            aq = quantize_olive(torch.cat(acts[n]), bits, role="activation", policy=policy)
+            aq = quantize_olive(acts[n].rows, bits, role="activation", policy=policy)
             a_fmt, a_alpha = aq.fmt, float(aq.scale[0]) * aq.fmt.normal_max
             lin.register_forward_pre_hook(_act_hook(a_fmt, a_alpha, policy))
         report[n] = LayerReport(wq.fmt.normal, wq.stats, a_fmt and a_fmt.normal, a_alpha)

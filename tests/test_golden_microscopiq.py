@@ -26,6 +26,7 @@ from golden.microscopiq import (
     join_hi_lo,
     msq_gemm,
     pair_configurations,
+    quantize_module_msq,
     quantize_msq,
     recon,
     round_half_away,
@@ -200,3 +201,22 @@ def test_errors():
         compile_router([(0, 1), (1, 2)], 0)
     with pytest.raises(ValueError, match="dE must be in 0..3"):
         compile_router([(0, 1)], 4)
+
+
+def test_whole_model_weight_only():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.Linear(64, 5)
+    )
+    x = torch.randn(256, 32)
+    p = MsqParams(b=4, m=8, M=16, T=16)
+    for calibrate in (None, lambda m: m(x)):
+        q, res = quantize_module_msq(model, p, calibrate=calibrate)
+        assert set(res) == {"0", "2"}  # the 5-output layer is not a multiple of M: skipped
+        assert all(4 < r.ebw < 5 for r in res.values())
+        assert torch.equal(q[0].weight.double(), res["0"].dequant.float().double())
+        with torch.no_grad():
+            ref, got = model(x), q(x)
+        assert ((got - ref).norm() / ref.norm()) < 0.2
+    with pytest.raises(ValueError, match="multiple of M = 64"):
+        quantize_module_msq(torch.nn.Sequential(torch.nn.Linear(4, 5)))

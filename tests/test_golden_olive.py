@@ -200,13 +200,15 @@ def test_quantizer_errors():
         quantize_olive(torch.ones(2, 2), policy="keep_both")
 
 
-def test_whole_model_w4a4():
+@pytest.mark.parametrize("bits,tol", [(4, 0.3), (8, 0.15)])
+def test_whole_model_w4a4_w8a8(bits, tol):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
     x = _heavy((128, 32), 2)
-    q, rep = quantize_module_olive(model, 4, calib=lambda m: m(x))
-    assert set(rep) == {"0", "2"} and rep["0"].act_type in ("int4", "flint4")
+    q, rep = quantize_module_olive(model, bits, calib=lambda m: m(x))
+    types = ("int4", "flint4") if bits == 4 else ("int8",)
+    assert set(rep) == {"0", "2"} and rep["0"].act_type in types
     with torch.no_grad():
         ref, got = model(x), q(x)
-    assert ((got - ref).norm() / ref.norm()) < 0.3
+    assert ((got - ref).norm() / ref.norm()) < tol
     assert torch.equal(model[0].weight, model[0].weight)  # original untouched
