@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ._params import check_choice, check_int
 from .int_pe import POLICIES, IntPE, add_with_policy, check_pe_params
 
-__all__ = ["SystolicArray", "IntArray"]
+__all__ = ["SystolicArray", "IntArray", "output_unit", "array_ports"]
 
 
 def _delay(m: Module, sig, cycles: int, name: str):
@@ -19,6 +19,27 @@ def _delay(m: Module, sig, cycles: int, name: str):
         m.d.sync += nxt.eq(sig)
         sig = nxt
     return sig
+
+
+def array_ports(*, w_rows, w_data, a_data, cols, out_bits, acc_depth, extra=None) -> dict:
+    """The signature every array shares: weight load, activation stream, outputs."""
+    addr_bits = (acc_depth - 1).bit_length()
+    return {
+        "w_load": In(1),
+        "w_row": In(unsigned(max(1, (w_rows - 1).bit_length()))),
+        "w_data": In(w_data),
+        "a_valid": In(1),
+        "a_data": In(a_data),
+        "a_first": In(1),
+        "a_last": In(1),
+        "a_addr": In(unsigned(addr_bits)),
+        **(extra or {}),
+        "y_valid": Out(1),
+        "y_data": Out(data.ArrayLayout(signed(out_bits), cols)),
+        "y_ovf_inner": Out(cols),
+        "y_ovf_outer": Out(cols),
+        "y_addr": Out(unsigned(addr_bits)),
+    }
 
 
 class SystolicArray(wiring.Component):
@@ -78,24 +99,16 @@ class SystolicArray(wiring.Component):
         self.acc_depth = check_int("acc_depth", acc_depth, 2, 256)
         if acc_depth & (acc_depth - 1):
             raise ValueError(f"acc_depth must be a power of two, not {acc_depth}")
-        addr_bits = (acc_depth - 1).bit_length()
         super().__init__(
-            {
-                "w_load": In(1),
-                "w_row": In(unsigned(max(1, (codes_per_col - 1).bit_length()))),
-                "w_data": In(data.ArrayLayout(w_code, cols)),
-                "a_valid": In(1),
-                "a_data": In(data.ArrayLayout(a_code, codes_per_col)),
-                "a_first": In(1),
-                "a_last": In(1),
-                "a_addr": In(unsigned(addr_bits)),
-                **(extra_ports or {}),
-                "y_valid": Out(1),
-                "y_data": Out(data.ArrayLayout(signed(out_bits), cols)),
-                "y_ovf_inner": Out(cols),
-                "y_ovf_outer": Out(cols),
-                "y_addr": Out(unsigned(addr_bits)),
-            }
+            array_ports(
+                w_rows=codes_per_col,
+                w_data=data.ArrayLayout(w_code, cols),
+                a_data=data.ArrayLayout(a_code, codes_per_col),
+                cols=cols,
+                out_bits=out_bits,
+                acc_depth=acc_depth,
+                extra=extra_ports,
+            )
         )
 
     @property
@@ -160,27 +173,32 @@ class SystolicArray(wiring.Component):
             _delay(m, s, R + C - 1, f"ctrl{i}") for i, s in enumerate(ctrl_in)
         )
 
-        # Outer accumulators: acc_depth entries per column, read-modify-write in one cycle.
-        for c in range(C):
-            mem = Array(
-                Signal(signed(self.out_bits), name=f"acc_{c}_{i}") for i in range(self.acc_depth)
-            )
-            mem_oi = Array(Signal(name=f"acc_ovfi_{c}_{i}") for i in range(self.acc_depth))
-            mem_oo = Array(Signal(name=f"acc_ovfo_{c}_{i}") for i in range(self.acc_depth))
-            prev = Signal(signed(self.out_bits), name=f"prev_{c}")
-            m.d.comb += prev.eq(Mux(first, 0, mem[addr]))
-            total, o_ovf = add_with_policy(m, prev, tile[c], self.out_bits, self.policy)
-            new_oi = Mux(first, 0, mem_oi[addr]) | tile_ovf[c]
-            new_oo = Mux(first, 0, mem_oo[addr]) | o_ovf
-            with m.If(valid):
-                m.d.sync += [mem[addr].eq(total), mem_oi[addr].eq(new_oi), mem_oo[addr].eq(new_oo)]
-            m.d.sync += [
-                self.y_data[c].eq(total),
-                self.y_ovf_inner[c].eq(new_oi),
-                self.y_ovf_outer[c].eq(new_oo),
-            ]
-        m.d.sync += [self.y_valid.eq(valid & last), self.y_addr.eq(addr)]
+        output_unit(m, self, tile, tile_ovf, valid, first, last, addr)
         return m
+
+
+def output_unit(m: Module, arr, tile, tile_ovf, valid, first, last, addr) -> None:
+    """The outer accumulators of an array: ``acc_depth`` entries of ``out_bits`` (P_O) per
+    column, read-modify-write in one cycle: entry ``addr`` += ``tile[c]`` (restarting at 0 on
+    ``first``), with the policy and sticky inner / outer flags; registered outputs, ``y_valid``
+    on ``last``. ``arr`` supplies cols, out_bits, policy, acc_depth and the y_* ports."""
+    for c in range(arr.cols):
+        mem = Array(Signal(signed(arr.out_bits), name=f"acc_{c}_{i}") for i in range(arr.acc_depth))
+        mem_oi = Array(Signal(name=f"acc_ovfi_{c}_{i}") for i in range(arr.acc_depth))
+        mem_oo = Array(Signal(name=f"acc_ovfo_{c}_{i}") for i in range(arr.acc_depth))
+        prev = Signal(signed(arr.out_bits), name=f"prev_{c}")
+        m.d.comb += prev.eq(Mux(first, 0, mem[addr]))
+        total, o_ovf = add_with_policy(m, prev, tile[c], arr.out_bits, arr.policy)
+        new_oi = Mux(first, 0, mem_oi[addr]) | tile_ovf[c]
+        new_oo = Mux(first, 0, mem_oo[addr]) | o_ovf
+        with m.If(valid):
+            m.d.sync += [mem[addr].eq(total), mem_oi[addr].eq(new_oi), mem_oo[addr].eq(new_oo)]
+        m.d.sync += [
+            arr.y_data[c].eq(total),
+            arr.y_ovf_inner[c].eq(new_oi),
+            arr.y_ovf_outer[c].eq(new_oo),
+        ]
+    m.d.sync += [arr.y_valid.eq(valid & last), arr.y_addr.eq(addr)]
 
 
 class IntArray(SystolicArray):

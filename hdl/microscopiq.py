@@ -17,11 +17,12 @@ Spec: shared/spec/microscopiq.md "Hardware"; design: docs/microscopiq.md.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._params import check_choice, check_int
+from .array import _delay, array_ports, output_unit
 from .int_pe import POLICIES, add_with_policy
 
 __all__ = [
@@ -233,25 +234,19 @@ class MsqArray(wiring.Component):
             raise ValueError(f"acc_depth must be a power of two, not {acc_depth}")
         self.shift_bits = check_int("shift_bits", shift_bits, 1, 6)
         self.b = 4
-        addr_bits = (acc_depth - 1).bit_length()
         super().__init__(
-            {
-                "w_load": In(1),
-                "w_row": In(unsigned(max(1, (rows - 1).bit_length()))),
-                "w_data": In(data.ArrayLayout(4, cols)),
-                "w_cfg": In(data.ArrayLayout(recon_config_bits(m, d), cols // m)),
-                "a_valid": In(1),
-                "a_data": In(data.ArrayLayout(signed(a_bits), rows)),
-                "a_first": In(1),
-                "a_last": In(1),
-                "a_addr": In(unsigned(addr_bits)),
-                "a_shift": In(unsigned(shift_bits)),
-                "y_valid": Out(1),
-                "y_data": Out(data.ArrayLayout(signed(out_bits), cols)),
-                "y_ovf_inner": Out(cols),
-                "y_ovf_outer": Out(cols),
-                "y_addr": Out(unsigned(addr_bits)),
-            }
+            array_ports(
+                w_rows=rows,
+                w_data=data.ArrayLayout(4, cols),
+                a_data=data.ArrayLayout(signed(a_bits), rows),
+                cols=cols,
+                out_bits=out_bits,
+                acc_depth=acc_depth,
+                extra={
+                    "w_cfg": In(data.ArrayLayout(recon_config_bits(m, d), cols // m)),
+                    "a_shift": In(unsigned(shift_bits)),
+                },
+            )
         )
 
     @property
@@ -283,11 +278,7 @@ class MsqArray(wiring.Component):
         psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
         ovf = [Signal(name=f"ovf_top_{c}") for c in range(C)]
         for r in range(R):
-            act = self.a_data[r]
-            for i in range(r):  # skew: row r sees the vector r cycles later
-                nxt = Signal(signed(self.a_bits), name=f"skew_{r}_{i}")
-                m.d.sync += nxt.eq(act)
-                act = nxt
+            act = _delay(m, self.a_data[r], r, f"skew_{r}")  # row r sees the vector r later
             for g in range(C // mib):
                 rc = m.submodules[f"recon_{r}_{g}"] = ReCoN(
                     lanes=mib, prod_bits=self.a_bits + 5, b=4, d=self.d
@@ -310,33 +301,13 @@ class MsqArray(wiring.Component):
                     psum[c], ovf[c] = nps, nov
         # control travels with the vector to the bottom of the grid
         ctrl = [self.a_valid, self.a_first, self.a_last, self.a_addr, self.a_shift]
-        delayed = []
-        for i, sig in enumerate(ctrl):
-            for k in range(self.latency - 1):
-                nxt = Signal(sig.shape(), name=f"ctrl{i}_d{k}")
-                m.d.sync += nxt.eq(sig)
-                sig = nxt
-            delayed.append(sig)
-        valid, first, last, addr, shift = delayed
+        valid, first, last, addr, shift = (
+            _delay(m, sig, self.latency - 1, f"ctrl{i}") for i, sig in enumerate(ctrl)
+        )
+        shifted = []
         for c in range(C):
-            mem = Array(
-                Signal(signed(self.out_bits), name=f"acc_{c}_{i}") for i in range(self.acc_depth)
-            )
-            mem_oi = Array(Signal(name=f"acc_ovfi_{c}_{i}") for i in range(self.acc_depth))
-            mem_oo = Array(Signal(name=f"acc_ovfo_{c}_{i}") for i in range(self.acc_depth))
-            shifted = Signal(signed(self.acc_bits + 2**self.shift_bits - 1), name=f"sh_{c}")
-            m.d.comb += shifted.eq(psum[c] << shift)  # exact: never truncated
-            prev = Signal(signed(self.out_bits), name=f"prev_{c}")
-            m.d.comb += prev.eq(Mux(first, 0, mem[addr]))
-            total, o_ovf = add_with_policy(m, prev, shifted, self.out_bits, self.policy)
-            new_oi = Mux(first, 0, mem_oi[addr]) | ovf[c]
-            new_oo = Mux(first, 0, mem_oo[addr]) | o_ovf
-            with m.If(valid):
-                m.d.sync += [mem[addr].eq(total), mem_oi[addr].eq(new_oi), mem_oo[addr].eq(new_oo)]
-            m.d.sync += [
-                self.y_data[c].eq(total),
-                self.y_ovf_inner[c].eq(new_oi),
-                self.y_ovf_outer[c].eq(new_oo),
-            ]
-        m.d.sync += [self.y_valid.eq(valid & last), self.y_addr.eq(addr)]
+            sh = Signal(signed(self.acc_bits + 2**self.shift_bits - 1), name=f"sh_{c}")
+            m.d.comb += sh.eq(psum[c] << shift)  # exact: never truncated
+            shifted.append(sh)
+        output_unit(m, self, shifted, ovf, valid, first, last, addr)
         return m

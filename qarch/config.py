@@ -66,6 +66,16 @@ class _Config:
         return dataclasses.replace(self, **changes)
 
 
+def _check_accumulators(cfg) -> None:
+    """The accumulator fields every array config has: P_I, P_O >= P_I, policy, acc_depth."""
+    _check_int("acc_bits", cfg.acc_bits, 2, 62)
+    _check_int("out_bits", cfg.out_bits, cfg.acc_bits, 62)
+    check_policy(cfg.policy)
+    _check_int("acc_depth", cfg.acc_depth, 2, 256)
+    if cfg.acc_depth & (cfg.acc_depth - 1):
+        raise ValueError(f"acc_depth must be a power of two, not {cfg.acc_depth}")
+
+
 @dataclass(frozen=True)
 class _IntOperands(_Config):
     """Operand and accumulator fields common to the INT family."""
@@ -137,10 +147,7 @@ class IntArrayConfig(_IntOperands):
         if self.acc_bits == 0:
             object.__setattr__(self, "acc_bits", self.bound_bits)
         super().__post_init__()
-        _check_int("out_bits", self.out_bits, self.acc_bits, 62)
-        _check_int("acc_depth", self.acc_depth, 2, 256)
-        if self.acc_depth & (self.acc_depth - 1):
-            raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
+        _check_accumulators(self)
 
     @property
     def bound_bits(self) -> int:
@@ -248,12 +255,7 @@ class AntArrayConfig(_Config):
         _check_int("bits", self.bits, 3, 6)
         if self.acc_bits == 0:
             object.__setattr__(self, "acc_bits", min(self.bound_bits, 62))
-        _check_int("acc_bits", self.acc_bits, 2, 62)
-        _check_int("out_bits", self.out_bits, self.acc_bits, 62)
-        check_policy(self.policy)
-        _check_int("acc_depth", self.acc_depth, 2, 256)
-        if self.acc_depth & (self.acc_depth - 1):
-            raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
+        _check_accumulators(self)
 
     @property
     def w_bits(self) -> int:
@@ -377,12 +379,7 @@ class OliveArrayConfig(_Config):
         _check_olive(self.bits, self.e_bits)
         if self.acc_bits == 0:
             object.__setattr__(self, "acc_bits", min(self.bound_bits, 62))
-        _check_int("acc_bits", self.acc_bits, 2, 62)
-        _check_int("out_bits", self.out_bits, self.acc_bits, 62)
-        check_policy(self.policy)
-        _check_int("acc_depth", self.acc_depth, 2, 256)
-        if self.acc_depth & (self.acc_depth - 1):
-            raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
+        _check_accumulators(self)
 
     @property
     def w_bits(self) -> int:
@@ -491,12 +488,7 @@ class MsqArrayConfig(_Config):
             raise ValueError(f"cols must be a multiple of m = {self.m}, not {self.cols}")
         _check_int("a_bits", self.a_bits, 2, 16)
         _check_int("d", self.d, 1, 4)
-        _check_int("acc_bits", self.acc_bits, 2, 62)
-        _check_int("out_bits", self.out_bits, self.acc_bits, 62)
-        check_policy(self.policy)
-        _check_int("acc_depth", self.acc_depth, 2, 256)
-        if self.acc_depth & (self.acc_depth - 1):
-            raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
+        _check_accumulators(self)
         _check_int("shift_bits", self.shift_bits, 1, 6)
 
     @property
