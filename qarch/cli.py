@@ -238,7 +238,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="only presets whose name contains TEXT (repeatable); the table covers every report",
     )
     s.set_defaults(func=_cmd_synth_all)
+
+    s = sub.add_parser(
+        "eval",
+        help="perplexity of a (quantized) causal LM on the packaged Wikipedia text",
+        description="Perplexity (context 512, non-overlapping windows) of a model, quantized "
+        "by a scheme, on the first --tokens tokens of gensim's Wikipedia text. The first use "
+        "of smollm2-135m converts its packaged GGUF to an fp32 cache (about a minute).",
+    )
+    s.add_argument("--model", default="smollm2-135m", help="smollm2-135m, or a local/hub path")
+    s.add_argument("--scheme", default="fp32", help="fp32 or int (more schemes: issue 7)")
+    s.add_argument("--bits", type=int, default=4, help="weight bits (int; default 4)")
+    s.add_argument("--group", type=int, help="int: group size along K (default per channel)")
+    s.add_argument("--tokens", type=int, default=4096, help="evaluation tokens (default 4096)")
+    s.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    s.set_defaults(func=_cmd_eval)
     return p
+
+
+def _cmd_eval(args) -> int:
+    from tqdm import tqdm
+
+    from .evaluate import SCHEMES, apply_scheme, perplexity
+    from .models import ModelUnavailable, load_causal_lm, wiki_tokens
+
+    if args.scheme not in SCHEMES:
+        raise ValueError(f"--scheme must be one of {', '.join(SCHEMES)}, not {args.scheme!r}")
+    try:
+        model, tok = load_causal_lm(args.model)
+        ids = wiki_tokens(tok, args.model)
+    except ModelUnavailable as e:
+        raise ValueError(str(e)) from None
+    q = apply_scheme(model, args.scheme, bits=args.bits, group=args.group)
+    ppl = perplexity(
+        q, ids, args.tokens, progress=lambda it: tqdm(it, desc="perplexity", unit="window")
+    )
+    res = {
+        "model": args.model,
+        "scheme": args.scheme,
+        "bits": None if args.scheme == "fp32" else args.bits,
+        "group": args.group,
+        "tokens": args.tokens,
+        "perplexity": round(ppl, 4),
+    }
+    print(json.dumps(res) if args.json else f"{args.model} {args.scheme}: perplexity {ppl:.3f}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

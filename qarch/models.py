@@ -69,10 +69,14 @@ def load_causal_lm(name: str = SMOLLM2):
     """(model, tokenizer) in fp32, eval mode. ``name``: ``smollm2-135m`` or a local/hub path."""
     tf = _transformers()
     if name != SMOLLM2:
-        if not Path(name).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise ModelUnavailable(f"model path {name!r} does not exist (and the hub is offline)")
-        tok = tf.AutoTokenizer.from_pretrained(name)
-        model = tf.AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        local = name.startswith(("/", ".", "~")) or os.environ.get("HF_HUB_OFFLINE") == "1"
+        if local and not Path(name).expanduser().exists():
+            raise ModelUnavailable(f"model path {name!r} does not exist")
+        try:
+            tok = tf.AutoTokenizer.from_pretrained(name)
+            model = tf.AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        except OSError as e:  # not a model folder, or a hub id that cannot be reached
+            raise ModelUnavailable(f"cannot load model {name!r}: {e}") from None
         return model.eval(), tok
     cached = cache_dir() / "smollm2-135m-fp32"
     if not (cached / "config.json").exists():
