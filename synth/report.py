@@ -91,6 +91,11 @@ def _area(reports, slug_of, name):
     return r["area_um2"] if r else None
 
 
+def _ratio_table(title: str, rows: list[str]) -> list[str]:
+    return ["", f"## {title} (liberty area, OSU 0.18 um)", "", "| ratio | um^2 | ratio |",
+            "|---|---:|---:|", *rows]  # fmt: skip
+
+
 def _ratio_rows(reports, slug_of, pairs) -> list[str]:
     rows = []
     for num, den in pairs:
@@ -120,12 +125,7 @@ def _ant_section(reports, slug_of) -> list[str]:
     if not rows and not dec:
         return []
     out = [
-        "",
-        "## ANT against INT (liberty area, OSU 0.18 um)",
-        "",
-        "| ratio | um^2 | ratio |",
-        "|---|---:|---:|",
-        *rows,
+        *_ratio_table("ANT against INT", rows),
     ]
     if dec and pe:
         out += [
@@ -239,12 +239,7 @@ def _olive_section(reports, slug_of) -> list[str]:
     if not rows:
         return []
     out = [
-        "",
-        "## OliVe against INT and ANT (liberty area, OSU 0.18 um)",
-        "",
-        "| ratio | um^2 | ratio |",
-        "|---|---:|---:|",
-        *rows,
+        *_ratio_table("OliVe against INT and ANT", rows),
     ]
     for b, base in ((4, "int4x4-pe-p32"), (8, "int8x8-pe-p32")):
         dec = _area(reports, slug_of, f"olive{b}-decoder")
@@ -283,12 +278,7 @@ def _msq_section(reports, slug_of) -> list[str]:
     )
     share = 8 * rc / arr  # one 8-lane ReCoN per row of the 8x8 array
     return [
-        "",
-        "## MicroScopiQ (liberty area, OSU 0.18 um)",
-        "",
-        "| ratio | um^2 | ratio |",
-        "|---|---:|---:|",
-        *rows,
+        *_ratio_table("MicroScopiQ", rows),
         "",
         f"ReCoN (8 lanes, 20 Benes 2x2 switches, 8 lane units, two pipeline register stages): "
         f"{rc:,.1f} um^2. The 8x8 array has one per row: ReCoN share of the array "
