@@ -247,9 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
         "of smollm2-135m converts its packaged GGUF to an fp32 cache (about a minute).",
     )
     s.add_argument("--model", default="smollm2-135m", help="smollm2-135m, or a local/hub path")
-    s.add_argument("--scheme", default="fp32", help="fp32 or int (more schemes: issue 7)")
-    s.add_argument("--bits", type=int, default=4, help="weight bits (int; default 4)")
+    s.add_argument(
+        "--scheme", default="fp32", help="fp32, int, gptq, axe-gptq or axe-gpfq (default fp32)"
+    )
+    s.add_argument("--bits", type=int, default=4, help="weight bits (default 4)")
     s.add_argument("--group", type=int, help="int: group size along K (default per channel)")
+    s.add_argument("--input-bits", type=int, default=8, help="gptq/axe: activation bits (8)")
+    s.add_argument("--acc-bits", type=int, default=16, help="axe: inner accumulator P_I (16)")
+    s.add_argument("--tile", type=int, default=64, help="axe: K tile T of P_I (64)")
+    s.add_argument("--calib", type=int, default=8, help="gptq/axe: 512-token windows (8)")
     s.add_argument("--tokens", type=int, default=4096, help="evaluation tokens (default 4096)")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(func=_cmd_eval)
@@ -260,7 +266,7 @@ def _cmd_eval(args) -> int:
     from tqdm import tqdm
 
     from .evaluate import SCHEMES, apply_scheme, perplexity
-    from .models import ModelUnavailable, load_causal_lm, wiki_tokens
+    from .models import ModelUnavailable, calibration_ids, load_causal_lm, wiki_tokens
 
     if args.scheme not in SCHEMES:
         raise ValueError(f"--scheme must be one of {', '.join(SCHEMES)}, not {args.scheme!r}")
@@ -269,7 +275,12 @@ def _cmd_eval(args) -> int:
         ids = wiki_tokens(tok, args.model)
     except ModelUnavailable as e:
         raise ValueError(str(e)) from None
-    q = apply_scheme(model, args.scheme, bits=args.bits, group=args.group)
+    calib = calibration_ids(ids, args.calib) if args.scheme not in ("fp32", "int") else None
+    q = apply_scheme(
+        model, args.scheme, bits=args.bits, group=args.group, calib_ids=calib,
+        input_bits=args.input_bits, acc_bits=args.acc_bits, tile=args.tile,
+        progress=lambda it, total=None: tqdm(it, total=total, desc=args.scheme, unit="layer"),
+    )  # fmt: skip
     ppl = perplexity(
         q, ids, args.tokens, progress=lambda it: tqdm(it, desc="perplexity", unit="window")
     )
@@ -278,6 +289,13 @@ def _cmd_eval(args) -> int:
         "scheme": args.scheme,
         "bits": None if args.scheme == "fp32" else args.bits,
         "group": args.group,
+        **(
+            {"input_bits": args.input_bits, "acc_bits": args.acc_bits, "tile": args.tile}
+            if args.scheme.startswith("axe")
+            else {"input_bits": args.input_bits}
+            if args.scheme == "gptq"
+            else {}
+        ),
         "tokens": args.tokens,
         "perplexity": round(ppl, 4),
     }

@@ -31,8 +31,26 @@ def test_cli_json_and_errors(capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["scheme"] == "fp32" and res["tokens"] == 512 and res["perplexity"] > 1
     assert main(["eval", "--scheme", "nope"]) == 2
-    assert "--scheme must be one of fp32, int" in capsys.readouterr().err
+    assert "--scheme must be one of fp32, int, gptq" in capsys.readouterr().err
     assert main(["eval", "--tokens", "100"]) == 2
     assert "positive multiple of 512" in capsys.readouterr().err
     assert main(["eval", "--model", "/no/such/model"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_axe_scheme_on_one_block_keeps_the_guarantee(lm):
+    from golden.axe import AxeLinear, guarantee_holds
+    from qarch.models import calibration_ids
+
+    model, ids = lm
+    q = apply_scheme(
+        model, "axe-gptq", bits=4, calib_ids=calibration_ids(ids, 2, 256), acc_bits=16, tile=64,
+        include=lambda n, _m: n.startswith("model.layers.0."),
+    )  # fmt: skip
+    layers = [m for m in q.modules() if isinstance(m, AxeLinear)]
+    assert len(layers) == 7
+    assert all(guarantee_holds(m.q_int, 8, m.input_signed, 16, 64) for m in layers)
+    fp, got = perplexity(model, ids, 512), perplexity(q, ids, 512)
+    assert fp < got < 2 * fp  # one quantized block moves perplexity a little
+    with pytest.raises(ValueError, match="needs calibration windows"):
+        apply_scheme(model, "gptq")
