@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 
 from .ant import Decoded, flint_unsigned_decode
+from .ant_quant import quantize_to_grid
 from .calib import capture_linear_inputs, linear_names
 from .numerics import check_finite, check_int64
 
@@ -160,8 +161,6 @@ class OliveFormat:
 def round_merged(y: torch.Tensor, fmt: OliveFormat) -> torch.Tensor:
     """Nearest value of the merged grid (normal values and ±outlier magnitudes), ties toward
     +inf, saturating at the largest outlier. ``y`` float in normal units -> int64."""
-    from .ant_quant import quantize_to_grid
-
     return quantize_to_grid(y, fmt.merged_grid(), "half_up")
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from golden.calib import capture_linear_inputs
+
 __all__ = [
     "ModelUnavailable",
     "cache_dir",
@@ -25,7 +27,6 @@ __all__ = [
     "wiki_text",
     "wiki_tokens",
     "calibration_ids",
-    "capture_inputs",
     "layer_sample",
 ]
 
@@ -148,37 +149,6 @@ def calibration_ids(tokens: torch.Tensor, n_seq: int, seq_len: int = 512) -> tor
     return tokens[CALIB_OFFSET:need].view(n_seq, seq_len)
 
 
-@torch.no_grad()
-def capture_inputs(
-    model: torch.nn.Module, names: list[str], input_ids: torch.Tensor, max_rows: int | None = None
-) -> dict[str, torch.Tensor]:
-    """The inputs ``[rows, in_features]`` that the named submodules see on ``input_ids``
-    (rows = tokens; an even subsample of ``max_rows`` when given)."""
-    mods = dict(model.named_modules())
-    missing = [n for n in names if n not in mods]
-    if missing:
-        raise KeyError(f"no submodule {missing[0]!r} in {type(model).__name__}")
-    got: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    hooks = [
-        mods[n].register_forward_hook(
-            lambda _m, args, _out, n=n: got[n].append(args[0].reshape(-1, args[0].shape[-1]))
-        )
-        for n in names
-    ]
-    try:
-        model(input_ids)
-    finally:
-        for h in hooks:
-            h.remove()
-    res = {}
-    for n, parts in got.items():
-        x = torch.cat(parts).float()
-        if max_rows is not None and x.shape[0] > max_rows:
-            x = x[torch.linspace(0, x.shape[0] - 1, max_rows).round().long()]
-        res[n] = x
-    return res
-
-
 def layer_sample(
     layer: str, n_seq: int = 2, seq_len: int = 512, model: str = SMOLLM2
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,7 +164,7 @@ def layer_sample(
     if not isinstance(mod, torch.nn.Linear):
         raise KeyError(f"{layer!r} is not a Linear layer of {model}")
     ids = calibration_ids(wiki_tokens(tok, model), n_seq, seq_len)
-    x = capture_inputs(lm, [layer], ids)[layer]
+    x = capture_linear_inputs(lm, lambda m: m(ids), [layer], max_rows=ids.numel())[layer].rows
     w = mod.weight.detach().clone()
     cached.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"weight": w, "inputs": x}, cached)

@@ -35,10 +35,15 @@ def _split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[0::2], x[1::2]
 
 
-def _rel_err(w, q, s, x_eval) -> float:
+def _out_err(w, w_hat, x_eval) -> float:
+    """Relative layer output error ``||X (W_hat - W)^T|| / ||X W^T||`` (float64)."""
     ref = x_eval.double() @ w.double().T
-    got = x_eval.double() @ (q.double() * s[:, None]).T
-    return float((got - ref).norm() / ref.norm())
+    return float((x_eval.double() @ w_hat.double().T - ref).norm() / ref.norm())
+
+
+def _rel_err(w, q, s, x_eval) -> float:
+    """:func:`_out_err` of integer weights ``q`` with per-channel scales ``s``."""
+    return _out_err(w, q.double() * s[:, None], x_eval)
 
 
 def axe_layer_study(
@@ -263,8 +268,7 @@ def report_msq(out: Path, progress=None) -> Path:
             qmax = 2 ** (b - 1) - 1
             s = w.abs().amax(1, keepdim=True) / qmax
             intq = (torch.round(w / s).clamp(-qmax, qmax) * s).double()
-            errs = [_rel_err(w, q, torch.ones(w.shape[0]), x_eval) for q in
-                    (rtn.dequant, gq.dequant, intq)]  # fmt: skip
+            errs = [_out_err(w, d, x_eval) for d in (rtn.dequant, gq.dequant, intq)]
             lines.append(
                 f"| {layer.replace('model.layers.', 'L')} | {b} | {gq.n_outliers:,} | "
                 f"{rtn.ebw:.3f} | {gq.ebw:.3f} | {errs[0]:.4f} | {errs[1]:.4f} | {errs[2]:.4f} |"

@@ -67,6 +67,17 @@ def unpack_signed(word: int, bits: int, count: int) -> list[int]:
     return out
 
 
+def _expected(cfg, ref, n0: int, n1: int, j: int, m0: int) -> Expected:
+    """Output vector j (batch entry j - m0) of columns n0..n1 from a golden GEMM result."""
+    return Expected(
+        addr=j - m0,
+        y=ref.y[n0:n1, j].tolist(),
+        ovf_inner=ref.ovf_inner[n0:n1, j].int().tolist(),
+        ovf_outer=ref.ovf_outer[n0:n1, j].int().tolist(),
+        where=f"{cfg.slug} n0={n0} m={j}",
+    )
+
+
 def gemm_schedule(
     cfg,
     w: torch.Tensor,
@@ -122,16 +133,7 @@ def gemm_schedule(
                         )
                     )
                 s.cycles.extend(Cycle() for _ in range(latency))
-            for j in batch:
-                s.expected.append(
-                    Expected(
-                        addr=j - m0,
-                        y=ref.y[n0 : n0 + real, j].tolist(),
-                        ovf_inner=ref.ovf_inner[n0 : n0 + real, j].int().tolist(),
-                        ovf_outer=ref.ovf_outer[n0 : n0 + real, j].int().tolist(),
-                        where=f"{cfg.slug} n0={n0} m={j}",
-                    )
-                )
+            s.expected += [_expected(cfg, ref, n0, n0 + real, j, m0) for j in batch]
     return s
 
 
@@ -202,14 +204,5 @@ def msq_schedule(cfg, quant, x: torch.Tensor, *, idle: float = 0.0, seed: int = 
                         )
                     )
                 s.cycles.extend(Cycle() for _ in range(latency))
-            for j in batch:
-                s.expected.append(
-                    Expected(
-                        addr=j - m0,
-                        y=ref.y[n0 : n0 + C, j].tolist(),
-                        ovf_inner=ref.ovf_inner[n0 : n0 + C, j].int().tolist(),
-                        ovf_outer=ref.ovf_outer[n0 : n0 + C, j].int().tolist(),
-                        where=f"{cfg.slug} n0={n0} m={j}",
-                    )
-                )
+            s.expected += [_expected(cfg, ref, n0, n0 + C, j, m0) for j in batch]
     return s

@@ -7,7 +7,12 @@ from tb.runner import run_cocotb
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("cfg", [OliveDecoderConfig(bits=b) for b in (4, 8)], ids=lambda c: c.slug)
+@pytest.mark.parametrize(
+    "cfg",
+    [OliveDecoderConfig(bits=b) for b in (4, 8)]
+    + [OliveDecoderConfig(bits=4, e_bits=e) for e in (1, 3)],  # the abfloat split parameter
+    ids=lambda c: c.slug,
+)
 def test_olive_decoder(cfg):
     run_cocotb(cfg, "cocotb_olive_decoder")
 
