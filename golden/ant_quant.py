@@ -173,8 +173,11 @@ def quantize_module(
     mode: str = "int,pot,flint",
     rounding: str = "half_up",
     ratios: tuple[float, ...] = DEFAULT_RATIOS,
+    include=None,
+    progress=None,
 ) -> tuple[torch.nn.Module, dict[str, LayerReport]]:
-    """ANT-quantize every Linear / Conv layer of a copy of ``model``.
+    """ANT-quantize every Linear / Conv layer of a copy of ``model`` (those
+    ``include(name, module)`` selects; ``progress(iterable)`` wraps the layer loop).
 
     Weights: adaptive type per layer with per-output-channel clip search; the copy holds the
     dequantized weights. With ``calib`` (a calibration batch for ``model``'s forward), each such
@@ -184,11 +187,15 @@ def quantize_module(
     """
     import copy
 
-    layers = {n: m for n, m in model.named_modules() if isinstance(m, QUANTIZABLE)}
+    layers = {
+        n: m
+        for n, m in model.named_modules()
+        if isinstance(m, QUANTIZABLE) and (include is None or include(n, m))
+    }
     if not layers:
-        raise ValueError("model has no Linear or Conv layers to quantize")
+        raise ValueError("model has no (selected) Linear or Conv layers to quantize")
     qmodel = copy.deepcopy(model)
-    qlayers = {n: m for n, m in qmodel.named_modules() if isinstance(m, QUANTIZABLE)}
+    qlayers = {n: m for n, m in qmodel.named_modules() if n in layers}
     acts: dict[str, torch.Tensor] = {}
     if calib is not None:
         check_finite(calib, "calib")
@@ -205,7 +212,8 @@ def quantize_module(
             for h in handles:
                 h.remove()
     report = {}
-    for name, layer in qlayers.items():
+    for name in progress(list(qlayers)) if progress else qlayers:
+        layer = qlayers[name]
         wq = quantize_ant(
             layer.weight.detach(), bits, role="weight", mode=mode, ratios=ratios, rounding=rounding
         )

@@ -28,6 +28,7 @@ __all__ = [
     "naive_weight_bits",
     "soft_threshold",
     "input_scale",
+    "token_scales",
     "quantize_inputs",
     "quantize_layer",
     "AxeLinear",
@@ -135,17 +136,30 @@ def input_scale(amax: float, input_bits: int, input_signed: bool) -> float:
     return amax / nu if amax > 0 else 1.0
 
 
+def token_scales(x: torch.Tensor, input_bits: int, input_signed: bool) -> torch.Tensor:
+    """Per-token (per-row) input scales ``[rows, 1]``: each row's max |x| maps to nu (1.0 for
+    an all-zero row). The integer inputs stay N-bit, so the accumulator guarantee is unchanged;
+    the hardware multiplies each output row by its scale after the integer GEMM."""
+    _, nu = input_range(input_bits, input_signed)
+    amax = x.abs().amax(dim=-1, keepdim=True)
+    return torch.where(amax > 0, amax / nu, torch.ones_like(amax))
+
+
 def quantize_inputs(
-    x: torch.Tensor, input_bits: int, input_signed: bool, scale: float | None = None
+    x: torch.Tensor,
+    input_bits: int,
+    input_signed: bool,
+    scale: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-tensor integer quantization of calibration inputs, returned dequantized (what the
-    hardware sees): round half to even, clamp to [mu, nu]. ``scale`` defaults to
-    :func:`input_scale` of ``x``'s own max |x|."""
+    """Integer quantization of calibration inputs, returned dequantized (what the hardware
+    sees): round half to even, clamp to [mu, nu]. ``scale``: a per-tensor float, or per-row
+    scales ``[rows, 1]`` (:func:`token_scales`); default :func:`input_scale` of ``x``'s own
+    max |x|."""
     mu, nu = input_range(input_bits, input_signed)
     if not input_signed and bool((x < 0).any()):
         raise ValueError("unsigned inputs cannot be negative; use input_signed=True")
     s = input_scale(float(x.abs().max()), input_bits, input_signed) if scale is None else scale
-    if not s > 0:
+    if not bool(torch.all(torch.as_tensor(s) > 0)):
         raise ValueError(f"input scale must be positive, not {s!r}")
     return torch.round(x / s).clamp(mu, nu) * s
 
@@ -224,7 +238,7 @@ def quantize_layer(
     act_order: bool = False,
     block_size: int = 128,
     damp: float = 0.01,
-    input_scale: float | None = None,
+    input_scale: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize one layer with OPTQ/GPTQ or GPFQ, with AXE's overflow guarantee.
 
@@ -232,7 +246,8 @@ def quantize_layer(
     integer-quantized here to ``input_bits`` (what the hardware sees). ``acc_bits`` = P (P_I
     with ``tile`` = T for multi-stage; ``tile=None`` is single stage); ``acc_bits=None`` gives
     the plain algorithm. Scales are per output channel (symmetric, max|w| / (2^(M-1)-1)), fixed
-    before the loop. ``input_scale``: the per-tensor input scale (default: from ``inputs``).
+    before the loop. ``input_scale``: the per-tensor input scale, or per-row scales ``[samples, 1]``
+    (default: per tensor from ``inputs``).
     Returns ``(q_int [out, in] int64, scale [out] float64)``.
     """
     _check_layer_args(weight, inputs, weight_bits, input_bits, acc_bits, algorithm)
@@ -296,8 +311,9 @@ def _gpfq(w, x, xq, scale, step, act_order):
 
 
 class AxeLinear(torch.nn.Module):
-    """A Linear layer as the integer hardware computes it: inputs quantized per tensor to
-    N-bit integers with the calibrated scale (round half to even, clamp to [mu, nu]), integer
+    """A Linear layer as the integer hardware computes it: inputs quantized to N-bit integers
+    with the calibrated per-tensor scale, or (``in_scale=None``) with dynamic per-token scales
+    (round half to even, clamp to [mu, nu]), integer
     weights ``q_int`` with per-channel scales, an integer dot product (AXE guarantees that each
     tile's partial sums fit P_I bits, so it is exact), rescaled, plus the float bias."""
 
@@ -305,7 +321,7 @@ class AxeLinear(torch.nn.Module):
         self,
         q_int: torch.Tensor,
         w_scale: torch.Tensor,
-        in_scale: float,
+        in_scale: float | None,
         input_bits: int,
         input_signed: bool,
         bias: torch.Tensor | None,
@@ -322,17 +338,21 @@ class AxeLinear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mu, nu = input_range(self.input_bits, self.input_signed)
-        xi = torch.round(x / self.in_scale).clamp(mu, nu)
+        s_in = self.in_scale
+        if s_in is None:  # dynamic per-token scales
+            s_in = token_scales(x.detach(), self.input_bits, self.input_signed)
+        xi = torch.round(x / s_in).clamp(mu, nu)
         # Integer-valued operands: float32 products and sums are exact below 2^24, which
         # covers every P_I <= 24 tile; wider sums only lose float rounding, as a dequantized
         # output would anyway.
-        y = (xi.to(torch.float32) @ self.q_int.T.to(torch.float32)) * (self.in_scale * self.w_scale)
+        y = (xi.to(torch.float32) @ self.q_int.T.to(torch.float32)) * (s_in * self.w_scale)
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:
         return (
             f"in={self.in_features}, out={self.out_features}, "
-            f"N={self.input_bits}{'s' if self.input_signed else 'u'}, "
+            f"N={self.input_bits}{'s' if self.input_signed else 'u'}"
+            f"{'/token' if self.in_scale is None else ''}, "
             f"P_I={self.acc_bits}, T={self.tile}"
         )
 
@@ -350,6 +370,7 @@ def quantize_model(
     act_order: bool = False,
     include=None,
     max_rows: int = 2048,
+    input_granularity: str = "tensor",
     progress=None,
 ) -> torch.nn.Module:
     """AXE on every Linear layer of a copy of ``model``, with real calibration data.
@@ -360,9 +381,16 @@ def quantize_model(
     signedness come from *all* rows: unsigned when no input was negative). Each layer is then
     quantized by :func:`quantize_layer` on its integer-quantized inputs and replaced by an
     :class:`AxeLinear`. ``include(name, module)`` selects layers (default: every Linear).
-    ``acc_bits=None`` gives the plain algorithm. ``progress(iterable, total)`` wraps the loop.
+    ``acc_bits=None`` gives the plain algorithm. ``input_granularity="token"``: dynamic
+    per-token input scales (calibration inputs quantized the same way) instead of the
+    calibrated per-tensor scale. ``progress(iterable, total)`` wraps the loop.
     """
     import copy
+
+    if input_granularity not in ("tensor", "token"):
+        raise ValueError(
+            f"input_granularity must be 'tensor' or 'token', not {input_granularity!r}"
+        )
 
     names = linear_names(model, include)
     captured = capture_linear_inputs(model, calibrate, names, max_rows)
@@ -373,7 +401,8 @@ def quantize_model(
         cap = captured.pop(name)
         x = cap.rows
         signed = cap.negative
-        s_in = input_scale(cap.amax, input_bits, signed)
+        per_tensor = input_granularity == "tensor"
+        s_in = input_scale(cap.amax, input_bits, signed) if per_tensor else None
         lin = qmods[name]
         q, s = quantize_layer(
             lin.weight,
@@ -385,7 +414,7 @@ def quantize_model(
             tile=tile,
             algorithm=algorithm,
             act_order=act_order,
-            input_scale=s_in,
+            input_scale=s_in if per_tensor else token_scales(x, input_bits, signed),
         )
         new = AxeLinear(q, s, s_in, input_bits, signed, lin.bias, acc_bits, tile)
         parent, _, attr = name.rpartition(".")

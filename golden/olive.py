@@ -401,6 +401,8 @@ def quantize_module_olive(
     policy: str = "keep_larger",
     include=None,
     max_rows: int = 4096,
+    ratios: tuple[float, ...] = DEFAULT_RATIOS,
+    progress=None,
 ) -> tuple[torch.nn.Module, dict[str, LayerReport]]:
     """OliVe on every Linear layer of a copy of ``model`` (W4A4 / W8A8 with ``calib``).
 
@@ -408,7 +410,8 @@ def quantize_module_olive(
     ``calib(m)`` (runs calibration forwards), each layer's input gets a per-tensor alpha and
     type from the calibration inputs (an even sample of ``max_rows`` rows), and the copy
     quantizes it (pairs along the hidden axis) on every later forward. ``include(name,
-    module)`` selects layers.
+    module)`` selects layers; ``ratios`` is the clip search grid; ``progress(iterable)`` wraps
+    the layer loop.
     """
     import copy
 
@@ -417,14 +420,14 @@ def quantize_module_olive(
     qmodel = copy.deepcopy(model)
     qmods = dict(qmodel.named_modules())
     report = {}
-    for n in names:
+    for n in progress(names) if progress else names:
         lin = qmods[n]
-        wq = quantize_olive(lin.weight, bits, policy=policy)
+        wq = quantize_olive(lin.weight, bits, policy=policy, ratios=ratios)
         with torch.no_grad():
             lin.weight.copy_(wq.dequant)
         a_fmt = a_alpha = None
         if calib is not None:
-            aq = quantize_olive(acts[n].rows, bits, role="activation", policy=policy)
+            aq = quantize_olive(acts[n].rows, bits, role="activation", policy=policy, ratios=ratios)
             a_fmt, a_alpha = aq.fmt, float(aq.scale[0]) * aq.fmt.normal_max
             lin.register_forward_pre_hook(_act_hook(a_fmt, a_alpha, policy))
         report[n] = LayerReport(wq.fmt.normal, wq.stats, a_fmt and a_fmt.normal, a_alpha)

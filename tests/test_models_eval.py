@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from qarch.cli import main
 from qarch.evaluate import apply_scheme, perplexity
@@ -31,7 +32,7 @@ def test_cli_json_and_errors(capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["scheme"] == "fp32" and res["tokens"] == 512 and res["perplexity"] > 1
     assert main(["eval", "--scheme", "nope"]) == 2
-    assert "--scheme must be one of fp32, int, gptq" in capsys.readouterr().err
+    assert "--scheme must be one of fp32, int, ant, olive" in capsys.readouterr().err
     assert main(["eval", "--tokens", "100"]) == 2
     assert "positive multiple of 512" in capsys.readouterr().err
     assert main(["eval", "--model", "/no/such/model"]) == 2
@@ -54,3 +55,57 @@ def test_axe_scheme_on_one_block_keeps_the_guarantee(lm):
     assert fp < got < 2 * fp  # one quantized block moves perplexity a little
     with pytest.raises(ValueError, match="needs calibration windows"):
         apply_scheme(model, "gptq")
+
+
+def _block0(n, _m):
+    return n.startswith("model.layers.0.")
+
+
+@pytest.mark.parametrize("scheme", ["ant", "olive", "microscopiq"])
+def test_outlier_schemes_on_one_block(lm, scheme):
+    from qarch.models import calibration_ids
+
+    model, ids = lm
+    info: dict = {}
+    calib = calibration_ids(ids, 2, 256) if scheme == "microscopiq" else None
+    q = apply_scheme(model, scheme, bits=4, calib_ids=calib, include=_block0, info=info)
+    ref, got = model.model.layers, q.model.layers
+    assert not torch.equal(ref[0].mlp.down_proj.weight, got[0].mlp.down_proj.weight)
+    assert torch.equal(ref[1].mlp.down_proj.weight, got[1].mlp.down_proj.weight)  # not selected
+    assert 4.0 < info["ebw"] < 4.6 and len(info["layers"]) == 7  # scales / metadata included
+    fp, got = perplexity(model, ids, 512), perplexity(q, ids, 512)
+    assert fp < got < 1.5 * fp
+
+
+def test_activation_variants_need_calibration(lm):
+    from qarch.models import calibration_ids
+
+    model, ids = lm
+    with pytest.raises(ValueError, match="needs calibration windows"):
+        apply_scheme(model, "olive", activations=True)
+    with pytest.raises(ValueError, match="activations=True is for ant and olive"):
+        apply_scheme(model, "int", activations=True)
+    q = apply_scheme(
+        model, "olive", bits=8, activations=True, calib_ids=calibration_ids(ids, 1, 256),
+        include=_block0,
+    )  # fmt: skip
+    fp, got = perplexity(model, ids, 512), perplexity(q, ids, 512)
+    assert fp <= got < 1.2 * fp  # W8A8 on one block: a small change
+
+
+def test_token_scaled_inputs(lm):
+    from golden.axe import AxeLinear
+    from qarch.models import calibration_ids
+
+    model, ids = lm
+    q = apply_scheme(
+        model, "gptq", bits=4, calib_ids=calibration_ids(ids, 2, 256), include=_block0,
+        input_granularity="token",
+    )  # fmt: skip
+    lin = q.model.layers[0].mlp.down_proj
+    assert isinstance(lin, AxeLinear) and lin.in_scale is None
+    x = torch.randn(3, lin.in_features) * torch.tensor([[1.0], [100.0], [0.0]])
+    # each row on its own scale: row 1 is row 0's scale x 100 when x1 = 100 x0
+    x[1] = x[0] * 100
+    y = lin(x)
+    assert torch.allclose(y[1], 100 * y[0], rtol=1e-5, atol=1e-4) and torch.all(y[2] == 0)
