@@ -99,14 +99,18 @@ def psum_mix(rng: random.Random, n: int, bits: int) -> list[int]:
 
 async def run_gemm(
     dut, cfg, w, a, *, w_codes=None, a_codes=None, idle: float, seed: int, label: str
-):
-    """Stream a full GEMM through an array and compare every output with golden.accum.gemm."""
+) -> torch.Tensor:
+    """Stream a full GEMM through an array and compare every output with golden.accum.gemm;
+    returns the array's outputs ``[N, M]``."""
     sched = gemm_schedule(cfg, w, a, w_codes=w_codes, a_codes=a_codes, idle=idle, seed=seed)
-    await run_schedule(dut, cfg, sched, label=label, seed=seed)
+    return await run_schedule(dut, cfg, sched, label=label, seed=seed)
 
 
-async def run_schedule(dut, cfg, sched, *, label: str, seed: int, inputs=ARRAY_INPUTS):
-    """Drive a schedule's cycles on ``inputs`` and compare every output word and flag."""
+async def run_schedule(
+    dut, cfg, sched, *, label: str, seed: int, inputs=ARRAY_INPUTS
+) -> torch.Tensor:
+    """Drive a schedule's cycles on ``inputs``, compare every output word and flag, and return
+    the outputs the array produced as ``[N, M]`` (int64)."""
     C, P = cfg.cols, cfg.out_bits
     await start(dut, inputs)
     got = []
@@ -153,3 +157,8 @@ async def run_schedule(dut, cfg, sched, *, label: str, seed: int, inputs=ARRAY_I
         len(sched.cycles) / dt,
     )
     record(label, len(sched.cycles), dt)
+    n = max(e.n0 + len(e.y) for e in sched.expected)
+    out = torch.zeros(n, max(e.m for e in sched.expected) + 1, dtype=torch.int64)
+    for (_addr, y, _oi, _oo), e in zip(got, sched.expected):
+        out[e.n0 : e.n0 + len(e.y), e.m] = torch.tensor(y[: len(e.y)])
+    return out

@@ -43,6 +43,8 @@ class Expected:
     ovf_inner: list[int]
     ovf_outer: list[int]
     where: str = ""  # "n0=.. m=.." for failure messages
+    n0: int = 0  # first output channel of y
+    m: int = 0  # the activation vector (column of A) it belongs to
 
 
 @dataclass
@@ -75,6 +77,8 @@ def _expected(cfg, ref, n0: int, n1: int, j: int, m0: int) -> Expected:
         ovf_inner=ref.ovf_inner[n0:n1, j].int().tolist(),
         ovf_outer=ref.ovf_outer[n0:n1, j].int().tolist(),
         where=f"{cfg.slug} n0={n0} m={j}",
+        n0=n0,
+        m=j,
     )
 
 

@@ -1,0 +1,23 @@
+"""cocotb tier: one real SmolLM2 tile per scheme through its array (tb/cocotb_model_link.py)."""
+
+import pytest
+
+from qarch.config import AntArrayConfig, IntArrayConfig, MsqArrayConfig, OliveArrayConfig
+from tb.runner import run_cocotb
+
+# Accumulators wide enough for real data (AXE: a tight P_I that its guarantee makes exact).
+LINKS = {
+    "int": IntArrayConfig(rows=8, cols=4, w_bits=4, a_bits=8, acc_bits=16, out_bits=24),
+    "axe": IntArrayConfig(
+        rows=8, cols=4, w_bits=4, a_bits=8, acc_bits=12, out_bits=20, policy="wrap"
+    ),
+    "ant": AntArrayConfig(rows=4, cols=3, bits=4, acc_bits=20, out_bits=28),
+    "olive": OliveArrayConfig(rows=4, cols=3, bits=4, acc_bits=24, out_bits=30),
+    "microscopiq": MsqArrayConfig(rows=4, cols=8, acc_bits=22, out_bits=30),
+}
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("scheme", list(LINKS))
+def test_model_link(scheme):
+    run_cocotb(LINKS[scheme], "cocotb_model_link", env={"QARCH_SCHEME": scheme})
