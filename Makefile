@@ -11,14 +11,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export AMARANTH_USE_YOSYS := builtin
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test sim synth bench report lint clean distclean help
+.PHONY: setup test sim synth bench report report-layers lint clean distclean help
 
 help:
 	@echo "make synth   regenerate synth/reports/ (area: cells, transistors, um^2, iCE40 LUTs, Fmax)"
 	@echo "make test    the whole suite: golden, Amaranth sim, export, CLI, cocotb (Icarus), synth smoke"
 	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
 	@echo "make bench   simulation / export / synthesis throughput -> BENCHMARKS.md"
-	@echo "make report  real-model figures (SmolLM2 layers: AXE, OliVe) -> docs/*_results.md"
+	@echo "make report  every scheme on SmolLM2-135M: docs/results.md + plots (about 27 min)"
+	@echo "make report-layers  real-layer studies: docs/{axe,olive,microscopiq}_results.md (14 min)"
 	@echo "make setup   apt packages, .venv, pinned packages, OSU 0.18um liberty, yowasp warm-up"
 
 setup: $(STAMP) $(LIBERTY)
@@ -62,7 +63,10 @@ bench: setup
 	$(BIN)/python -m qarch.bench --out BENCHMARKS.md
 
 report: setup
-	$(BIN)/python -m qarch.report --out docs
+	$(BIN)/python -m qarch.report --only results --out docs
+
+report-layers: setup
+	$(BIN)/python -m qarch.report --only axe --only olive --only msq --out docs
 
 lint: setup
 	$(BIN)/ruff check .
