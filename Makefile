@@ -18,7 +18,7 @@ help:
 	@echo "make test    the whole suite: golden, Amaranth sim, export, CLI, cocotb (Icarus), synth smoke"
 	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
 	@echo "make bench   simulation / export / synthesis throughput -> BENCHMARKS.md"
-	@echo "make report  every scheme on SmolLM2-135M: docs/results.md + plots (about 27 min)"
+	@echo "make report  every scheme on SmolLM2-135M: docs/results.md + plots (about 36 min)"
 	@echo "make report-layers  real-layer studies: docs/{axe,olive,microscopiq}_results.md (14 min)"
 	@echo "make setup   apt packages, .venv, pinned packages, OSU 0.18um liberty, yowasp warm-up"
 

@@ -193,7 +193,7 @@ def quantize_module(
         if isinstance(m, QUANTIZABLE) and (include is None or include(n, m))
     }
     if not layers:
-        raise ValueError("model has no (selected) Linear or Conv layers to quantize")
+        raise ValueError("model has no Linear or Conv layers to quantize (or include selects none)")
     qmodel = copy.deepcopy(model)
     qlayers = {n: m for n, m in qmodel.named_modules() if n in layers}
     acts: dict[str, torch.Tensor] = {}
