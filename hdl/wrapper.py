@@ -8,9 +8,11 @@ core's paths are register-to-register, which is what an Fmax figure should measu
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, Value
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .host import frame_ports
 
 __all__ = ["SerialWrapper"]
 
@@ -27,12 +29,7 @@ class SerialWrapper(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self.core
-        ins, outs = [], []
-        for path, member in core.signature.members.flatten():
-            port = core
-            for p in path:
-                port = getattr(port, p) if isinstance(p, str) else port[p]
-            (ins if member.flow == In else outs).append(Value.cast(port))
+        ins, outs = frame_ports(core)
         in_bits = sum(len(p) for p in ins)
         shift = Signal(max(in_bits, 1))
         m.d.sync += shift.eq(Cat(self.din, shift[:-1]) if in_bits > 1 else self.din)

@@ -19,9 +19,10 @@ import math
 
 import torch
 
+from golden.calib import linear_names
 from golden.int_quant import quantize_int
 
-__all__ = ["SCHEMES", "perplexity", "apply_scheme"]
+__all__ = ["SCHEMES", "perplexity", "perplexities", "apply_scheme"]
 
 SCHEMES = ("fp32", "int", "ant", "olive", "microscopiq", "gptq", "axe-gptq", "axe-gpfq")
 CONTEXT = 512
@@ -32,38 +33,35 @@ RATIO_STEP = 0.05
 
 
 @torch.no_grad()
-def perplexity(model, ids: torch.Tensor, tokens: int, context: int = CONTEXT, progress=None):
-    """exp(mean NLL) over the first ``tokens`` tokens (a multiple of ``context``)."""
-    if tokens < context or tokens % context:
-        raise ValueError(f"--tokens must be a positive multiple of {context}, not {tokens}")
-    if tokens > ids.numel():
-        raise ValueError(f"the text has {ids.numel()} tokens, fewer than {tokens}")
-    starts = range(0, tokens, context)
-    nll, count = 0.0, 0
+def perplexities(
+    model, ids: torch.Tensor, counts, context: int = CONTEXT, progress=None
+) -> dict[int, float]:
+    """exp(mean NLL) over the first N tokens for each N in ``counts`` (multiples of
+    ``context``), from one pass over the windows of the largest."""
+    for tokens in counts:
+        if tokens < context or tokens % context:
+            raise ValueError(f"--tokens must be a positive multiple of {context}, not {tokens}")
+        if tokens > ids.numel():
+            raise ValueError(f"the text has {ids.numel()} tokens, fewer than {tokens}")
+    starts = range(0, max(counts), context)
+    nll = []  # every window has context - 1 predictions: the mean of the means is the mean
     for s in progress(starts) if progress else starts:
         window = ids[s : s + context][None]
-        loss = model(window, labels=window).loss.item()
-        nll += loss * (context - 1)
-        count += context - 1
-    return math.exp(nll / count)
+        nll.append(model(window, labels=window).loss.item())
+    return {n: math.exp(sum(nll[: n // context]) / (n // context)) for n in counts}
 
 
-def _linears(model, include=None):
-    return [
-        (n, m)
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear)
-        and not n.endswith("lm_head")
-        and (include is None or include(n, m))
-    ]
+def perplexity(model, ids: torch.Tensor, tokens: int, context: int = CONTEXT, progress=None):
+    """exp(mean NLL) over the first ``tokens`` tokens (a multiple of ``context``)."""
+    return perplexities(model, ids, (tokens,), context, progress)[tokens]
 
 
-def _ebw(layers, elem_bits: float, scales_per_row: int = 1) -> float:
-    """Element bits plus one fp16 scale per ``scales_per_row`` of every output row, per weight
-    (over every quantized layer, weighted by size)."""
+def _ebw(layers, elem_bits: float, group: int | None = None) -> float:
+    """Element bits plus one fp16 scale per output row (or per ``group`` weights of a row),
+    per weight, over every quantized layer ``(name, module)``, weighted by size."""
     w = sum(m.weight.numel() for _, m in layers)
-    rows = sum(m.weight.shape[0] for _, m in layers)
-    return elem_bits + SCALE_BITS * rows * scales_per_row / w
+    scales = sum(m.weight.numel() // group if group else m.weight.shape[0] for _, m in layers)
+    return elem_bits + SCALE_BITS * scales / w
 
 
 def apply_scheme(
@@ -112,7 +110,8 @@ def apply_scheme(
         for row in calib_ids:
             m(row[None])
 
-    layers = _linears(model, include)
+    mods = dict(model.named_modules())
+    layers = [(n, mods[n]) for n in linear_names(model, select)]
     if scheme in ("gptq", "axe-gptq", "axe-gpfq"):
         from golden.axe import quantize_model
 
@@ -161,7 +160,9 @@ def apply_scheme(
         }
         return q
     q = copy.deepcopy(model)
-    for _name, mod in _linears(q, include):
+    qmods = dict(q.named_modules())
+    for name, _ in layers:
+        mod = qmods[name]
         w = mod.weight.detach()
         if group is None:
             res = quantize_int(w, bits, granularity="channel")
@@ -169,7 +170,7 @@ def apply_scheme(
             res = quantize_int(w, bits, granularity="group", group_size=group)
         with torch.no_grad():
             mod.weight.copy_(res.dequant.to(w.dtype))
-    info["ebw"] = _ebw(layers, bits, 1 if group is None else layers[0][1].weight.shape[1] // group)
+    info["ebw"] = _ebw(layers, bits, group)
     return q
 
 

@@ -313,23 +313,6 @@ RESULT_TOKENS = (4096, 16384)
 RESULT_CALIB = 8  # held-out 512-token windows from CALIB_OFFSET on
 
 
-def perplexities(model, ids, counts=RESULT_TOKENS, progress=None) -> dict[int, float]:
-    """Perplexity on the first N tokens for each N in ``counts``, from one pass over the
-    windows of the largest (the same windows and arithmetic as ``qarch eval``)."""
-    import math
-
-    from .evaluate import CONTEXT
-
-    top = max(counts)
-    nll = []
-    starts = range(0, top, CONTEXT)
-    with torch.no_grad():
-        for s in progress(starts) if progress else starts:
-            w = ids[s : s + CONTEXT][None]
-            nll.append(model(w, labels=w).loss.item())
-    return {n: math.exp(sum(nll[: n // CONTEXT]) / (n // CONTEXT)) for n in counts}
-
-
 def _hw(reports: dict, name: str | None) -> dict:
     from .config import PRESETS
 
@@ -344,7 +327,7 @@ def _hw(reports: dict, name: str | None) -> dict:
 def results_study(progress=None) -> list[dict]:
     from golden.calib import capture_linear_inputs, linear_names
 
-    from .evaluate import apply_scheme
+    from .evaluate import apply_scheme, perplexities
     from .models import calibration_ids, load_causal_lm, wiki_tokens
 
     model, tok = load_causal_lm()
@@ -358,7 +341,7 @@ def results_study(progress=None) -> list[dict]:
         scheme = kw.pop("scheme")
         needs = scheme in ("gptq", "axe-gptq", "axe-gpfq", "microscopiq") and not kw.pop("rtn", 0)
         q = apply_scheme(model, scheme, calib_ids=calib if needs else None, info=info, **kw)
-        ppl = perplexities(q, ids, progress=progress)
+        ppl = perplexities(q, ids, RESULT_TOKENS, progress=progress)
         rows.append(
             {"label": label, "wa": wa, "ebw": info["ebw"], "ppl": ppl,
              "layers": info.get("layers", {}), "seconds": time.monotonic() - t0}

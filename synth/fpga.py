@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sys
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from amaranth.build import Pins, Resource, Subsignal
 from amaranth.lib import io
 
 from hdl.host import SpiStepHost
+
+from .flow import _tool
 
 __all__ = ["BOARDS", "build_bitstream"]
 
@@ -73,11 +74,7 @@ def _platform(board: str):
 
 def _use_yowasp() -> None:
     for var, tool in _TOOLS.items():
-        if var not in os.environ:
-            path = shutil.which(tool) or str(Path(sys.executable).parent / tool)
-            if not Path(path).exists():
-                raise FileNotFoundError(f"{tool} is not installed: run `make setup`")
-            os.environ[var] = path
+        os.environ.setdefault(var, _tool(tool))
 
 
 def build_bitstream(cfg, board: str = "icebreaker", build_dir: Path | None = None) -> dict:
@@ -88,10 +85,16 @@ def build_bitstream(cfg, board: str = "icebreaker", build_dir: Path | None = Non
     top = _Top(core)
     # yowasp tools only see the working tree: build under build/, relative paths only
     out = build_dir or Path("build") / "fpga" / f"{cfg.slug}-{board}"
-    plat.build(
-        top, name="top", build_dir=str(out), do_program=False, emit_src=False,
-        nextpnr_opts="--seed 1 --report report.json",
-    )  # fmt: skip
+    try:
+        plat.build(
+            top, name="top", build_dir=str(out), do_program=False, emit_src=False,
+            nextpnr_opts="--seed 1 --report report.json",
+        )  # fmt: skip
+    except subprocess.CalledProcessError:
+        raise RuntimeError(
+            f"the {board} build of {cfg.slug} failed (tool output above); a design larger "
+            f"than the {plat.device} does not fit"
+        ) from None
     rep = json.loads((out / "report.json").read_text())
     util = {k: (v["used"], v["available"]) for k, v in rep["utilization"].items() if v["used"]}
     fmax = {k: v["achieved"] for k, v in rep.get("fmax", {}).items()}

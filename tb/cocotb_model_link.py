@@ -58,6 +58,17 @@ def check_dequant(dut, y_hw: torch.Tensor, y_fq: torch.Tensor, label: str) -> No
     assert err <= tol, f"{label}: dequantized outputs differ from the fake-quant layer by {err}"
 
 
+def token_ints(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signed a_bits integer activations [m, k] with per-token scales [m, 1], as the eval's
+    ``AxeLinear`` forms them (golden.axe.quantize_inputs, round half to even)."""
+    from golden.axe import quantize_inputs, token_scales
+
+    s_a = token_scales(x.to(torch.float64), CFG.a_bits, True)
+    return torch.round(quantize_inputs(x.to(torch.float64), CFG.a_bits, True, s_a) / s_a).to(
+        torch.int64
+    ), s_a
+
+
 def exact(y_int: torch.Tensor, w: torch.Tensor, a: torch.Tensor) -> None:
     assert torch.equal(y_int, w @ a), "the array's outputs are not the exact integer sums"
 
@@ -68,9 +79,7 @@ async def link_int(dut, axe: bool) -> None:
 
     n, k, m = shapes()
     w, x, cal = tile(n, k, m)
-    s_a = token_scales(x.to(torch.float64), CFG.a_bits, True)  # [m, 1]: per-token, as the eval
-    qmax = 2 ** (CFG.a_bits - 1) - 1
-    a = torch.round(x.to(torch.float64) / s_a).clamp(-qmax - 1, qmax).to(torch.int64)
+    a, s_a = token_ints(x)
     if axe:
         q, s_w = quantize_layer(
             w, cal, weight_bits=CFG.w_bits, input_bits=CFG.a_bits, input_signed=True,
@@ -139,7 +148,6 @@ async def link_olive(dut) -> None:
 
 
 async def link_msq(dut) -> None:
-    from golden.axe import token_scales
     from golden.microscopiq import MsqParams, quantize_msq
 
     n, k, m = shapes()
@@ -147,9 +155,7 @@ async def link_msq(dut) -> None:
     params = MsqParams(b=4, m=CFG.m, M=2 * CFG.cols, T=CFG.rows)
     quant = quantize_msq(w, params, inputs=cal)  # the GPTQ path, as the eval
     assert quant.n_outliers > 0, "the tile should hold weight outliers"
-    s_a = token_scales(x.to(torch.float64), CFG.a_bits, True)
-    qmax = 2 ** (CFG.a_bits - 1) - 1
-    a = torch.round(x.to(torch.float64) / s_a).clamp(-qmax - 1, qmax).to(torch.int64)
+    a, s_a = token_ints(x)
     sched = msq_schedule(CFG, quant, a.T.contiguous(), idle=0.1, seed=SEED)
     label = "microscopiq real down_proj tile"
     y_int = await run_schedule(

@@ -55,3 +55,12 @@ def test_fpga_bitstream_for_icebreaker(capsys):
     assert rep["fmax_mhz"] > rep["clock_mhz"] == 12
     assert main(["fpga", "int-array", "--board", "nope"]) == 2
     assert "board must be one of icebreaker" in capsys.readouterr().err
+
+
+def test_fpga_design_too_large_is_a_clear_error(capsys):
+    from qarch.cli import main
+
+    assert main(["fpga", "int4x8-array8x8-p16"]) == 2
+    err = capsys.readouterr().err
+    assert "build of int_array8x8_w4s_a8s_pi16_po32_wrap_d4 failed" in err
+    assert "does not fit" in err and "Traceback" not in err
