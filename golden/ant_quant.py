@@ -10,6 +10,8 @@ whole tensor. Tensors wider than 6 bits use int only (as the reference).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -58,14 +60,35 @@ def quantize_to_grid(
     """
     if rounding not in GRID_ROUNDING:
         raise ValueError(f"rounding must be one of {', '.join(GRID_ROUNDING)}, not {rounding!r}")
+    y = y.to(torch.float64)
+    if rounding == "half_up":
+        table = _half_up_table(tuple(grid.tolist()))
+        if table is not None:
+            lo, lut = table
+            t = torch.floor(2 * y).clamp(lo, lo + lut.numel() - 1).to(torch.int64)
+            return lut.to(grid.dtype)[t - lo]
     g = grid.to(torch.float64)
     mid = (g[1:] + g[:-1]) / 2
-    y = y.to(torch.float64)
     up = torch.searchsorted(mid, y, right=True)  # a tie lands in the upper bin
     if rounding == "half_up":
         return grid[up]
     down = torch.searchsorted(mid, y, right=False)  # a tie lands in the lower bin
     return grid[torch.where(y < 0, down, up)]
+
+
+@functools.lru_cache(maxsize=64)
+def _half_up_table(grid: tuple) -> tuple[int, torch.Tensor] | None:
+    """A lookup table for half-up rounding to an integer grid: every midpoint is a multiple of
+    1/2, so the bin of y is the bin of floor(2y) / 2 and ``lut[floor(2y) - lo]`` is exactly
+    ``grid[searchsorted(mid, y, right=True)]`` (the search dominated the clip searches). None
+    for a non-integer grid or one spanning more than 2^20."""
+    if any(v != int(v) for v in grid) or grid[-1] - grid[0] > 2**20:
+        return None
+    g = torch.tensor(grid, dtype=torch.float64)
+    mid = (g[1:] + g[:-1]) / 2
+    lo, hi = 2 * int(grid[0]) - 1, 2 * int(grid[-1])  # beyond: saturated to the ends
+    t = torch.arange(lo, hi + 1, dtype=torch.float64) / 2
+    return lo, torch.tensor(grid)[torch.searchsorted(mid, t, right=True)]
 
 
 def _best_clip(x: torch.Tensor, grid: torch.Tensor, ratios, rounding: str):
@@ -168,7 +191,7 @@ def quantize_module(
     model: torch.nn.Module,
     bits: int = 4,
     *,
-    calib: torch.Tensor | None = None,
+    calib: torch.Tensor | Callable[[torch.nn.Module], object] | None = None,
     act_bits: int | None = None,
     mode: str = "int,pot,flint",
     rounding: str = "half_up",
@@ -180,8 +203,9 @@ def quantize_module(
     ``include(name, module)`` selects; ``progress(iterable)`` wraps the layer loop).
 
     Weights: adaptive type per layer with per-output-channel clip search; the copy holds the
-    dequantized weights. With ``calib`` (a calibration batch for ``model``'s forward), each such
-    layer's input activation also gets a per-tensor type, scale and signedness from that batch,
+    dequantized weights. With ``calib`` (a calibration batch for ``model``'s forward, or
+    ``calib(model)`` running calibration forwards), each such layer's input activation also
+    gets a per-tensor type, scale and signedness from every calibration input it saw,
     and the copy fake-quantizes it on every later forward (a pre-hook). Returns the copy and a
     report per layer name.
     """
@@ -196,18 +220,21 @@ def quantize_module(
         raise ValueError("model has no Linear or Conv layers to quantize (or include selects none)")
     qmodel = copy.deepcopy(model)
     qlayers = {n: m for n, m in qmodel.named_modules() if n in layers}
-    acts: dict[str, torch.Tensor] = {}
-    if calib is not None:
+    acts: dict[str, list[torch.Tensor]] = {}
+    if calib is not None and not callable(calib):
         check_finite(calib, "calib")
+    if calib is not None:
         handles = [
             m.register_forward_pre_hook(
-                lambda mod, args, name=n: acts.__setitem__(name, args[0].detach())
+                lambda mod, args, name=n: acts.setdefault(name, []).append(
+                    args[0].detach().reshape(-1)
+                )
             )
             for n, m in layers.items()
         ]
         try:
             with torch.no_grad():
-                model(calib)
+                calib(model) if callable(calib) else model(calib)
         finally:
             for h in handles:
                 h.remove()
@@ -222,7 +249,7 @@ def quantize_module(
         a_type = a_scale = None
         if name in acts:
             aq = quantize_ant(
-                acts[name],
+                torch.cat(acts.pop(name)),
                 act_bits or bits,
                 role="activation",
                 mode=mode,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .calib import capture_linear_inputs, linear_names
+from .calib import accumulate_hessians, capture_linear_inputs, linear_names
 from .gptq import column_order, gptq_loop
 from .numerics import IntFormat, check_finite, check_int64, datatype_bound
 
@@ -208,10 +208,11 @@ class _Constraint:
 
 def _check_layer_args(weight, inputs, weight_bits, input_bits, acc_bits, algorithm):
     check_finite(weight, "weight")
-    check_finite(inputs, "inputs")
     if weight.dim() != 2:
         raise ValueError(f"weight must be [out, in], not {tuple(weight.shape)}")
-    if inputs.dim() != 2 or inputs.shape[1] != weight.shape[1]:
+    if inputs is not None:  # else a Gram matrix (checked by the GPTQ loop)
+        check_finite(inputs, "inputs")
+    if inputs is not None and (inputs.dim() != 2 or inputs.shape[1] != weight.shape[1]):
         raise ValueError(
             f"inputs must be [samples, in={weight.shape[1]}], not {tuple(inputs.shape)}"
         )
@@ -239,6 +240,7 @@ def quantize_layer(
     block_size: int = 128,
     damp: float = 0.01,
     input_scale: float | torch.Tensor | None = None,
+    gram: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize one layer with OPTQ/GPTQ or GPFQ, with AXE's overflow guarantee.
 
@@ -247,7 +249,9 @@ def quantize_layer(
     with ``tile`` = T for multi-stage; ``tile=None`` is single stage); ``acc_bits=None`` gives
     the plain algorithm. Scales are per output channel (symmetric, max|w| / (2^(M-1)-1)), fixed
     before the loop. ``input_scale``: the per-tensor input scale, or per-row scales ``[samples, 1]``
-    (default: per tensor from ``inputs``).
+    (default: per tensor from ``inputs``). ``gram``: instead of ``inputs`` (None), the Gram
+    matrix X~^T X~ [in, in] of the *already integer-quantized* inputs over many more rows
+    (golden.calib.accumulate_hessians); GPTQ only, since GPFQ also needs the float inputs.
     Returns ``(q_int [out, in] int64, scale [out] float64)``.
     """
     _check_layer_args(weight, inputs, weight_bits, input_bits, acc_bits, algorithm)
@@ -258,7 +262,14 @@ def quantize_layer(
     amax = w.abs().amax(dim=1)
     scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
     mu, nu = input_range(input_bits, input_signed)
-    xq = quantize_inputs(inputs.detach().to(torch.float64), input_bits, input_signed, input_scale)
+    if (inputs is None) == (gram is None):
+        raise ValueError("give the calibration inputs or their Gram matrix, not both")
+    if gram is not None and algorithm != "gptq":
+        raise ValueError("a Gram matrix calibrates gptq only: gpfq needs the inputs themselves")
+    xq = None
+    if inputs is not None:
+        xq = quantize_inputs(inputs.detach().to(torch.float64), input_bits, input_signed,
+                             input_scale)  # fmt: skip
     cons = _Constraint(w / scale[:, None], acc_bits, mu, nu, tile) if acc_bits else None
 
     def step(a: torch.Tensor, col: int) -> torch.Tensor:
@@ -270,14 +281,14 @@ def quantize_layer(
         return q
 
     if algorithm == "gptq":
-        q = _gptq(w, xq, scale, step, act_order, block_size, damp)
+        q = _gptq(w, xq, scale, step, act_order, block_size, damp, gram)
     else:
         x = inputs.detach().to(torch.float64)
         q = _gpfq(w, x, xq, scale, step, act_order)
     return q, scale
 
 
-def _gptq(w, xq, scale, step, act_order, block_size, damp):
+def _gptq(w, xq, scale, step, act_order, block_size, damp, gram=None):
     """OPTQ/GPTQ through the shared loop (golden.gptq), on integer units ``w / scale``."""
     q = torch.zeros(w.shape, dtype=torch.int64)
 
@@ -285,7 +296,7 @@ def _gptq(w, xq, scale, step, act_order, block_size, damp):
         q[:, col] = step(wc / scale, col)
         return q[:, col] * scale
 
-    gptq_loop(w, xq, quant_col, act_order=act_order, block_size=block_size, damp=damp)
+    gptq_loop(w, xq, quant_col, act_order=act_order, block_size=block_size, damp=damp, gram=gram)
     return q
 
 
@@ -371,6 +382,8 @@ def quantize_model(
     include=None,
     max_rows: int = 2048,
     input_granularity: str = "tensor",
+    gram: bool = False,
+    row_weight=None,
     progress=None,
 ) -> torch.nn.Module:
     """AXE on every Linear layer of a copy of ``model``, with real calibration data.
@@ -383,7 +396,12 @@ def quantize_model(
     :class:`AxeLinear`. ``include(name, module)`` selects layers (default: every Linear).
     ``acc_bits=None`` gives the plain algorithm. ``input_granularity="token"``: dynamic
     per-token input scales (calibration inputs quantized the same way) instead of the
-    calibrated per-tensor scale. ``progress(iterable, total)`` wraps the loop.
+    calibrated per-tensor scale. ``gram=True`` (GPTQ only): a second calibration pass, once
+    each layer's signedness and scale are known, accumulates the Gram matrix of its
+    integer-quantized inputs over *every* row (golden.calib.accumulate_hessians), so the
+    Hessian sees all calibration tokens instead of ``max_rows``; the first pass then only
+    gathers the statistics; ``row_weight`` weights its rows (golden.calib). ``progress(iterable,
+    total)`` wraps the loop.
     """
     import copy
 
@@ -392,18 +410,38 @@ def quantize_model(
             f"input_granularity must be 'tensor' or 'token', not {input_granularity!r}"
         )
 
+    if gram and algorithm != "gptq":
+        raise ValueError("gram=True calibrates gptq only: gpfq needs the inputs themselves")
+    per_tensor = input_granularity == "tensor"
     names = linear_names(model, include)
-    captured = capture_linear_inputs(model, calibrate, names, max_rows)
+    captured = capture_linear_inputs(model, calibrate, names, 1 if gram else max_rows)
+    grams = {}
+    if gram:
+
+        def to_hw(name: str, x: torch.Tensor) -> torch.Tensor:
+            neg = captured[name].negative
+            if per_tensor:
+                s = input_scale(captured[name].amax, input_bits, neg)
+            else:
+                s = token_scales(x, input_bits, neg)
+            return quantize_inputs(x, input_bits, neg, s)
+
+        grams = accumulate_hessians(model, calibrate, names, to_hw, row_weight)
     qmodel = copy.deepcopy(model)
     qmods = dict(qmodel.named_modules())
     it = progress(names, len(names)) if progress else names
     for name in it:
         cap = captured.pop(name)
-        x = cap.rows
+        x = None if gram else cap.rows
         signed = cap.negative
-        per_tensor = input_granularity == "tensor"
         s_in = input_scale(cap.amax, input_bits, signed) if per_tensor else None
         lin = qmods[name]
+        if gram:
+            in_scale = None
+        elif per_tensor:
+            in_scale = s_in
+        else:
+            in_scale = token_scales(x, input_bits, signed)
         q, s = quantize_layer(
             lin.weight,
             x,
@@ -414,7 +452,8 @@ def quantize_model(
             tile=tile,
             algorithm=algorithm,
             act_order=act_order,
-            input_scale=s_in if per_tensor else token_scales(x, input_bits, signed),
+            input_scale=in_scale,
+            gram=grams.pop(name)[0] if gram else None,
         )
         new = AxeLinear(q, s, s_in, input_bits, signed, lin.bias, acc_bits, tile)
         parent, _, attr = name.rpartition(".")

@@ -25,18 +25,25 @@ def column_order(diag: torch.Tensor, act_order: bool) -> torch.Tensor:
 
 def gptq_loop(
     w: torch.Tensor,
-    xq: torch.Tensor,
+    xq: torch.Tensor | None,
     quant_col: Callable[[torch.Tensor, int], torch.Tensor],
     *,
     act_order: bool = False,
     block_size: int = 128,
     damp: float = 0.01,
     block_hook: Callable[[torch.Tensor, int, int], None] | None = None,
+    gram: torch.Tensor | None = None,
 ) -> None:
     """Run the loop over ``w`` [out, in] (float64, modified in place) with inputs ``xq``
-    [samples, in]. Quantized values are returned to the caller through ``quant_col``."""
+    [samples, in], or with their Gram matrix ``gram`` = X^T X [in, in] accumulated over many
+    more rows (golden.calib.accumulate_hessians; ``xq`` is then None). Quantized values are
+    returned to the caller through ``quant_col``."""
     out, k = w.shape
-    h = 2 * xq.T @ xq
+    if (xq is None) == (gram is None):
+        raise ValueError("give the calibration inputs xq or their Gram matrix, not both")
+    h = 2 * (xq.T @ xq if gram is None else gram.to(torch.float64))
+    if h.shape != (k, k):
+        raise ValueError(f"the Gram matrix must be [{k}, {k}], not {tuple(h.shape)}")
     dead = torch.diag(h) == 0
     h[dead, dead] = 1
     w[:, dead] = 0

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 
 from .accum import accumulate
-from .calib import capture_linear_inputs, linear_names
+from .calib import accumulate_hessians, capture_linear_inputs, linear_names
 from .gptq import gptq_loop
 from .numerics import check_finite, check_int64, check_policy
 
@@ -257,6 +257,7 @@ def quantize_msq(
     params: MsqParams | None = None,
     *,
     inputs: torch.Tensor | None = None,
+    gram: torch.Tensor | None = None,
     damp: float = 0.01,
 ) -> MsqQuant:
     """MicroScopiQ-quantize ``weight`` [N, K] (N a multiple of M).
@@ -264,6 +265,8 @@ def quantize_msq(
     With calibration ``inputs`` [samples, K]: the shared GPTQ loop (golden.gptq) with lazy
     blocks of T columns, so each MaB's statistics and exponent come from the compensated weights
     when the loop enters its tile; pruning and quantization error are both compensated.
+    ``gram``: instead of ``inputs``, their Gram matrix X^T X [K, K] over many more rows
+    (golden.calib.accumulate_hessians).
     Without: round-to-nearest with magnitude pruning (the same rules, no compensation).
     """
     p = params or MsqParams()
@@ -281,22 +284,23 @@ def quantize_msq(
         deq[:, col] = qz.columns(wc[:, None], col)[:, 0]
         return deq[:, col]
 
-    if inputs is None:  # no compensation: a tile's columns are independent
+    if inputs is not None and gram is not None:
+        raise ValueError("give the calibration inputs or their Gram matrix, not both")
+    if inputs is None and gram is None:  # no compensation: a tile's columns are independent
         for t0 in range(0, k, p.T):
             qz.enter_tile(w[:, t0 : t0 + p.T], t0 // p.T)
             deq[:, t0 : t0 + p.T] = qz.columns(w[:, t0 : t0 + p.T], t0)
     else:
-        check_finite(inputs, "inputs")
-        if inputs.dim() != 2 or inputs.shape[1] != k:
-            raise ValueError(f"inputs must be [samples, in={k}], not {tuple(inputs.shape)}")
+        if inputs is not None:
+            check_finite(inputs, "inputs")
+            if inputs.dim() != 2 or inputs.shape[1] != k:
+                raise ValueError(f"inputs must be [samples, in={k}], not {tuple(inputs.shape)}")
+            inputs = inputs.detach().to(torch.float64)
 
         def hook(w1: torch.Tensor, i1: int, i2: int) -> None:
             qz.enter_tile(w1, i1 // p.T)
 
-        gptq_loop(
-            w, inputs.detach().to(torch.float64), quant_col, block_size=p.T, damp=damp,
-            block_hook=hook,
-        )  # fmt: skip
+        gptq_loop(w, inputs, quant_col, block_size=p.T, damp=damp, block_hook=hook, gram=gram)
     return MsqQuant(
         p, qz.codes, qz.kind, qz.partner, qz.exp, qz.de, deq, qz.metadata_bits(),
         int((qz.kind == KIND_HI).sum()),
@@ -310,12 +314,15 @@ def quantize_module_msq(
     calibrate=None,
     include=None,
     max_rows: int = 1024,
+    gram: bool = False,
+    row_weight=None,
     progress=None,
 ) -> tuple[torch.nn.Module, dict[str, MsqQuant]]:
     """MicroScopiQ on every selected Linear layer of a copy of ``model`` (weight-only; layers
     whose output count is not a multiple of M are skipped and not reported). With
     ``calibrate(m)`` each layer runs the GPTQ path on its captured float inputs (one pass over
-    the float model, at most ``max_rows`` rows per layer); without, the RTN fallback. The copy
+    the float model, at most ``max_rows`` rows per layer, or with ``gram=True`` the Gram matrix
+    of every row, weighted by ``row_weight``, see golden.calib); without, the RTN fallback. The copy
     holds the dequantized weights; returns it and the per-layer results (EBW, metadata)."""
     import copy
 
@@ -324,13 +331,20 @@ def quantize_module_msq(
              if dict(model.named_modules())[n].out_features % p.M == 0]  # fmt: skip
     if not names:
         raise ValueError(f"no selected Linear layer has a multiple of M = {p.M} outputs")
-    caps = capture_linear_inputs(model, calibrate, names, max_rows) if calibrate else {}
+    caps, grams = {}, {}
+    if calibrate is not None and gram:
+        grams = accumulate_hessians(model, calibrate, names, row_weight=row_weight)
+    elif calibrate is not None:
+        caps = capture_linear_inputs(model, calibrate, names, max_rows)
     qmodel = copy.deepcopy(model)
     qmods = dict(qmodel.named_modules())
     results = {}
     for n in progress(names) if progress else names:
         lin = qmods[n]
-        q = quantize_msq(lin.weight, p, inputs=caps[n].rows if n in caps else None)
+        q = quantize_msq(
+            lin.weight, p, inputs=caps[n].rows if n in caps else None,
+            gram=grams.pop(n)[0] if n in grams else None,
+        )  # fmt: skip
         with torch.no_grad():
             lin.weight.copy_(q.dequant.to(lin.weight.dtype))
         results[n] = q

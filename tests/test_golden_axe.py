@@ -11,10 +11,14 @@ from golden.axe import (
     guarantee_holds,
     input_range,
     naive_weight_bits,
+    quantize_inputs,
     quantize_layer,
+    quantize_model,
     soft_threshold,
+    token_scales,
     worst_case,
 )
+from golden.calib import accumulate_hessians
 
 
 def _layer(seed: int, out: int = 12, k: int = 128, n: int = 64, signed: bool = True):
@@ -193,3 +197,68 @@ def test_axe_beats_the_naive_bit_width_baseline_at_equal_p():
         )
         assert guarantee_holds(axe_q, 8, True, p, 64)
         assert err(axe_q, axe_s) < naive, (p, m)
+
+
+@pytest.mark.parametrize("acc_bits,tile", [(None, None), (16, 64)])
+def test_gram_calibration_equals_the_rows_it_sums(acc_bits, tile):
+    """GPTQ from the Gram matrix of the integer-quantized inputs is GPTQ from the rows."""
+    w, x = _layer(5, out=16, k=128, n=96)
+    kw = dict(weight_bits=4, input_bits=8, input_signed=True, acc_bits=acc_bits, tile=tile)
+    s = token_scales(x.double(), 8, True)
+    xq = quantize_inputs(x.double(), 8, True, s)
+    q_rows, s_rows = quantize_layer(w, x, input_scale=s, **kw)
+    q_gram, s_gram = quantize_layer(w, None, gram=xq.T @ xq, **kw)
+    assert torch.equal(q_rows, q_gram) and torch.equal(s_rows, s_gram)
+
+
+def test_gram_errors():
+    w, x = _layer(0)
+    kw = dict(weight_bits=4, input_bits=8, input_signed=True, acc_bits=16)
+    g = x.double().T @ x.double()
+    with pytest.raises(ValueError, match="inputs or their Gram matrix, not both"):
+        quantize_layer(w, x, gram=g, **kw)
+    with pytest.raises(ValueError, match="inputs or their Gram matrix, not both"):
+        quantize_layer(w, None, **kw)
+    with pytest.raises(ValueError, match="gpfq needs the inputs themselves"):
+        quantize_layer(w, None, gram=g, algorithm="gpfq", **kw)
+    with pytest.raises(ValueError, match=r"Gram matrix must be \[128, 128\], not \(10, 10\)"):
+        quantize_layer(w, None, gram=g[:10, :10], **kw)
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "token"])
+def test_quantize_model_gram_equals_rows_on_one_batch(granularity):
+    """With every row kept (one calibration batch), the Gram pass and the row sample give the
+    same integer weights; the Gram matrix sums every batch of a longer calibration."""
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.ReLU(), torch.nn.Linear(48, 8))
+    x = torch.randn(200, 32)
+    kw = dict(weight_bits=4, input_bits=8, acc_bits=16, tile=16, input_granularity=granularity)
+    a = quantize_model(model, lambda m: m(x), max_rows=4096, **kw)
+    b = quantize_model(model, lambda m: m(x), gram=True, **kw)
+    for name in ("0", "2"):
+        assert torch.equal(a[int(name)].q_int, b[int(name)].q_int), name
+    assert b[2].input_signed is False  # post-ReLU: unsigned, found by the first pass
+    with pytest.raises(ValueError, match="gram=True calibrates gptq only"):
+        quantize_model(model, lambda m: m(x), gram=True, algorithm="gpfq", **kw)
+    hs = accumulate_hessians(model, lambda m: [m(x[:70]), m(x[70:])], ["0"])
+    torch.testing.assert_close(hs["0"][0], x.double().T @ x.double(), rtol=1e-12, atol=1e-12)
+    assert hs["0"][1] == 200
+
+
+def test_row_weights_in_the_gram_matrix():
+    torch.manual_seed(4)
+    lin = torch.nn.Linear(6, 3)
+    x = torch.randn(2, 5, 6)  # [batch, seq, in]: the first token of each sequence weighs 4
+
+    def first_token(t):
+        a = torch.ones(t.shape[:-1], dtype=torch.float64)
+        a[..., 0] = 4
+        return a
+
+    h, rows = accumulate_hessians(lin, lambda m: m(x), [""], row_weight=first_token)[""]
+    flat = x.reshape(-1, 6).double()
+    a = first_token(x).reshape(-1)
+    torch.testing.assert_close(h, flat.T @ (a[:, None] * flat), rtol=1e-12, atol=1e-12)
+    assert rows == 10
+    with pytest.raises(ValueError, match="one weight >= 0 per input row"):
+        accumulate_hessians(lin, lambda m: m(x), [""], row_weight=lambda t: -first_token(t))

@@ -221,3 +221,21 @@ def test_whole_model_weight_only():
         assert ((got - ref).norm() / ref.norm()) < 0.2
     with pytest.raises(ValueError, match="multiple of M = 64"):
         quantize_module_msq(torch.nn.Sequential(torch.nn.Linear(4, 5)))
+
+
+def test_gptq_from_the_gram_matrix_equals_gptq_from_the_rows():
+    g = torch.Generator().manual_seed(9)
+    w = torch.randn(32, 64, generator=g)
+    w[3, 5] = 9.0  # an outlier
+    x = torch.randn(128, 64, generator=g)
+    p = MsqParams(b=4, m=8, M=16, T=16)
+    rows = quantize_msq(w, p, inputs=x)
+    gram = quantize_msq(w, p, gram=x.double().T @ x.double())
+    for f in ("codes", "kind", "partner", "exp", "de", "dequant"):
+        assert torch.equal(getattr(rows, f), getattr(gram, f)), f
+    with pytest.raises(ValueError, match="inputs or their Gram matrix, not both"):
+        quantize_msq(w, p, inputs=x, gram=x.double().T @ x.double())
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32))
+    _, res = quantize_module_msq(model, p, calibrate=lambda m: [m(x[:50]), m(x[50:])], gram=True)
+    ref = quantize_msq(model[0].weight, p, inputs=x)
+    assert (res["0"].dequant - ref.dequant).abs().max() < 1e-9
