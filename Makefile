@@ -18,16 +18,18 @@ help:
 	@echo "make test    the whole suite: golden, Amaranth sim, export, CLI, cocotb (Icarus), synth smoke"
 	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
 	@echo "make bench   simulation / export / synthesis throughput -> BENCHMARKS.md"
-	@echo "make report  every scheme on SmolLM2-135M: docs/results.md + plots (about 36 min)"
+	@echo "make report  every scheme on SmolLM2, MiniLM and two CNNs: docs/results.md + plots"
 	@echo "make report-layers  real-layer studies: docs/{axe,olive,microscopiq}_results.md (14 min)"
 	@echo "make setup   apt packages, .venv, pinned packages, OSU 0.18um liberty, yowasp warm-up"
 
 setup: $(STAMP) $(LIBERTY)
 
 $(STAMP): requirements.txt requirements-eval.txt pyproject.toml
-	@command -v iverilog >/dev/null && command -v ccache >/dev/null || { \
-	  echo "setup: installing iverilog and ccache (apt)"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iverilog ccache; }
+	@command -v iverilog >/dev/null && command -v ccache >/dev/null \
+	  && [ -d /usr/share/datasets/fashion-mnist ] || { \
+	  echo "setup: installing iverilog, ccache and dataset-fashion-mnist (apt)"; \
+	  $(SUDO) apt-get update -qq \
+	  && $(SUDO) apt-get install -y -qq iverilog ccache dataset-fashion-mnist; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@# torch first and alone: any unpinned torch requirement would pull CUDA wheels.
 	@$(PY) -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \

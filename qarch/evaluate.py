@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -30,6 +32,9 @@ SCALE_BITS = 16  # an fp16 scale per channel (or group) in the EBW
 # Clip-ratio step of the ANT / OliVe searches at model level: 0.05 instead of the golden
 # default 0.01 / 0.02 keeps a whole-model run in minutes; see docs/results.md.
 RATIO_STEP = 0.05
+# GPTQ on a causal LM: the first token of each calibration window, where the attention sink
+# forms, counts as this many rows in the Hessian (1 = plain GPTQ); see docs/evaluation.md.
+SINK_WEIGHT = 16.0
 
 
 @torch.no_grad()
@@ -70,21 +75,28 @@ def apply_scheme(
     *,
     bits: int = 4,
     group: int | None = None,
-    calib_ids: torch.Tensor | None = None,
+    calib: torch.Tensor | Callable[[torch.nn.Module], object] | None = None,
     input_bits: int = 8,
     input_granularity: str = "token",
     acc_bits: int = 16,
     tile: int | None = 64,
     activations: bool = False,
     ratio_step: float = RATIO_STEP,
+    gram: bool = True,
+    sink_weight: float = SINK_WEIGHT,
     include=None,
     progress=None,
     info: dict | None = None,
 ):
     """A quantized copy of ``model`` (every Linear layer except the tied LM head, or those
     ``include(name, module)`` selects). GPTQ/AXE schemes (integer inputs of ``input_bits``,
-    per tensor or per token) and ``activations=True`` of ant/olive calibrate on ``calib_ids``
-    [n, seq] (held-out windows); microscopiq runs its GPTQ path on them when given. ``info``,
+    per tensor or per token) and ``activations=True`` of ant/olive calibrate on ``calib``:
+    held-out token windows [n, seq] of a causal LM, or ``calibrate(m)`` running any model's
+    held-out calibration forwards; microscopiq runs its GPTQ path on them when given. GPTQ
+    (gptq, axe-gptq, microscopiq) takes each layer's Hessian over every calibration token
+    (``gram=True``) or over a 2,048-row sample (``gram=False``; GPFQ always); with token
+    windows, the first token of each (the attention sink) weighs ``sink_weight`` rows in that
+    Hessian (docs/evaluation.md). ``info``,
     when a dict, receives ``ebw`` (effective bits per weight, scales and metadata included) and
     per-layer details (``layers``)."""
     if scheme not in SCHEMES:
@@ -98,8 +110,8 @@ def apply_scheme(
     needs_calib = scheme in ("gptq", "axe-gptq", "axe-gpfq") or (
         activations and scheme in ("ant", "olive")
     )
-    if needs_calib and calib_ids is None:
-        raise ValueError(f"{scheme} needs calibration windows (calib_ids)")
+    if needs_calib and calib is None:
+        raise ValueError(f"{scheme} needs calibration data (calib)")
     if activations and scheme not in ("ant", "olive"):
         raise ValueError(f"activations=True is for ant and olive, not {scheme!r}")
 
@@ -107,9 +119,20 @@ def apply_scheme(
         return not n.endswith("lm_head") and (include is None or include(n, m))
 
     def calibrate(m):
-        for row in calib_ids:
+        if callable(calib):
+            calib(m)
+            return
+        for row in calib:
             m(row[None])
 
+    def sink_rows(x: torch.Tensor) -> torch.Tensor:  # x [batch, seq, in]
+        a = torch.ones(x.shape[:-1], dtype=torch.float64)
+        a[..., 0] = sink_weight
+        return a
+
+    if not sink_weight >= 0:
+        raise ValueError(f"sink_weight must be >= 0, not {sink_weight!r}")
+    weigh = sink_rows if calib is not None and not callable(calib) and sink_weight != 1 else None
     mods = dict(model.named_modules())
     layers = [(n, mods[n]) for n in linear_names(model, select)]
     if scheme in ("gptq", "axe-gptq", "axe-gpfq"):
@@ -121,12 +144,13 @@ def apply_scheme(
             acc_bits=None if scheme == "gptq" else acc_bits, tile=tile,
             algorithm="gpfq" if scheme == "axe-gpfq" else "gptq", include=select,
             max_rows=2048, input_granularity=input_granularity, progress=progress,
+            gram=gram and scheme != "axe-gpfq", row_weight=weigh,
         )  # fmt: skip
     if scheme == "ant":
         from golden.ant_quant import quantize_module
 
         q, rep = quantize_module(
-            model, bits, calib=calib_ids if activations else None, ratios=_ratios(ratio_step, 1.50),
+            model, bits, calib=calibrate if activations else None, ratios=_ratios(ratio_step, 1.50),
             include=select, progress=progress,
         )  # fmt: skip
         info["ebw"] = _ebw(layers, bits)
@@ -150,8 +174,8 @@ def apply_scheme(
         from golden.microscopiq import MsqParams, quantize_module_msq
 
         q, rep = quantize_module_msq(
-            model, MsqParams(b=bits), calibrate=calibrate if calib_ids is not None else None,
-            include=select, max_rows=2048, progress=progress,
+            model, MsqParams(b=bits), calibrate=calibrate if calib is not None else None,
+            include=select, max_rows=2048, gram=gram, row_weight=weigh, progress=progress,
         )  # fmt: skip
         slots = sum(r.codes.numel() * bits + r.metadata_bits for r in rep.values())
         info["ebw"] = slots / sum(r.codes.numel() for r in rep.values())
@@ -179,3 +203,127 @@ def _ratios(step: float, top: float) -> tuple[float, ...]:
     ratios of max |x| stop at 1.50, OliVe's of the 3-sigma clip at 2.49)."""
     n = int((top - 0.75) / step + 1e-9) + 1
     return tuple(round(0.75 + step * i, 4) for i in range(n))
+
+
+# --------------------------------------------------------------------------------------------
+# The other models: an fp32 reference, held-out calibration and the metrics of a quantized copy
+
+
+class Task(NamedTuple):
+    """One evaluation model: the fp32 ``model``, ``calibrate(m)`` over held-out inputs (never
+    the evaluation ones) and ``metrics(q)`` of a (quantized) copy against the fp32 model."""
+
+    name: str
+    model: torch.nn.Module
+    calibrate: Callable[[torch.nn.Module], object]
+    metrics: Callable[[torch.nn.Module], dict[str, float]]
+
+
+TASK_MODELS = ("minilm-l6", "fashion-cnn", "efficientnet-lite0")
+EVAL_SENTENCES = 512  # MiniLM: the first sentences of the text (embedding cosine)
+CALIB_SENTENCES = 256  # the last ones calibrate
+CNN_CALIB = 2048  # training images calibrate the Fashion-MNIST CNN; the test set evaluates
+PHOTO_CROPS = 64  # EfficientNet: crops evaluated; 32 others (another seed) calibrate
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rho (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a.numpy(), b.numpy()).statistic)
+
+
+@torch.no_grad()
+def minilm_task(name: str = "minilm-l6") -> Task:
+    """MiniLM: mean cosine between fp32 and quantized embeddings of the first 512 Wikipedia
+    sentences, and the quantized model's Spearman rho on WordSim-353 and SimLex-999 (cosine of
+    the two words' embeddings against the human scores)."""
+    from .models import load_minilm, wiki_sentences, word_pairs
+
+    model = load_minilm(name)
+    sentences = wiki_sentences()
+    evals, calib = sentences[:EVAL_SENTENCES], sentences[-CALIB_SENTENCES:]
+    ref = model.encode(evals, batch_size=64, convert_to_tensor=True)
+    words = {w: word_pairs(w) for w in ("wordsim353", "simlex999")}
+
+    def calibrate(m):
+        m.encode(calib, batch_size=64)
+
+    def metrics(q) -> dict[str, float]:
+        emb = q.encode(evals, batch_size=64, convert_to_tensor=True)
+        out = {"cosine": float(torch.nn.functional.cosine_similarity(emb, ref).mean())}
+        for key, (pairs, human) in words.items():
+            vocab = sorted({w for p in pairs for w in p})
+            vec = dict(zip(vocab, q.encode(vocab, batch_size=128, convert_to_tensor=True)))
+            sim = torch.stack([torch.dot(vec[a], vec[b]) for a, b in pairs]).double()
+            out[f"spearman_{key}"] = _spearman(sim, human)
+        return out
+
+    return Task(name, model, calibrate, metrics)
+
+
+@torch.no_grad()
+def fashion_task(progress=None) -> Task:
+    """The project's Fashion-MNIST CNN: top-1 accuracy on the 10,000 test images and agreement
+    with the fp32 model's predictions; 2,048 training images calibrate."""
+    from .models import fashion_mnist, load_fashion_cnn
+
+    model = load_fashion_cnn(progress=progress)
+    x, y = fashion_mnist("test")
+    cx, _ = fashion_mnist("train")
+    cx = cx[torch.linspace(0, cx.shape[0] - 1, CNN_CALIB).long()]
+    ref = torch.cat([model(b) for b in x.split(1000)]).argmax(1)
+
+    def calibrate(m):
+        for b in cx.split(512):
+            m(b)
+
+    def metrics(q) -> dict[str, float]:
+        pred = torch.cat([q(b) for b in x.split(1000)]).argmax(1)
+        return {
+            "accuracy": float((pred == y).double().mean()),
+            "agreement": float((pred == ref).double().mean()),
+        }
+
+    return Task("fashion-cnn", model, calibrate, metrics)
+
+
+@torch.no_grad()
+def efficientnet_task() -> Task:
+    """EfficientNet-Lite0 (no labelled ImageNet offline): top-1 agreement with the fp32 model on
+    64 crops of scikit-learn's two photos, and how often the fp32 top-1 is in the quantized
+    top-5; 32 crops of another seed calibrate."""
+    from .models import load_efficientnet, photo_crops
+
+    model = load_efficientnet()
+    x = photo_crops(PHOTO_CROPS, seed=0)
+    cx = photo_crops(32, seed=1)
+    ref = model(x).argmax(1)
+
+    def calibrate(m):
+        for b in cx.split(16):
+            m(b)
+
+    def metrics(q) -> dict[str, float]:
+        logits = q(x)
+        top5 = logits.topk(5, dim=1).indices
+        return {
+            "agreement": float((logits.argmax(1) == ref).double().mean()),
+            "top5_agreement": float((top5 == ref[:, None]).any(1).double().mean()),
+        }
+
+    return Task("efficientnet-lite0", model, calibrate, metrics)
+
+
+def task_for(name: str, progress=None) -> Task:
+    """The :class:`Task` of ``minilm-l6`` (or a sentence-transformers path with ``minilm:``
+    prefix), ``fashion-cnn`` or ``efficientnet-lite0``."""
+    if name == "fashion-cnn":
+        return fashion_task(progress)
+    if name == "efficientnet-lite0":
+        return efficientnet_task()
+    if name == "minilm-l6":
+        return minilm_task()
+    if name.startswith("minilm:"):
+        return minilm_task(name.removeprefix("minilm:"))
+    raise ValueError(f"no evaluation task for model {name!r}")

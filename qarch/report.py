@@ -163,7 +163,11 @@ def report_axe(out: Path, progress=None) -> Path:
     img.mkdir(parents=True, exist_ok=True)
     _axe_plot(results, img / "axe_layer_error.png")
     lines = _axe_markdown(results)
-    lines += ["![AXE vs naive](img/axe_layer_error.png)", ""]
+    lines += ["![AXE vs naive](img/axe_layer_error.png)"]
+    t0 = time.monotonic()
+    sweep = cnn_axe_sweep(progress)
+    print(f"AXE study: the Fashion-MNIST CNN: {time.monotonic() - t0:.0f} s", flush=True)
+    lines += _cnn_sweep_markdown(sweep, img) + [""]
     path = out / "axe_results.md"
     path.write_text("\n".join(lines))
     return path
@@ -310,6 +314,7 @@ RESULT_ROWS = (
      "msq-pe", "msq-array8x8-p32"),
 )  # fmt: skip
 RESULT_TOKENS = (4096, 16384)
+RESULT_TASKS = ("minilm-l6", "fashion-cnn", "efficientnet-lite0")
 RESULT_CALIB = 8  # held-out 512-token windows from CALIB_OFFSET on
 
 
@@ -340,7 +345,7 @@ def results_study(progress=None) -> list[dict]:
         kw = dict(kw)
         scheme = kw.pop("scheme")
         needs = scheme in ("gptq", "axe-gptq", "axe-gpfq", "microscopiq") and not kw.pop("rtn", 0)
-        q = apply_scheme(model, scheme, calib_ids=calib if needs else None, info=info, **kw)
+        q = apply_scheme(model, scheme, calib=calib if needs else None, info=info, **kw)
         ppl = perplexities(q, ids, RESULT_TOKENS, progress=progress)
         rows.append(
             {"label": label, "wa": wa, "ebw": info["ebw"], "ppl": ppl,
@@ -359,7 +364,113 @@ def results_study(progress=None) -> list[dict]:
         a = c.rows.abs()
         ratio[n] = float(a.max() / a.median().clamp(min=1e-12))
     rows.append({"label": "_activations", "ratio": ratio})
+    del model
+    tasks_study(rows)
     return rows
+
+
+def tasks_study(rows: list[dict]) -> None:
+    """Every row's scheme on MiniLM, the Fashion-MNIST CNN and EfficientNet-Lite0 (their own
+    held-out calibration), into ``row["tasks"][model]``: the metrics, or the reason it does not
+    apply (e.g. group 64 does not divide a conv's K)."""
+    from .evaluate import apply_scheme, task_for
+
+    for name in RESULT_TASKS:
+        t0 = time.monotonic()
+        task = task_for(name)
+        for r, (_label, _wa, kw, _pe, _arr) in zip(rows, RESULT_ROWS):
+            kw = dict(kw)
+            scheme = kw.pop("scheme")
+            needs = scheme in ("gptq", "axe-gptq", "microscopiq") and not kw.pop("rtn", 0)
+            try:
+                q = apply_scheme(task.model, scheme, calib=task.calibrate if needs else None, **kw)
+            except ValueError as e:
+                r.setdefault("tasks", {})[name] = str(e)
+                continue
+            r.setdefault("tasks", {})[name] = task.metrics(q)
+        print(f"results: {name} ({time.monotonic() - t0:.0f} s)", flush=True)
+
+
+CNN_SWEEP_PI = (10, 12, 14, 16, 20)  # at 8 nothing works (10 % accuracy)
+CNN_SWEEP_M = (3, 4, 6, 8)
+
+
+def cnn_axe_sweep(progress=None) -> dict:
+    """Model-level accuracy vs accumulator width on the Fashion-MNIST CNN (every GEMM input is
+    unsigned): per P_I, the naive baseline (plain GPTQ at the widest M whose data-type bound
+    fits P_I over a T = 64 tile, capped at 8) and AXE-GPTQ at each M, W/A8 per-token inputs."""
+    from golden.axe import AxeLinear, guarantee_holds, naive_weight_bits
+
+    from .evaluate import apply_scheme, task_for
+
+    task = task_for("fashion-cnn")
+
+    def accuracy(scheme: str, m: int, p: int | None) -> float:
+        q = apply_scheme(task.model, scheme, bits=m, calib=task.calibrate, acc_bits=p or 16,
+                         tile=AXE_TILE)  # fmt: skip
+        for lin in q.modules():
+            if p is not None and isinstance(lin, AxeLinear):
+                if not guarantee_holds(lin.q_int, AXE_N, lin.input_signed, p, AXE_TILE):
+                    raise AssertionError(f"AXE guarantee violated on the CNN: P={p} M={m}")
+        return task.metrics(q)["accuracy"]
+
+    plain: dict[int, float] = {}
+    rows = []
+    for p in progress(CNN_SWEEP_PI) if progress else CNN_SWEEP_PI:
+        naive_m = naive_weight_bits(p, AXE_TILE, AXE_N, False)
+        naive_m = None if naive_m is None or naive_m < 2 else min(naive_m, 8)
+        row = {"p": p, "naive_m": naive_m, "naive": None, "axe": {}}
+        if naive_m is not None:
+            if naive_m not in plain:
+                plain[naive_m] = accuracy("gptq", naive_m, None)
+            row["naive"] = plain[naive_m]
+        for m in CNN_SWEEP_M:
+            row["axe"][m] = accuracy("axe-gptq", m, p)
+        rows.append(row)
+    return {"fp32": task.metrics(task.model)["accuracy"], "rows": rows}
+
+
+def _cnn_sweep_markdown(sweep: dict, img: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sweep["rows"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ps = [r["p"] for r in rows]
+    ax.plot(ps, [100 * max(r["axe"].values()) for r in rows], "-o", label="AXE-GPTQ (best M)")
+    naive = [(r["p"], 100 * r["naive"]) for r in rows if r["naive"] is not None]
+    if naive:
+        ax.plot(*zip(*naive), "--s", label="naive bit width (GPTQ)")
+    ax.axhline(100 * sweep["fp32"], color="grey", lw=0.8, ls=":", label="fp32")
+    _label(ax, "inner accumulator P_I (bits, T = 64)", "Fashion-MNIST test accuracy (%)", size=8)
+    ax.set_title("Fashion-MNIST CNN: accuracy vs accumulator width (A8 unsigned)")
+    _save(plt, fig, img / "axe_cnn_accuracy.png")
+    ms = CNN_SWEEP_M
+    lines = [
+        "",
+        "## Accuracy vs accumulator width: AXE against the naive baseline (whole model)",
+        "",
+        "The Fashion-MNIST CNN, every GEMM quantized (W = M bits, A = 8-bit unsigned per-token "
+        "integers: pixels and post-ReLU activations), GPTQ calibrated on 2,048 training",
+        "images, accuracy on the 10,000 test images. *naive*: plain GPTQ at the widest M whose "
+        "data-type bound fits P_I over a T = 64 tile (capped at 8). *AXE M=m*: AXE-GPTQ",
+        "with P_I / T = 64 at M = m bits, every layer checked with `guarantee_holds`. "
+        f"fp32: {100 * sweep['fp32']:.2f} %. The per-layer SmolLM2 version of this study is",
+        "above.",
+        "",
+        "| P_I | naive M | naive | " + " | ".join(f"AXE M={m}" for m in ms) + " |",
+        "|---:|---:|---:|" + "---:|" * len(ms),
+    ]
+    for r in rows:
+        naive = f"{100 * r['naive']:.2f} %" if r["naive"] is not None else "—"
+        lines.append(
+            f"| {r['p']} | {r['naive_m'] or '—'} | {naive} | "
+            + " | ".join(f"{100 * r['axe'][m]:.2f} %" for m in ms)
+            + " |"
+        )
+    return lines + ["", "![AXE vs naive on the CNN](img/axe_cnn_accuracy.png)"]
 
 
 def _results_markdown(rows: list[dict], reports: dict) -> list[str]:
@@ -378,27 +489,90 @@ def _results_markdown(rows: list[dict], reports: dict) -> list[str]:
         "",
         "Perplexity: context 512, non-overlapping windows, the first 4,096 / 16,384 tokens of "
         "gensim's Wikipedia text (`qarch eval`); calibration on 8 held-out windows from token",
-        "65,536 (GPTQ/AXE/MicroScopiQ). Every Linear layer except the tied LM head is quantized. "
-        "*W/A*: weight / activation bits in the model (16 = float activations).",
+        "65,536 (GPTQ/AXE/MicroScopiQ: each layer's Hessian over all 4,096 tokens, the first "
+        "token of each window, the attention sink, weighted 16; see",
+        "[evaluation.md](evaluation.md)). Every Linear layer except the tied LM head is "
+        "quantized. *W/A*: weight / activation bits in the model (16 = float activations).",
         "*EBW*: effective bits per weight with an fp16 scale per channel (group) or MicroScopiQ's "
         "metadata. Hardware: the scheme's PE and 8x8 array from `make synth` (liberty",
         "area with the OSU 0.18 um cells, iCE40 HX8K LUT4s without DSPs; an 8x8 array does not fit "
         "the HX8K, so no Fmax). *quality / mm^2*: (fp32 perplexity / perplexity at 16 k)",
         "per mm^2 of 8x8 array.",
         "",
-        "| scheme | W/A | EBW | ppl 4 k | ppl 16 k | PE area (um^2) | 8x8 array area (um^2) "
-        "| array LUT4 | Fmax (MHz) | quality / mm^2 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "*MiniLM cos*: mean cosine of the quantized to the fp32 sentence embeddings; *CNN acc*: "
+        "the Fashion-MNIST CNN's test accuracy; *EffNet agr*: EfficientNet-Lite0's top-1",
+        "agreement with fp32 (details and definitions below the table).",
+        "",
+        "| scheme | W/A | EBW | ppl 4 k | ppl 16 k | MiniLM cos | CNN acc | EffNet agr "
+        "| PE area (um^2) | 8x8 array area (um^2) | array LUT4 | Fmax (MHz) | quality / mm^2 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r, (_l, _wa, _kw, pe, arr) in zip(rows, RESULT_ROWS):
         p, a = _hw(reports, pe), _hw(reports, arr)
         area = a.get("area")
         q = f"{(fp[16384] / r['ppl'][16384]) / (area / 1e6):.3f}" if area else "—"
+        t = r.get("tasks", {})
         lines.append(
             f"| {r['label']} | {r['wa']} | {r['ebw']:.2f} | {r['ppl'][4096]:.2f} | "
-            f"{r['ppl'][16384]:.2f} | {_fmt_int(p.get('area'))} | {_fmt_int(area)} | "
+            f"{r['ppl'][16384]:.2f} | {_metric(t, 'minilm-l6', 'cosine')} | "
+            f"{_metric(t, 'fashion-cnn', 'accuracy', 100)} | "
+            f"{_metric(t, 'efficientnet-lite0', 'agreement', 100)} | "
+            f"{_fmt_int(p.get('area'))} | {_fmt_int(area)} | "
             f"{_fmt_int(a.get('lut4'))} | {a.get('fmax') or '—'} | {q} |"
         )
+    return lines + _tasks_markdown(rows)
+
+
+def _metric(tasks: dict, model: str, key: str, scale: float = 1) -> str:
+    m = tasks.get(model)
+    if not isinstance(m, dict):
+        return "—"
+    return f"{100 * m[key]:.1f} %" if scale == 100 else f"{m[key]:.4f}"
+
+
+def _tasks_markdown(rows: list[dict]) -> list[str]:
+    lines = [
+        "",
+        "## The other models",
+        "",
+        "The same schemes, with the same options, on all-MiniLM-L6-v2 (sentence-transformers), "
+        "the project's Fashion-MNIST CNN and ImageNet EfficientNet-Lite0. Their",
+        "convolutions run as im2col GEMMs (`qarch.models.Im2colConv`), so every scheme quantizes "
+        "them like Linear layers; EfficientNet's 16 depthwise convolutions (3.9 % of its",
+        "weights, not a GEMM) and every BatchNorm stay float. Calibration: the last 256 Wikipedia "
+        "sentences (MiniLM), 2,048 training images (CNN), 32 crops of another seed",
+        "(EfficientNet). MiniLM: *cos* over the first 512 sentences; Spearman rho of the "
+        "embedding cosine of word pairs against the human scores of WordSim-353 and SimLex-999.",
+        "CNN: accuracy on the 10,000 test images and agreement with fp32. EfficientNet (no "
+        "labelled ImageNet offline): on 64 crops of scikit-learn's two photos, top-1 agreement",
+        "with fp32 and how often fp32's top-1 is in the quantized top-5. MicroScopiQ quantizes "
+        "only layers with a multiple of 64 outputs (the CNN's first conv and last layer stay",
+        "float). A dash: the scheme does not apply (the reason follows the table).",
+        "",
+        "| scheme | MiniLM cos | rho WS-353 | rho SimLex-999 | CNN acc | CNN agreement "
+        "| EffNet top-1 agr | EffNet top-5 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    why = {}
+    for r in rows:
+        if r["label"].startswith("_"):
+            continue
+        t = r.get("tasks", {})
+        for model, m in t.items():
+            if isinstance(m, str):
+                why.setdefault(m, []).append(f"{r['label']} on {model}")
+        lines.append(
+            f"| {r['label']} | {_metric(t, 'minilm-l6', 'cosine')} | "
+            f"{_metric(t, 'minilm-l6', 'spearman_wordsim353')} | "
+            f"{_metric(t, 'minilm-l6', 'spearman_simlex999')} | "
+            f"{_metric(t, 'fashion-cnn', 'accuracy', 100)} | "
+            f"{_metric(t, 'fashion-cnn', 'agreement', 100)} | "
+            f"{_metric(t, 'efficientnet-lite0', 'agreement', 100)} | "
+            f"{_metric(t, 'efficientnet-lite0', 'top5_agreement', 100)} |"
+        )
+    if why:
+        lines.append("")
+        lines += [f"- {', '.join(where)}: {reason}" for reason, where in why.items()]
     return lines
 
 
@@ -479,9 +653,10 @@ def _results_plots(rows: list[dict], reports: dict, img: Path) -> list[str]:
         "",
         "![outliers per layer](img/results_outliers.png)",
         "",
-        "Perplexity vs accumulator width for AXE against the naive baseline is measured per "
-        "layer in [axe_results.md](axe_results.md) (a whole-model sweep costs a GPTQ run per",
-        "point); the AXE row above is the whole model at P_I = 16.",
+        "Accuracy vs accumulator width for AXE against the naive baseline: on the whole "
+        "Fashion-MNIST CNN and per SmolLM2 layer in [axe_results.md](axe_results.md) (`make",
+        "report-layers`, about 25 min: each point is a GPTQ run; a whole-SmolLM2 sweep would "
+        "add a perplexity pass per point); the AXE row above is the whole SmolLM2 at P_I = 16.",
     ]
 
 

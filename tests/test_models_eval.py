@@ -45,7 +45,7 @@ def test_axe_scheme_on_one_block_keeps_the_guarantee(lm):
 
     model, ids = lm
     q = apply_scheme(
-        model, "axe-gptq", bits=4, calib_ids=calibration_ids(ids, 2, 256), acc_bits=16, tile=64,
+        model, "axe-gptq", bits=4, calib=calibration_ids(ids, 2, 256), acc_bits=16, tile=64,
         include=lambda n, _m: n.startswith("model.layers.0."),
     )  # fmt: skip
     layers = [m for m in q.modules() if isinstance(m, AxeLinear)]
@@ -53,7 +53,7 @@ def test_axe_scheme_on_one_block_keeps_the_guarantee(lm):
     assert all(guarantee_holds(m.q_int, 8, m.input_signed, 16, 64) for m in layers)
     fp, got = perplexity(model, ids, 512), perplexity(q, ids, 512)
     assert fp < got < 2 * fp  # one quantized block moves perplexity a little
-    with pytest.raises(ValueError, match="needs calibration windows"):
+    with pytest.raises(ValueError, match="needs calibration data"):
         apply_scheme(model, "gptq")
 
 
@@ -68,7 +68,7 @@ def test_outlier_schemes_on_one_block(lm, scheme):
     model, ids = lm
     info: dict = {}
     calib = calibration_ids(ids, 2, 256) if scheme == "microscopiq" else None
-    q = apply_scheme(model, scheme, bits=4, calib_ids=calib, include=_block0, info=info)
+    q = apply_scheme(model, scheme, bits=4, calib=calib, include=_block0, info=info)
     ref, got = model.model.layers, q.model.layers
     assert not torch.equal(ref[0].mlp.down_proj.weight, got[0].mlp.down_proj.weight)
     assert torch.equal(ref[1].mlp.down_proj.weight, got[1].mlp.down_proj.weight)  # not selected
@@ -81,12 +81,12 @@ def test_activation_variants_need_calibration(lm):
     from qarch.models import calibration_ids
 
     model, ids = lm
-    with pytest.raises(ValueError, match="needs calibration windows"):
+    with pytest.raises(ValueError, match="needs calibration data"):
         apply_scheme(model, "olive", activations=True)
     with pytest.raises(ValueError, match="activations=True is for ant and olive"):
         apply_scheme(model, "int", activations=True)
     q = apply_scheme(
-        model, "olive", bits=8, activations=True, calib_ids=calibration_ids(ids, 1, 256),
+        model, "olive", bits=8, activations=True, calib=calibration_ids(ids, 1, 256),
         include=_block0,
     )  # fmt: skip
     fp, got = perplexity(model, ids, 512), perplexity(q, ids, 512)
@@ -99,7 +99,7 @@ def test_token_scaled_inputs(lm):
 
     model, ids = lm
     q = apply_scheme(
-        model, "gptq", bits=4, calib_ids=calibration_ids(ids, 2, 256), include=_block0,
+        model, "gptq", bits=4, calib=calibration_ids(ids, 2, 256), include=_block0,
         input_granularity="token",
     )  # fmt: skip
     lin = q.model.layers[0].mlp.down_proj
