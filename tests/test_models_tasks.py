@@ -34,7 +34,8 @@ def test_im2col_conv_is_the_convolution():
 def test_datasets():
     x, y = fashion_mnist("test")
     assert x.shape == (10_000, 1, 28, 28) and y.shape == (10_000,)
-    assert 0 <= float(x.min()) and float(x.max()) <= 1 and set(y.unique().tolist()) == set(range(10))
+    assert 0 <= float(x.min()) and float(x.max()) <= 1
+    assert set(y.unique().tolist()) == set(range(10))
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         fashion_mnist("val")
     pairs, human = word_pairs("wordsim353")
