@@ -37,6 +37,17 @@ def linear_names(model: torch.nn.Module, include=None) -> list[str]:
     return names
 
 
+def _run_hooked(model, calibrate, names, hook) -> None:
+    """Run ``calibrate(model)`` with the forward hook ``hook(name)`` on each named layer."""
+    mods = dict(model.named_modules())
+    hooks = [mods[n].register_forward_hook(hook(n)) for n in names]
+    try:
+        calibrate(model)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 @torch.no_grad()
 def capture_linear_inputs(
     model: torch.nn.Module,
@@ -47,7 +58,6 @@ def capture_linear_inputs(
     stats = {
         n: {"rows": [], "idx": [], "seen": 0, "stride": 1, "amax": 0.0, "neg": False} for n in names
     }
-    mods = dict(model.named_modules())
 
     def hook(name):
         # Keep the rows whose global index is a multiple of a power-of-two stride, doubling
@@ -71,12 +81,7 @@ def capture_linear_inputs(
 
         return f
 
-    hooks = [mods[n].register_forward_hook(hook(n)) for n in names]
-    try:
-        calibrate(model)
-    finally:
-        for h in hooks:
-            h.remove()
+    _run_hooked(model, calibrate, names, hook)
     out = {}
     for name in names:
         st = stats[name]
@@ -106,7 +111,6 @@ def accumulate_hessians(
     giving ``sum_i a_i x~_i x~_i^T``: the rows whose output error costs the model more (an
     attention sink's value, see docs/evaluation.md) count more."""
     acc: dict[str, list] = {n: [None, 0] for n in names}
-    mods = dict(model.named_modules())
 
     def hook(name):
         def f(_m, args, _out):
@@ -125,12 +129,7 @@ def accumulate_hessians(
 
         return f
 
-    hooks = [mods[n].register_forward_hook(hook(n)) for n in names]
-    try:
-        calibrate(model)
-    finally:
-        for h in hooks:
-            h.remove()
+    _run_hooked(model, calibrate, names, hook)
     for name in names:
         if acc[name][0] is None:
             raise ValueError(f"calibration never reached layer {name!r}")

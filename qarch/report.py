@@ -60,7 +60,25 @@ def axe_layer_study(
     x_cal, x_eval = _split(x)
     signed = bool((x < 0).any())
     kw = dict(input_bits=AXE_N, input_signed=signed, algorithm=algorithm)
-    plain = {}
+
+    def naive(m: int) -> float:
+        q, s = quantize_layer(w, x_cal, weight_bits=m, acc_bits=None, **kw)
+        return _rel_err(w, q, s, x_eval)
+
+    def axe(m: int, p: int) -> float:
+        q, s = quantize_layer(w, x_cal, weight_bits=m, acc_bits=p, tile=AXE_TILE, **kw)
+        if not guarantee_holds(q, AXE_N, signed, p, AXE_TILE):
+            raise AssertionError(f"AXE guarantee violated: {layer} P={p} M={m}")
+        return _rel_err(w, q, s, x_eval)
+
+    return _axe_sweep(p_values, m_values, signed, naive, axe, progress)
+
+
+def _axe_sweep(p_values, m_values, signed: bool, naive, axe, progress=None) -> list[dict]:
+    """One row per P_I: ``naive(M)`` at the widest M whose data-type bound fits P_I over a
+    tile (capped at 8; None where not even 2 bits fit; each M measured once) and ``axe(m, P)``
+    for every M."""
+    plain: dict[int, float] = {}
     rows = []
     for p in progress(p_values) if progress else p_values:
         naive_m = naive_weight_bits(p, AXE_TILE, AXE_N, signed)
@@ -68,14 +86,10 @@ def axe_layer_study(
         row = {"p": p, "naive_m": naive_m, "naive": None, "axe": {}}
         if naive_m is not None:
             if naive_m not in plain:
-                q, s = quantize_layer(w, x_cal, weight_bits=naive_m, acc_bits=None, **kw)
-                plain[naive_m] = _rel_err(w, q, s, x_eval)
+                plain[naive_m] = naive(naive_m)
             row["naive"] = plain[naive_m]
         for m in m_values:
-            q, s = quantize_layer(w, x_cal, weight_bits=m, acc_bits=p, tile=AXE_TILE, **kw)
-            if not guarantee_holds(q, AXE_N, signed, p, AXE_TILE):
-                raise AssertionError(f"AXE guarantee violated: {layer} P={p} M={m}")
-            row["axe"][m] = _rel_err(w, q, s, x_eval)
+            row["axe"][m] = axe(m, p)
         rows.append(row)
     return rows
 
@@ -399,7 +413,7 @@ def cnn_axe_sweep(progress=None) -> dict:
     """Model-level accuracy vs accumulator width on the Fashion-MNIST CNN (every GEMM input is
     unsigned): per P_I, the naive baseline (plain GPTQ at the widest M whose data-type bound
     fits P_I over a T = 64 tile, capped at 8) and AXE-GPTQ at each M, W/A8 per-token inputs."""
-    from golden.axe import AxeLinear, guarantee_holds, naive_weight_bits
+    from golden.axe import AxeLinear, guarantee_holds
 
     from .evaluate import apply_scheme, task_for
 
@@ -414,19 +428,10 @@ def cnn_axe_sweep(progress=None) -> dict:
                     raise AssertionError(f"AXE guarantee violated on the CNN: P={p} M={m}")
         return task.metrics(q)["accuracy"]
 
-    plain: dict[int, float] = {}
-    rows = []
-    for p in progress(CNN_SWEEP_PI) if progress else CNN_SWEEP_PI:
-        naive_m = naive_weight_bits(p, AXE_TILE, AXE_N, False)
-        naive_m = None if naive_m is None or naive_m < 2 else min(naive_m, 8)
-        row = {"p": p, "naive_m": naive_m, "naive": None, "axe": {}}
-        if naive_m is not None:
-            if naive_m not in plain:
-                plain[naive_m] = accuracy("gptq", naive_m, None)
-            row["naive"] = plain[naive_m]
-        for m in CNN_SWEEP_M:
-            row["axe"][m] = accuracy("axe-gptq", m, p)
-        rows.append(row)
+    rows = _axe_sweep(
+        CNN_SWEEP_PI, CNN_SWEEP_M, False, lambda m: accuracy("gptq", m, None),
+        lambda m, p: accuracy("axe-gptq", m, p), progress,
+    )  # fmt: skip
     return {"fp32": task.metrics(task.model)["accuracy"], "rows": rows}
 
 
