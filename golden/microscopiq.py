@@ -15,10 +15,10 @@ network model it is checked against.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from .accum import accumulate
@@ -61,7 +61,8 @@ LANE_PASS, LANE_MERGE, LANE_ZERO = 0, 1, 2
 @dataclass(frozen=True)
 class MsqParams:
     """b: inlier bits (2, 4 or 8); m: MiB size; M, T: MaB rows x columns; k_sigma: outlier
-    threshold; d: dE bits."""
+    threshold; d: dE bits; e_search: pick each MaB's E among the MX value - 1, + 0, + 1 by the
+    inliers' squared rounding error (the spec's allowed option; off = the MX convention)."""
 
     b: int = 4
     m: int = 8
@@ -69,6 +70,7 @@ class MsqParams:
     T: int = 64
     k_sigma: float = 3.0
     d: int = 2
+    e_search: bool = False
 
     def __post_init__(self) -> None:
         if self.b not in (2, 4, 8):
@@ -163,93 +165,134 @@ def _mab_stats(w: torch.Tensor, p: MsqParams):
     inl = torch.where(out, torch.zeros_like(g), g.abs()).amax(dim=(1, 2))
     e = _floor_log2(inl) - (p.b - 2)
     e = torch.where(inl > 0, e, torch.zeros_like(e))
+    if p.e_search:  # MX E first, so a tie keeps it
+        inliers = torch.where(out, torch.zeros_like(g), g)
+        best = None
+        for c in (e, e - 1, e + 1):
+            sc = c[:, None, None].to(torch.float64)  # 2^+-c: exact, as ldexp
+            q = round_half_away(inliers * torch.exp2(-sc)).clamp(-p.qmax, p.qmax)
+            err = ((q * torch.exp2(sc) - inliers) ** 2).sum(dim=(1, 2))
+            if best is None:
+                best, e_best = err, c
+            else:
+                e_best = torch.where(err < best, c, e_best)
+                best = torch.minimum(err, best)
+        e = e_best
     if bool((e.abs() > 127).any()):
         raise ValueError("a macro-block exponent does not fit 8 bits (weights out of range)")
     return mean, std, e
 
 
 class _Quantizer:
-    """Column-at-a-time quantizer: MaB statistics set per tile, MiB rules per column."""
+    """Column-at-a-time quantizer: MaB statistics set per tile, MiB rules per column.
+
+    The per-column rules run in numpy on float64 / int64 arrays: the GPTQ loop calls them once
+    per column (about 150,000 times for SmolLM2), and numpy's per-operation overhead is a tenth
+    of torch's on these [MiB, C, m] arrays. Every operation is exact or IEEE-identical to its
+    torch form (multiplying by 2^-E is ldexp; stable sorts keep ties by index)."""
 
     def __init__(self, n: int, k: int, p: MsqParams):
         self.p = p
-        self.codes = torch.zeros(n, k, dtype=torch.int64)
-        self.kind = torch.zeros(n, k, dtype=torch.int64)
-        self.partner = torch.full((n, k), -1, dtype=torch.int64)
+        self.codes = np.zeros((n, k), dtype=np.int64)
+        self.kind = np.zeros((n, k), dtype=np.int64)
+        self.partner = np.full((n, k), -1, dtype=np.int64)
         self.exp = torch.zeros(n // p.M, -(-k // p.T), dtype=torch.int64)
-        self.de = torch.zeros(n // p.m, k, dtype=torch.int64)
+        self.de = np.zeros((n // p.m, k), dtype=np.int64)
         self.stats = None
 
     def enter_tile(self, w_tile: torch.Tensor, tile: int) -> None:
-        mean, std, e = _mab_stats(w_tile, self.p)
-        self.stats = (mean, std, e)
+        p, g = self.p, w_tile.shape[0] // self.p.m
+        mean, std, e = _mab_stats(w_tile, p)
         self.exp[:, tile] = e
+        mib_of_mab = torch.arange(g) * p.m // p.M
+        ei = e[mib_of_mab][:, None]  # [MiB, 1]: the MaB exponent of each MiB
+        ef = ei[..., None].to(torch.float64)
+        # per MiB, broadcast over [MiB, C, m]: mean, outlier threshold, E, 2^-E and 2^E (exact
+        # powers of two: multiplying by them is ldexp)
+        self.stats = tuple(
+            t.numpy()
+            for t in (mean[mib_of_mab][:, None, None], p.k_sigma * std[mib_of_mab][:, None, None],
+                      ei, torch.exp2(-ef), torch.exp2(ef))
+        )  # fmt: skip
 
     def columns(self, wc: torch.Tensor, col: int) -> torch.Tensor:
         """Quantize columns ``wc`` [N, C] (C >= 1, all in the current tile) at ``col`` on;
         returns their dequantized values. Every MiB of every column at once (the same rules
         as the spec's per-MiB loop; ties go to the lower index)."""
         p, m = self.p, self.p.m
-        mean, std, e_mab = self.stats
+        mu, thr, ei, down, up = self.stats
         n, c = wc.shape
         g = n // m
-        seg = wc.reshape(g, m, c).transpose(1, 2)  # [MiB, C, m]
-        mib_of_mab = torch.arange(g) * m // p.M
-        mu, sd = mean[mib_of_mab][:, None, None], std[mib_of_mab][:, None, None]
-        ei = e_mab[mib_of_mab][:, None]  # [MiB, 1]: the MaB exponent of each MiB
-        a = seg.abs()
-        cand = (seg - mu).abs() > p.k_sigma * sd
-        # at most m/2 outliers: the largest |w| stay outliers (ties: lower index first)
-        order = torch.sort(a, dim=-1, descending=True, stable=True).indices
-        cs = cand.gather(-1, order)
-        outl = torch.zeros_like(cand).scatter(-1, order, cs & (cs.cumsum(-1) <= m // 2))
-        n_out = outl.sum(-1, keepdim=True)
-        # the n least salient inliers (|w|, ties lower index first) become partners
-        inl_key = torch.where(outl, torch.full_like(a, math.inf), a)
-        order = torch.sort(inl_key, dim=-1, stable=True).indices
-        pos = torch.arange(m).expand_as(order)
-        part = torch.zeros_like(outl).scatter(-1, order, pos < n_out)
-        # the r-th outlier (by index) pairs with the r-th partner (by index)
-        lane = torch.arange(m)
-        p_idx = torch.sort(torch.where(part, lane, lane + m), dim=-1).values % m
-        rank = (outl.cumsum(-1) - 1).clamp(min=0)
-        mate = p_idx.gather(-1, rank)  # partner lane of each outlier lane (valid where outl)
+        seg = wc.detach().numpy().reshape(g, m, c).transpose(0, 2, 1)  # [MiB, C, m]
+        cols = slice(col, col + c)
 
-        q = round_half_away(torch.ldexp(seg, -ei[..., None])).clamp(-p.qmax, p.qmax)
-        q = q.to(torch.int64)
-        codes = inlier_code(q, p.b)
-        d = torch.ldexp(q.to(torch.float64), ei[..., None])
-        big = torch.where(outl, a, torch.zeros_like(a)).amax(-1)  # [MiB, C]
-        de = (_floor_log2(big) - (2 * p.b - 2) - ei).clamp(0, 2**p.d - 1)
-        de = torch.where(n_out[..., 0] > 0, de, torch.zeros_like(de))
-        self.de[:, col : col + c] = de
-        sh = (ei + de)[..., None]
-        o = round_half_away(torch.ldexp(seg, -sh)).clamp(-p.omax, p.omax).to(torch.int64)
+        def back(t: np.ndarray) -> np.ndarray:  # [MiB, C, m] -> [N, C]
+            return t.transpose(0, 2, 1).reshape(n, c)
+
+        def rha(x: np.ndarray) -> np.ndarray:  # round_half_away
+            return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+        q = np.clip(rha(seg * down), -p.qmax, p.qmax)
+        cand = np.abs(seg - mu) > thr
+        if not cand.any():  # no outlier candidate: plain MX-INT inliers
+            qi = q.astype(np.int64)
+            self.codes[:, cols] = back(np.where(qi < 0, (1 << (p.b - 1)) | -qi, qi))
+            self.kind[:, cols] = KIND_INLIER
+            self.partner[:, cols] = -1
+            self.de[:, cols] = 0
+            return torch.from_numpy(back(q * up))
+        a = np.abs(seg)
+        # at most m/2 outliers: the largest |w| stay outliers (ties: lower index first)
+        outl = cand
+        if (cand.sum(-1) > m // 2).any():
+            order = np.argsort(-a, axis=-1, kind="stable")
+            cs = np.take_along_axis(cand, order, -1)
+            outl = np.zeros_like(cand)
+            np.put_along_axis(outl, order, cs & (np.cumsum(cs, -1) <= m // 2), -1)
+        n_out = outl.sum(-1, keepdims=True)
+        # the n least salient inliers (|w|, ties lower index first) become partners
+        order = np.argsort(np.where(outl, np.inf, a), axis=-1, kind="stable")
+        part = np.zeros_like(outl)
+        np.put_along_axis(part, order, np.arange(m) < n_out, -1)
+        # the r-th outlier (by index) pairs with the r-th partner (by index)
+        lane = np.arange(m)
+        p_idx = np.sort(np.where(part, lane, lane + m), axis=-1) % m
+        rank = np.maximum(np.cumsum(outl, -1) - 1, 0)
+        mate = np.take_along_axis(p_idx, rank, -1)  # partner lane of each outlier (where outl)
+
+        qi = q.astype(np.int64)
+        codes = np.where(qi < 0, (1 << (p.b - 1)) | -qi, qi)
+        big = np.where(outl, a, 0.0).max(-1)  # [MiB, C]
+        _, e2 = np.frexp(np.where(big > 0, big, 1.0))  # floor(log2 big) = e2 - 1
+        de = np.clip(np.where(big > 0, e2 - 1, 0) - (2 * p.b - 2) - ei, 0, 2**p.d - 1)
+        de = np.where(n_out[..., 0] > 0, de, 0)
+        self.de[:, cols] = de
+        sh = (ei + de)[..., None].astype(np.float64)
+        o = np.clip(rha(seg * np.exp2(-sh)), -p.omax, p.omax).astype(np.int64)
         hi = o >> p.b
         lo = o - (hi << p.b)
-        codes = torch.where(outl, hi & ((1 << p.b) - 1), codes)
-        lo_at = torch.zeros_like(codes).scatter_add(-1, mate, torch.where(outl, lo, 0))
-        codes = torch.where(part, lo_at, codes)
-        kind = torch.where(outl, KIND_HI, torch.where(part, KIND_LO, KIND_INLIER))
-        row0 = (torch.arange(g) * m)[:, None, None]
-        partner = torch.where(outl, row0 + mate, -1)
-        d = torch.where(outl, torch.ldexp(o.to(torch.float64), sh), d)
-        d = torch.where(part, 0.0, d)
-
-        def back(t: torch.Tensor) -> torch.Tensor:  # [MiB, C, m] -> [N, C]
-            return t.transpose(1, 2).reshape(n, c)
-
-        self.codes[:, col : col + c] = back(codes)
-        self.kind[:, col : col + c] = back(kind)
-        self.partner[:, col : col + c] = back(partner)
-        return back(d)
+        codes = np.where(outl, hi & ((1 << p.b) - 1), codes)
+        lo_at = np.zeros_like(codes)
+        # each partner lane is the mate of exactly one outlier: a scatter without collisions
+        r_, c_, l_ = np.nonzero(outl)
+        lo_at[r_, c_, mate[r_, c_, l_]] = lo[r_, c_, l_]
+        codes = np.where(part, lo_at, codes)
+        kind = np.where(outl, KIND_HI, np.where(part, KIND_LO, KIND_INLIER))
+        row0 = (np.arange(g) * m)[:, None, None]
+        partner = np.where(outl, row0 + mate, -1)
+        d = np.where(outl, o * np.exp2(sh), q * up)
+        d = np.where(part, 0.0, d)
+        self.codes[:, cols] = back(codes)
+        self.kind[:, cols] = back(kind)
+        self.partner[:, cols] = back(partner)
+        return torch.from_numpy(back(d))
 
     def metadata_bits(self) -> int:
         p = self.p
         flagged = (self.kind == KIND_HI).reshape(-1, p.m, self.kind.shape[1]).sum(1)
         entry = [p.d + max(1, (p.m // 2 - 1).bit_length()) + n * 2 * (p.m - 1).bit_length()
                  for n in flagged[flagged > 0].tolist()]  # fmt: skip
-        return self.exp.numel() * 8 + flagged.numel() + sum(entry)
+        return self.exp.numel() * 8 + flagged.size + sum(entry)
 
 
 def quantize_msq(
@@ -301,9 +344,9 @@ def quantize_msq(
             qz.enter_tile(w1, i1 // p.T)
 
         gptq_loop(w, inputs, quant_col, block_size=p.T, damp=damp, block_hook=hook, gram=gram)
+    codes, kind, partner, de = (torch.from_numpy(a) for a in (qz.codes, qz.kind, qz.partner, qz.de))
     return MsqQuant(
-        p, qz.codes, qz.kind, qz.partner, qz.exp, qz.de, deq, qz.metadata_bits(),
-        int((qz.kind == KIND_HI).sum()),
+        p, codes, kind, partner, qz.exp, de, deq, qz.metadata_bits(), int((kind == KIND_HI).sum()),
     )  # fmt: skip
 
 

@@ -103,6 +103,40 @@ def test_no_outliers_is_plain_mx_int():
     assert q.ebw == pytest.approx(4 + (48 + 96) / (32 * 24))
 
 
+def test_exponent_search_picks_the_lowest_inlier_error_of_three():
+    # one MaB of inliers whose max maps to 4.0 at the MX exponent E = floor(log2 max) - 2 = 0:
+    # every other value sits near 0.5 * 2^0, so E - 1 resolves them exactly and clips only the max
+    p = MsqParams(b=4, m=8, M=8, T=8, k_sigma=1e9)
+    w = torch.full((8, 8), 0.5)
+    w[0, 0] = 4.0
+    mx = quantize_msq(w, p)
+    se = quantize_msq(w, MsqParams(b=4, m=8, M=8, T=8, k_sigma=1e9, e_search=True))
+    assert int(mx.exp[0, 0]) == 0 and int(se.exp[0, 0]) == -1
+    wd = w.double()
+    err = {e: float(((round_half_away(wd / 2.0**e).clamp(-7, 7) * 2.0**e - wd) ** 2).sum())
+           for e in (-1, 0, 1)}  # fmt: skip
+    assert min(err, key=err.get) == -1
+    assert float(((se.dequant - w) ** 2).sum()) == pytest.approx(err[-1])
+    # on a heavy-tailed tensor without outliers (the search scores the MaB's non-outliers):
+    # never worse than the MX exponent in any MaB, never more than one away
+    w = _heavy(64, 128, 9)
+    mx = quantize_msq(w, MsqParams(b=4, M=16, T=32, k_sigma=1e9))
+    se = quantize_msq(w, MsqParams(b=4, M=16, T=32, k_sigma=1e9, e_search=True))
+    assert int((se.exp - mx.exp).abs().max()) == 1 and bool((se.exp != mx.exp).any())
+    for g, t in itertools.product(range(4), range(4)):
+        blk = (slice(16 * g, 16 * g + 16), slice(32 * t, 32 * t + 32))
+        e_mx = ((mx.dequant[blk] - w[blk].double()) ** 2).sum()
+        e_se = ((se.dequant[blk] - w[blk].double()) ** 2).sum()
+        assert e_se <= e_mx and (e_se < e_mx or bool(se.exp[g, t] == mx.exp[g, t]))
+    se = quantize_msq(w, MsqParams(b=4, M=16, T=32, e_search=True))
+    assert se.n_outliers > 0
+    # the search only moves E: the result still satisfies the integer semantics
+    x = torch.randint(-128, 128, (128, 3))
+    r = msq_gemm(se.coefficients(), x, se.exp, M=16, T=32, inner_bits=40, outer_bits=48)
+    scale = 2.0 ** r.e_min.repeat_interleave(16).double()
+    torch.testing.assert_close(r.y.double() * scale[:, None], se.dequant @ x.double())
+
+
 def test_ebw_accounting_with_outliers():
     p = MsqParams(b=2, m=8, M=8, T=4, k_sigma=1.5)
     w = torch.zeros(8, 4)
