@@ -324,6 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="LM GPTQ (gptq, axe-gptq, microscopiq): rows the first token of each calibration "
         "window (the attention sink) counts as in the Hessian (16; 1 = plain GPTQ)",
     )
+    s.add_argument(
+        "--ant-clip-min",
+        type=float,
+        default=1.0,
+        help="ant: the lowest weight clip ratio of max |w| searched (1.0: no weight clipped; "
+        "the spec's range starts at 0.75)",
+    )
+    s.add_argument(
+        "--msq-exponent",
+        choices=("search", "mx"),
+        default="search",
+        help="microscopiq: each macro-block's inlier exponent, the best of the MX value and its "
+        "two neighbours by squared error (search, default) or the MX value (mx)",
+    )
     s.add_argument("--acc-bits", type=int, default=16, help="axe: inner accumulator P_I (16)")
     s.add_argument("--tile", type=int, default=64, help="axe: K tile T of P_I (64)")
     s.add_argument(
@@ -359,7 +373,8 @@ def _cmd_eval(args) -> int:
         model, args.scheme, bits=args.bits, group=args.group, calib=calib,
         input_bits=args.input_bits, input_granularity=args.input_scale, acc_bits=args.acc_bits,
         tile=args.tile, activations=args.activations, ratio_step=args.ratio_step, info=info,
-        sink_weight=args.sink_weight,
+        sink_weight=args.sink_weight, msq_exponent=args.msq_exponent,
+        ant_clip_min=args.ant_clip_min,
         progress=lambda it, total=None: tqdm(it, total=total, desc=args.scheme, unit="layer"),
     )  # fmt: skip
     ppl = perplexity(
@@ -393,6 +408,8 @@ def _scheme_options(args) -> dict:
         ),
         **({"acc_bits": args.acc_bits, "tile": args.tile} if args.scheme.startswith("axe") else {}),
         **({"activations": args.activations} if args.scheme in ("ant", "olive") else {}),
+        **({"ant_clip_min": args.ant_clip_min} if args.scheme == "ant" else {}),
+        **({"msq_exponent": args.msq_exponent} if args.scheme == "microscopiq" else {}),
     }
 
 
@@ -414,6 +431,7 @@ def _eval_task(args) -> int:
         task.model, args.scheme, bits=args.bits, group=args.group, calib=task.calibrate,
         input_bits=args.input_bits, input_granularity=args.input_scale, acc_bits=args.acc_bits,
         tile=args.tile, activations=args.activations, ratio_step=args.ratio_step, info=info,
+        msq_exponent=args.msq_exponent, ant_clip_min=args.ant_clip_min,
         progress=lambda it, total=None: tqdm(it, total=total, desc=args.scheme, unit="layer"),
     )  # fmt: skip
     metrics = task.metrics(q)

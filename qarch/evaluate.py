@@ -35,6 +35,10 @@ RATIO_STEP = 0.05
 # GPTQ on a causal LM: the first token of each calibration window, where the attention sink
 # forms, counts as this many rows in the Hessian (1 = plain GPTQ); see docs/evaluation.md.
 SINK_WEIGHT = 16.0
+# ANT weights at model level: clip ratios of max |w| from 1.0 (no weight clipped). The spec's
+# range from 0.75 minimizes weight MSE by clipping the large weights the output depends on
+# (SmolLM2 W4: 59.31 from 0.75, 38.53 from 1.0); see docs/evaluation.md.
+ANT_CLIP_MIN = 1.0
 
 
 @torch.no_grad()
@@ -84,6 +88,8 @@ def apply_scheme(
     ratio_step: float = RATIO_STEP,
     gram: bool = True,
     sink_weight: float = SINK_WEIGHT,
+    msq_exponent: str = "search",
+    ant_clip_min: float = ANT_CLIP_MIN,
     include=None,
     progress=None,
     info: dict | None = None,
@@ -96,7 +102,10 @@ def apply_scheme(
     (gptq, axe-gptq, microscopiq) takes each layer's Hessian over every calibration token
     (``gram=True``) or over a 2,048-row sample (``gram=False``; GPFQ always); with token
     windows, the first token of each (the attention sink) weighs ``sink_weight`` rows in that
-    Hessian (docs/evaluation.md). ``info``,
+    Hessian (docs/evaluation.md). ``msq_exponent``: MicroScopiQ's MaB exponent, ``"search"``
+    (the best of the MX value and its neighbours, the spec's option) or ``"mx"``.
+    ``ant_clip_min``: the lowest ANT clip ratio of max |w| searched (the spec's range starts at
+    0.75; 1.0 never clips a weight, docs/evaluation.md). ``info``,
     when a dict, receives ``ebw`` (effective bits per weight, scales and metadata included) and
     per-layer details (``layers``)."""
     if scheme not in SCHEMES:
@@ -105,6 +114,10 @@ def apply_scheme(
     if scheme == "fp32":
         info["ebw"] = 32.0
         return model
+    if msq_exponent not in ("search", "mx"):
+        raise ValueError(f"msq_exponent must be 'search' or 'mx', not {msq_exponent!r}")
+    if not 0 < ant_clip_min <= 1.5:
+        raise ValueError(f"ant_clip_min must be in (0, 1.5], not {ant_clip_min!r}")
     if not ratio_step > 0:
         raise ValueError(f"ratio_step must be positive, not {ratio_step!r}")
     needs_calib = scheme in ("gptq", "axe-gptq", "axe-gpfq") or (
@@ -150,8 +163,8 @@ def apply_scheme(
         from golden.ant_quant import quantize_module
 
         q, rep = quantize_module(
-            model, bits, calib=calibrate if activations else None, ratios=_ratios(ratio_step, 1.50),
-            include=select, progress=progress,
+            model, bits, calib=calibrate if activations else None, include=select,
+            ratios=_ratios(ratio_step, 1.50, ant_clip_min), progress=progress,
         )  # fmt: skip
         info["ebw"] = _ebw(layers, bits)
         info["layers"] = {n: r._asdict() for n, r in rep.items()}
@@ -174,8 +187,9 @@ def apply_scheme(
         from golden.microscopiq import MsqParams, quantize_module_msq
 
         q, rep = quantize_module_msq(
-            model, MsqParams(b=bits), calibrate=calibrate if calib is not None else None,
-            include=select, max_rows=2048, gram=gram, row_weight=weigh, progress=progress,
+            model, MsqParams(b=bits, e_search=msq_exponent == "search"),
+            calibrate=calibrate if calib is not None else None, include=select, max_rows=2048,
+            gram=gram, row_weight=weigh, progress=progress,
         )  # fmt: skip
         slots = sum(r.codes.numel() * bits + r.metadata_bits for r in rep.values())
         info["ebw"] = slots / sum(r.codes.numel() for r in rep.values())
@@ -198,11 +212,11 @@ def apply_scheme(
     return q
 
 
-def _ratios(step: float, top: float) -> tuple[float, ...]:
-    """The clip-ratio grid 0.75, 0.75 + step, ... <= top (the golden defaults' range: ANT's
-    ratios of max |x| stop at 1.50, OliVe's of the 3-sigma clip at 2.49)."""
-    n = int((top - 0.75) / step + 1e-9) + 1
-    return tuple(round(0.75 + step * i, 4) for i in range(n))
+def _ratios(step: float, top: float, low: float = 0.75) -> tuple[float, ...]:
+    """The clip-ratio grid low, low + step, ... <= top (the golden defaults' range: from 0.75;
+    ANT's ratios of max |x| stop at 1.50, OliVe's of the 3-sigma clip at 2.49)."""
+    n = int((top - low) / step + 1e-9) + 1
+    return tuple(round(low + step * i, 4) for i in range(n))
 
 
 # --------------------------------------------------------------------------------------------

@@ -319,7 +319,7 @@ RESULT_ROWS = (
     ("AXE-GPTQ W4A8 P_I=16 T=64", "4/8",
      {"scheme": "axe-gptq", "bits": 4, "acc_bits": 16, "tile": 64}, "int4x8-pe-p16",
      "int4x8-array8x8-p16"),
-    ("ANT W4 (int/pot/flint)", "4/16", {"scheme": "ant", "bits": 4}, "ant4-pe-p32",
+    ("ANT W4 (int/pot/flint, clip >= max)", "4/16", {"scheme": "ant", "bits": 4}, "ant4-pe-p32",
      "ant4-array8x8-p32"),
     ("OliVe W4", "4/16", {"scheme": "olive", "bits": 4}, "olive4-pe-p32", "olive4-array8x8-p32"),
     ("MicroScopiQ W4 (b=4, GPTQ)", "4/16", {"scheme": "microscopiq", "bits": 4}, "msq-pe",
@@ -507,6 +507,10 @@ def _results_markdown(rows: list[dict], reports: dict) -> list[str]:
         "*MiniLM cos*: mean cosine of the quantized to the fp32 sentence embeddings; *CNN acc*: "
         "the Fashion-MNIST CNN's test accuracy; *EffNet agr*: EfficientNet-Lite0's top-1",
         "agreement with fp32 (details and definitions below the table).",
+        "",
+        "*ANT*: per-channel clip ratios from 1.0 of max |w| (no weight clipped); *MicroScopiQ*: "
+        "each 64 x 64 macro-block's inlier exponent searched around the MX value (both options",
+        "of the spec, chosen in [evaluation.md](evaluation.md) with the spec-default figures).",
         "",
         "| scheme | W/A | EBW | ppl 4 k | ppl 16 k | MiniLM cos | CNN acc | EffNet agr "
         "| PE area (um^2) | 8x8 array area (um^2) | array LUT4 | Fmax (MHz) | quality / mm^2 |",

@@ -22,6 +22,7 @@ import cocotb
 import torch
 
 from qarch.config import config_from_json
+from qarch.evaluate import ANT_CLIP_MIN, _ratios
 from qarch.models import layer_sample
 from tb.bench_util import ARRAY_INPUTS, run_gemm, run_schedule
 from tb.schedule import msq_schedule
@@ -103,7 +104,8 @@ async def link_ant(dut) -> None:
 
     n, k, m = shapes()
     w, x, cal = tile(n, k, m)
-    wq = quantize_ant(w, CFG.bits, role="weight")
+    # the eval's clip range: ratios of max |w| from ANT_CLIP_MIN (no weight clipped)
+    wq = quantize_ant(w, CFG.bits, role="weight", ratios=_ratios(0.01, 1.50, ANT_CLIP_MIN))
     t = quantize_ant(cal, CFG.bits, role="activation")  # calibrated type and scale
     s_a = float(t.scales[0])
     a_vals = quantize_to_grid(x.to(torch.float64) / s_a, t.type.grid())  # the eval's hook
@@ -152,8 +154,9 @@ async def link_msq(dut) -> None:
 
     n, k, m = shapes()
     w, x, cal = tile(n, k, m)
-    params = MsqParams(b=4, m=CFG.m, M=2 * CFG.cols, T=CFG.rows)
-    quant = quantize_msq(w, params, inputs=cal)  # the GPTQ path, as the eval
+    # the eval's default: GPTQ path, searched MaB exponents
+    params = MsqParams(b=4, m=CFG.m, M=2 * CFG.cols, T=CFG.rows, e_search=True)
+    quant = quantize_msq(w, params, inputs=cal)
     assert quant.n_outliers > 0, "the tile should hold weight outliers"
     a, s_a = token_ints(x)
     sched = msq_schedule(CFG, quant, a.T.contiguous(), idle=0.1, seed=SEED)
