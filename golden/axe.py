@@ -385,6 +385,7 @@ def quantize_model(
     gram: bool = False,
     row_weight=None,
     progress=None,
+    calib_cache: dict | None = None,
 ) -> torch.nn.Module:
     """AXE on every Linear layer of a copy of ``model``, with real calibration data.
 
@@ -401,7 +402,10 @@ def quantize_model(
     integer-quantized inputs over *every* row (golden.calib.accumulate_hessians), so the
     Hessian sees all calibration tokens instead of ``max_rows``; the first pass then only
     gathers the statistics; ``row_weight`` weights its rows (golden.calib). ``progress(iterable,
-    total)`` wraps the loop.
+    total)`` wraps the loop. ``calib_cache``: a dict the caller keeps between calls on the same
+    model, ``calibrate``, ``include`` and ``row_weight``; the captured statistics and Gram
+    matrices are stored there per (input bits, granularity, gram, max_rows) and reused (plain
+    GPTQ and AXE-GPTQ at the same input bits see the same integer inputs).
     """
     import copy
 
@@ -414,24 +418,20 @@ def quantize_model(
         raise ValueError("gram=True calibrates gptq only: gpfq needs the inputs themselves")
     per_tensor = input_granularity == "tensor"
     names = linear_names(model, include)
-    captured = capture_linear_inputs(model, calibrate, names, 1 if gram else max_rows)
-    grams = {}
-    if gram:
-
-        def to_hw(name: str, x: torch.Tensor) -> torch.Tensor:
-            neg = captured[name].negative
-            if per_tensor:
-                s = input_scale(captured[name].amax, input_bits, neg)
-            else:
-                s = token_scales(x, input_bits, neg)
-            return quantize_inputs(x, input_bits, neg, s)
-
-        grams = accumulate_hessians(model, calibrate, names, to_hw, row_weight)
+    key = ("axe", input_bits, input_granularity, gram, max_rows)
+    if calib_cache is not None and key in calib_cache:
+        captured, grams = calib_cache[key]
+    else:
+        captured, grams = _calibrate(
+            model, calibrate, names, input_bits, per_tensor, gram, max_rows, row_weight
+        )
+        if calib_cache is not None:
+            calib_cache[key] = (captured, grams)
     qmodel = copy.deepcopy(model)
     qmods = dict(qmodel.named_modules())
     it = progress(names, len(names)) if progress else names
     for name in it:
-        cap = captured.pop(name)
+        cap = captured[name]
         x = None if gram else cap.rows
         signed = cap.negative
         s_in = input_scale(cap.amax, input_bits, signed) if per_tensor else None
@@ -453,9 +453,31 @@ def quantize_model(
             algorithm=algorithm,
             act_order=act_order,
             input_scale=in_scale,
-            gram=grams.pop(name)[0] if gram else None,
+            gram=grams[name][0] if gram else None,
         )
         new = AxeLinear(q, s, s_in, input_bits, signed, lin.bias, acc_bits, tile)
         parent, _, attr = name.rpartition(".")
         setattr(qmods[parent] if parent else qmodel, attr, new)
+        if calib_cache is None:  # free each layer's calibration as soon as it is used
+            captured.pop(name)
+            grams.pop(name, None)
     return qmodel
+
+
+def _calibrate(model, calibrate, names, input_bits, per_tensor, gram, max_rows, row_weight):
+    """The calibration of :func:`quantize_model`: per-layer captured inputs (or only their
+    statistics) and, with ``gram``, the Gram matrices of the integer inputs."""
+    captured = capture_linear_inputs(model, calibrate, names, 1 if gram else max_rows)
+    grams = {}
+    if gram:
+
+        def to_hw(name: str, x: torch.Tensor) -> torch.Tensor:
+            neg = captured[name].negative
+            if per_tensor:
+                s = input_scale(captured[name].amax, input_bits, neg)
+            else:
+                s = token_scales(x, input_bits, neg)
+            return quantize_inputs(x, input_bits, neg, s)
+
+        grams = accumulate_hessians(model, calibrate, names, to_hw, row_weight)
+    return captured, grams

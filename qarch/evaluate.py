@@ -90,6 +90,7 @@ def apply_scheme(
     sink_weight: float = SINK_WEIGHT,
     msq_exponent: str = "search",
     ant_clip_min: float = ANT_CLIP_MIN,
+    calib_cache: dict | None = None,
     include=None,
     progress=None,
     info: dict | None = None,
@@ -105,7 +106,8 @@ def apply_scheme(
     Hessian (docs/evaluation.md). ``msq_exponent``: MicroScopiQ's MaB exponent, ``"search"``
     (the best of the MX value and its neighbours, the spec's option) or ``"mx"``.
     ``ant_clip_min``: the lowest ANT clip ratio of max |w| searched (the spec's range starts at
-    0.75; 1.0 never clips a weight, docs/evaluation.md). ``info``,
+    0.75; 1.0 never clips a weight, docs/evaluation.md). ``calib_cache``: a dict kept across
+    calls on the same model and ``calib`` to reuse GPTQ/AXE calibration (golden.axe). ``info``,
     when a dict, receives ``ebw`` (effective bits per weight, scales and metadata included) and
     per-layer details (``layers``)."""
     if scheme not in SCHEMES:
@@ -157,7 +159,7 @@ def apply_scheme(
             acc_bits=None if scheme == "gptq" else acc_bits, tile=tile,
             algorithm="gpfq" if scheme == "axe-gpfq" else "gptq", include=select,
             max_rows=2048, input_granularity=input_granularity, progress=progress,
-            gram=gram and scheme != "axe-gpfq", row_weight=weigh,
+            gram=gram and scheme != "axe-gpfq", row_weight=weigh, calib_cache=calib_cache,
         )  # fmt: skip
     if scheme == "ant":
         from golden.ant_quant import quantize_module

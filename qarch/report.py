@@ -353,13 +353,16 @@ def results_study(progress=None) -> list[dict]:
     ids = wiki_tokens(tok)
     calib = calibration_ids(ids, RESULT_CALIB)
     rows = []
+    cache: dict = {}  # GPTQ and AXE-GPTQ share their calibration (same integer inputs)
     for label, wa, kw, _pe, _arr in RESULT_ROWS:
         t0 = time.monotonic()
         info: dict = {}
         kw = dict(kw)
         scheme = kw.pop("scheme")
         needs = scheme in ("gptq", "axe-gptq", "axe-gpfq", "microscopiq") and not kw.pop("rtn", 0)
-        q = apply_scheme(model, scheme, calib=calib if needs else None, info=info, **kw)
+        q = apply_scheme(
+            model, scheme, calib=calib if needs else None, info=info, calib_cache=cache, **kw
+        )
         ppl = perplexities(q, ids, RESULT_TOKENS, progress=progress)
         rows.append(
             {"label": label, "wa": wa, "ebw": info["ebw"], "ppl": ppl,
@@ -392,12 +395,16 @@ def tasks_study(rows: list[dict]) -> None:
     for name in RESULT_TASKS:
         t0 = time.monotonic()
         task = task_for(name)
+        cache: dict = {}
         for r, (_label, _wa, kw, _pe, _arr) in zip(rows, RESULT_ROWS):
             kw = dict(kw)
             scheme = kw.pop("scheme")
             needs = scheme in ("gptq", "axe-gptq", "microscopiq") and not kw.pop("rtn", 0)
             try:
-                q = apply_scheme(task.model, scheme, calib=task.calibrate if needs else None, **kw)
+                q = apply_scheme(
+                    task.model, scheme, calib=task.calibrate if needs else None,
+                    calib_cache=cache, **kw,
+                )  # fmt: skip
             except ValueError as e:
                 r.setdefault("tasks", {})[name] = str(e)
                 continue

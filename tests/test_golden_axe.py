@@ -245,6 +245,33 @@ def test_quantize_model_gram_equals_rows_on_one_batch(granularity):
     assert hs["0"][1] == 200
 
 
+def test_calib_cache_reuses_the_calibration_with_identical_results():
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.ReLU(), torch.nn.Linear(48, 8))
+    x = torch.randn(300, 32)
+    calls = []
+
+    def calibrate(m):
+        calls.append(1)
+        m(x)
+
+    kw = dict(weight_bits=4, input_bits=8, tile=16, input_granularity="token", gram=True)
+    cache: dict = {}
+    plain = quantize_model(model, calibrate, acc_bits=None, calib_cache=cache, **kw)
+    assert len(calls) == 2  # statistics, then the Gram matrices
+    axe = quantize_model(model, calibrate, acc_bits=12, calib_cache=cache, **kw)
+    assert len(calls) == 2  # reused
+    ref_plain = quantize_model(model, calibrate, acc_bits=None, **kw)
+    ref_axe = quantize_model(model, calibrate, acc_bits=12, **kw)
+    assert len(calls) == 6
+    for i in (0, 2):
+        assert torch.equal(plain[i].q_int, ref_plain[i].q_int)
+        assert torch.equal(axe[i].q_int, ref_axe[i].q_int)
+    assert not torch.equal(axe[0].q_int, plain[0].q_int)  # the constraint binds at P_I = 12
+    quantize_model(model, calibrate, acc_bits=None, calib_cache=cache, **{**kw, "input_bits": 6})
+    assert len(calls) == 8  # other input bits: calibrated anew
+
+
 def test_row_weights_in_the_gram_matrix():
     torch.manual_seed(4)
     lin = torch.nn.Linear(6, 3)
