@@ -162,22 +162,16 @@ def _mab_stats(w: torch.Tensor, p: MsqParams):
     mean = g.mean(dim=(1, 2))
     std = g.std(dim=(1, 2), unbiased=False)
     out = (g - mean[:, None, None]).abs() > p.k_sigma * std[:, None, None]
-    inl = torch.where(out, torch.zeros_like(g), g.abs()).amax(dim=(1, 2))
+    inliers = torch.where(out, torch.zeros_like(g), g)
+    inl = inliers.abs().amax(dim=(1, 2))
     e = _floor_log2(inl) - (p.b - 2)
     e = torch.where(inl > 0, e, torch.zeros_like(e))
-    if p.e_search:  # MX E first, so a tie keeps it
-        inliers = torch.where(out, torch.zeros_like(g), g)
-        best = None
-        for c in (e, e - 1, e + 1):
-            sc = c[:, None, None].to(torch.float64)  # 2^+-c: exact, as ldexp
-            q = round_half_away(inliers * torch.exp2(-sc)).clamp(-p.qmax, p.qmax)
-            err = ((q * torch.exp2(sc) - inliers) ** 2).sum(dim=(1, 2))
-            if best is None:
-                best, e_best = err, c
-            else:
-                e_best = torch.where(err < best, c, e_best)
-                best = torch.minimum(err, best)
-        e = e_best
+    if p.e_search:
+        cands = torch.stack([e, e - 1, e + 1])  # MX E first: argmin keeps it on a tie
+        sc = cands[:, :, None, None].to(torch.float64)  # 2^+-c: exact, as ldexp
+        q = round_half_away(inliers * torch.exp2(-sc)).clamp(-p.qmax, p.qmax)
+        err = ((q * torch.exp2(sc) - inliers) ** 2).sum(dim=(2, 3))  # [3, MaB]
+        e = cands.gather(0, err.argmin(0)[None])[0]
     if bool((e.abs() > 127).any()):
         raise ValueError("a macro-block exponent does not fit 8 bits (weights out of range)")
     return mean, std, e
@@ -233,10 +227,11 @@ class _Quantizer:
             return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
         q = np.clip(rha(seg * down), -p.qmax, p.qmax)
+        qi = q.astype(np.int64)
+        codes = np.where(qi < 0, (1 << (p.b - 1)) | -qi, qi)  # inlier_code, sign-magnitude
         cand = np.abs(seg - mu) > thr
         if not cand.any():  # no outlier candidate: plain MX-INT inliers
-            qi = q.astype(np.int64)
-            self.codes[:, cols] = back(np.where(qi < 0, (1 << (p.b - 1)) | -qi, qi))
+            self.codes[:, cols] = back(codes)
             self.kind[:, cols] = KIND_INLIER
             self.partner[:, cols] = -1
             self.de[:, cols] = 0
@@ -260,8 +255,6 @@ class _Quantizer:
         rank = np.maximum(np.cumsum(outl, -1) - 1, 0)
         mate = np.take_along_axis(p_idx, rank, -1)  # partner lane of each outlier (where outl)
 
-        qi = q.astype(np.int64)
-        codes = np.where(qi < 0, (1 << (p.b - 1)) | -qi, qi)
         big = np.where(outl, a, 0.0).max(-1)  # [MiB, C]
         _, e2 = np.frexp(np.where(big > 0, big, 1.0))  # floor(log2 big) = e2 - 1
         de = np.clip(np.where(big > 0, e2 - 1, 0) - (2 * p.b - 2) - ei, 0, 2**p.d - 1)

@@ -370,12 +370,8 @@ def _cmd_eval(args) -> int:
     calib = None if calib_free else calibration_ids(ids, args.calib)
     info: dict = {}
     q = apply_scheme(
-        model, args.scheme, bits=args.bits, group=args.group, calib=calib,
-        input_bits=args.input_bits, input_granularity=args.input_scale, acc_bits=args.acc_bits,
-        tile=args.tile, activations=args.activations, ratio_step=args.ratio_step, info=info,
-        sink_weight=args.sink_weight, msq_exponent=args.msq_exponent,
-        ant_clip_min=args.ant_clip_min,
-        progress=lambda it, total=None: tqdm(it, total=total, desc=args.scheme, unit="layer"),
+        model, args.scheme, calib=calib, info=info, sink_weight=args.sink_weight,
+        **_apply_options(args),
     )  # fmt: skip
     ppl = perplexity(
         q, ids, args.tokens, progress=lambda it: tqdm(it, desc="perplexity", unit="window")
@@ -393,6 +389,19 @@ def _cmd_eval(args) -> int:
 
 
 _SINK_SCHEMES = ("gptq", "axe-gptq", "microscopiq")  # GPTQ on a Gram matrix (not axe-gpfq)
+
+
+def _apply_options(args) -> dict:
+    """The `qarch eval` options `apply_scheme` takes, for every model, and its progress bar."""
+    from tqdm import tqdm
+
+    return dict(
+        bits=args.bits, group=args.group, input_bits=args.input_bits,
+        input_granularity=args.input_scale, acc_bits=args.acc_bits, tile=args.tile,
+        activations=args.activations, ratio_step=args.ratio_step,
+        msq_exponent=args.msq_exponent, ant_clip_min=args.ant_clip_min,
+        progress=lambda it, total=None: tqdm(it, total=total, desc=args.scheme, unit="layer"),
+    )  # fmt: skip
 
 
 def _scheme_options(args) -> dict:
@@ -428,12 +437,8 @@ def _eval_task(args) -> int:
         raise ValueError(str(e)) from None
     info: dict = {}
     q = apply_scheme(
-        task.model, args.scheme, bits=args.bits, group=args.group, calib=task.calibrate,
-        input_bits=args.input_bits, input_granularity=args.input_scale, acc_bits=args.acc_bits,
-        tile=args.tile, activations=args.activations, ratio_step=args.ratio_step, info=info,
-        msq_exponent=args.msq_exponent, ant_clip_min=args.ant_clip_min,
-        progress=lambda it, total=None: tqdm(it, total=total, desc=args.scheme, unit="layer"),
-    )  # fmt: skip
+        task.model, args.scheme, calib=task.calibrate, info=info, **_apply_options(args)
+    )
     metrics = task.metrics(q)
     res = {"model": args.model, **_scheme_options(args), "ebw": round(info["ebw"], 4)}
     res.update({k: round(v, 4) for k, v in metrics.items()})

@@ -166,7 +166,7 @@ def apply_scheme(
 
         q, rep = quantize_module(
             model, bits, calib=calibrate if activations else None, include=select,
-            ratios=_ratios(ratio_step, 1.50, ant_clip_min), progress=progress,
+            ratios=clip_ratios(ratio_step, 1.50, ant_clip_min), progress=progress,
         )  # fmt: skip
         info["ebw"] = _ebw(layers, bits)
         info["layers"] = {n: r._asdict() for n, r in rep.items()}
@@ -176,7 +176,7 @@ def apply_scheme(
 
         q, rep = quantize_module_olive(
             model, bits, calib=calibrate if activations else None, include=select,
-            ratios=_ratios(ratio_step, 2.49), max_rows=2048, progress=progress,
+            ratios=clip_ratios(ratio_step, 2.49), max_rows=2048, progress=progress,
         )  # fmt: skip
         info["ebw"] = _ebw(layers, bits)
         info["layers"] = {
@@ -214,7 +214,7 @@ def apply_scheme(
     return q
 
 
-def _ratios(step: float, top: float, low: float = 0.75) -> tuple[float, ...]:
+def clip_ratios(step: float, top: float, low: float = 0.75) -> tuple[float, ...]:
     """The clip-ratio grid low, low + step, ... <= top (the golden defaults' range: from 0.75;
     ANT's ratios of max |x| stop at 1.50, OliVe's of the 3-sigma clip at 2.49)."""
     n = int((top - low) / step + 1e-9) + 1

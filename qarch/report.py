@@ -531,19 +531,19 @@ def _results_markdown(rows: list[dict], reports: dict) -> list[str]:
         lines.append(
             f"| {r['label']} | {r['wa']} | {r['ebw']:.2f} | {r['ppl'][4096]:.2f} | "
             f"{r['ppl'][16384]:.2f} | {_metric(t, 'minilm-l6', 'cosine')} | "
-            f"{_metric(t, 'fashion-cnn', 'accuracy', 100)} | "
-            f"{_metric(t, 'efficientnet-lite0', 'agreement', 100)} | "
+            f"{_metric(t, 'fashion-cnn', 'accuracy', percent=True)} | "
+            f"{_metric(t, 'efficientnet-lite0', 'agreement', percent=True)} | "
             f"{_fmt_int(p.get('area'))} | {_fmt_int(area)} | "
             f"{_fmt_int(a.get('lut4'))} | {a.get('fmax') or '—'} | {q} |"
         )
     return lines + _tasks_markdown(rows)
 
 
-def _metric(tasks: dict, model: str, key: str, scale: float = 1) -> str:
+def _metric(tasks: dict, model: str, key: str, percent: bool = False) -> str:
     m = tasks.get(model)
     if not isinstance(m, dict):
         return "—"
-    return f"{100 * m[key]:.1f} %" if scale == 100 else f"{m[key]:.4f}"
+    return f"{100 * m[key]:.1f} %" if percent else f"{m[key]:.4f}"
 
 
 def _tasks_markdown(rows: list[dict]) -> list[str]:
@@ -581,10 +581,10 @@ def _tasks_markdown(rows: list[dict]) -> list[str]:
             f"| {r['label']} | {_metric(t, 'minilm-l6', 'cosine')} | "
             f"{_metric(t, 'minilm-l6', 'spearman_wordsim353')} | "
             f"{_metric(t, 'minilm-l6', 'spearman_simlex999')} | "
-            f"{_metric(t, 'fashion-cnn', 'accuracy', 100)} | "
-            f"{_metric(t, 'fashion-cnn', 'agreement', 100)} | "
-            f"{_metric(t, 'efficientnet-lite0', 'agreement', 100)} | "
-            f"{_metric(t, 'efficientnet-lite0', 'top5_agreement', 100)} |"
+            f"{_metric(t, 'fashion-cnn', 'accuracy', percent=True)} | "
+            f"{_metric(t, 'fashion-cnn', 'agreement', percent=True)} | "
+            f"{_metric(t, 'efficientnet-lite0', 'agreement', percent=True)} | "
+            f"{_metric(t, 'efficientnet-lite0', 'top5_agreement', percent=True)} |"
         )
     if why:
         lines.append("")
