@@ -183,7 +183,9 @@ class _Quantizer:
     The per-column rules run in numpy on float64 / int64 arrays: the GPTQ loop calls them once
     per column (about 150,000 times for SmolLM2), and numpy's per-operation overhead is a tenth
     of torch's on these [MiB, C, m] arrays. Every operation is exact or IEEE-identical to its
-    torch form (multiplying by 2^-E is ldexp; stable sorts keep ties by index)."""
+    torch form (multiplying by 2^-E is ldexp; stable sorts keep ties by index). ``rha``, the
+    sign-magnitude ``codes``, ``frexp`` and the ``hi``/``lo`` split are the numpy forms of
+    round_half_away, inlier_code, _floor_log2 and hi_lo above."""
 
     def __init__(self, n: int, k: int, p: MsqParams):
         self.p = p

@@ -91,3 +91,17 @@ def test_formats_abfloat_lists_the_outlier_magnitudes(normal, mags, capsys):
     assert all(r["code"] & 7 for r in rows)  # (e, m) = (0, 0) excluded: never the identifier
     assert main(["formats", "abfloat", "--bits", "8"]) == 0
     assert "bias 2" in capsys.readouterr().out
+
+
+def test_eval_defaults_are_the_evaluation_defaults():
+    # the parser keeps torch out of `qarch --help`, so it repeats qarch.evaluate's defaults
+    import inspect
+
+    from qarch.cli import build_parser
+    from qarch.evaluate import ANT_CLIP_MIN, RATIO_STEP, SINK_WEIGHT, apply_scheme
+
+    args = build_parser().parse_args(["eval"])
+    assert args.ratio_step == RATIO_STEP
+    assert args.sink_weight == SINK_WEIGHT
+    assert args.ant_clip_min == ANT_CLIP_MIN
+    assert args.msq_exponent == inspect.signature(apply_scheme).parameters["msq_exponent"].default
