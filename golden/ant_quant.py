@@ -1,16 +1,21 @@
 """ANT quantizer: per-tensor adaptive type selection by MSE (shared/spec/ant.md "Quantizer").
 
 For each candidate type t of the mode: grid G_t = sorted values of t; clip search over
-alpha = r * max|x| (r = 0.75, 0.76, ..., 1.50 by default) with scale s = alpha / max(G_t);
-``x / s`` goes to the nearest grid value, ties toward +inf (``half_up``, as the reference; or
-``half_away``). Weights use one alpha per output channel (dim 0) and sum the per-channel minimum
-MSEs into the type's score; activations use one alpha per tensor. The lowest score wins for the
-whole tensor. Tensors wider than 6 bits use int only (as the reference).
+alpha = r * max|x| (r = 0.75, 0.76, ..., 1.49 by default, the reference's ``range(75, 150)``;
+0.95 .. 1.49 above 6 bits, as the reference) with scale s = alpha / max(G_t), max(G_t) being
+the largest *positive* grid value (7 for signed int4, not |-8|: alpha maps to the top of the
+grid); ``x / s`` goes to the nearest grid value, ties toward +inf (``half_up``, as the
+reference; or ``half_away``). Weights use one alpha per output channel (dim 0) and sum the
+per-channel minimum MSEs into the type's score; activations use one alpha per tensor. The
+lowest score wins for the whole tensor; an exact tie goes to the first of int, flint, pot (the
+reference's order, whatever order the mode names them in). Tensors wider than 6 bits use int
+only (as the reference).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -22,6 +27,8 @@ from .numerics import check_finite
 __all__ = [
     "MODES",
     "DEFAULT_RATIOS",
+    "WIDE_RATIOS",
+    "TIE_ORDER",
     "GRID_ROUNDING",
     "AntQuant",
     "quantize_to_grid",
@@ -37,7 +44,12 @@ MODES = {
     "flint": ("flint",),
     "pot": ("pot",),
 }
-DEFAULT_RATIOS = tuple(round(0.75 + 0.01 * i, 2) for i in range(76))  # 0.75 .. 1.50
+# The reference searches ``i * 0.01 for i in range(75, 150)``, and from 95 above 6 bits.
+DEFAULT_RATIOS = tuple(round(0.01 * i, 2) for i in range(75, 150))  # 0.75 .. 1.49
+WIDE_RATIOS = tuple(round(0.01 * i, 2) for i in range(95, 150))  # 0.95 .. 1.49, bits > 6
+# Exact MSE ties between types (coinciding grids, e.g. signed flint3 = PoT3) go to the first of
+# these, the order in which the reference evaluates them (np.argsort keeps the first minimum).
+TIE_ORDER = ("int", "flint", "pot")
 GRID_ROUNDING = ("half_up", "half_away")
 
 
@@ -95,7 +107,9 @@ def _best_clip(x: torch.Tensor, grid: torch.Tensor, ratios, rounding: str):
     """x: [groups, elements] float64 -> (values, scales[groups], mse[groups]) of the best r."""
     amax = x.abs().amax(dim=1, keepdim=True)
     amax = torch.where(amax > 0, amax, torch.ones_like(amax))  # all-zero group: any scale works
-    gmax = float(grid.abs().max())
+    # alpha maps to the largest positive grid value: signed int's extra negative level (-8 of
+    # int4) lies beyond -alpha, as in the reference (its grid is normalised by max(values)).
+    gmax = float(grid.max())
     best = None
     for r in ratios:
         s = amax * r / gmax
@@ -118,7 +132,7 @@ def quantize_ant(
     role: str = "weight",
     mode: str = "int,pot,flint",
     signed: bool | None = None,
-    ratios: tuple[float, ...] = DEFAULT_RATIOS,
+    ratios: tuple[float, ...] | None = None,
     rounding: str = "half_up",
 ) -> AntQuant:
     """Quantize ``x`` with the ANT type that gives the lowest MSE.
@@ -126,13 +140,16 @@ def quantize_ant(
     ``role="weight"``: one scale per output channel (dim 0); ``"activation"``: one per tensor
     (pass the calibration batch; reuse the returned type and scale for later inputs).
     ``signed=None`` decides from the data: signed if any value is negative.
+    ``ratios=None``: :data:`DEFAULT_RATIOS` (:data:`WIDE_RATIOS` above 6 bits), as the reference.
     """
     if role not in ("weight", "activation"):
         raise ValueError(f"role must be 'weight' or 'activation', not {role!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if not ratios or any(r <= 0 for r in ratios):
-        raise ValueError(f"ratios must be non-empty and positive, not {ratios!r}")
+    if ratios is None:
+        ratios = DEFAULT_RATIOS if bits <= 6 else WIDE_RATIOS
+    if not ratios or not all(math.isfinite(r) and r > 0 for r in ratios):
+        raise ValueError(f"ratios must be non-empty, finite and positive, not {ratios!r}")
     check_finite(x, "x")
     if x.numel() == 0:
         raise ValueError("cannot quantize an empty tensor")
@@ -153,7 +170,8 @@ def quantize_ant(
         t = AntType(kind, bits, signed)
         v, s, err = _best_clip(g, t.grid(), ratios, rounding)
         results[kind] = (t, v, s, float(err.sum()))
-    best = min(kinds, key=lambda k: results[k][3])  # first in mode order on an exact tie
+    # An exact tie goes to the first in TIE_ORDER (only the label differs: the grids coincide).
+    best = min(sorted(kinds, key=TIE_ORDER.index), key=lambda k: results[k][3])
     t, v, s, _ = results[best]
     values = v.reshape(x.shape)
     return AntQuant(
@@ -195,7 +213,7 @@ def quantize_module(
     act_bits: int | None = None,
     mode: str = "int,pot,flint",
     rounding: str = "half_up",
-    ratios: tuple[float, ...] = DEFAULT_RATIOS,
+    ratios: tuple[float, ...] | None = None,
     include=None,
     progress=None,
 ) -> tuple[torch.nn.Module, dict[str, LayerReport]]:

@@ -159,9 +159,19 @@ class OliveFormat:
 
 
 def round_merged(y: torch.Tensor, fmt: OliveFormat) -> torch.Tensor:
-    """Nearest value of the merged grid (normal values and ±outlier magnitudes), ties toward
-    +inf, saturating at the largest outlier. ``y`` float in normal units -> int64."""
-    return quantize_to_grid(y, fmt.merged_grid(), "half_up")
+    """Nearest value of the merged grid (normal values and ±outlier magnitudes), saturating at
+    the largest outlier. ``y`` float in normal units -> int64.
+
+    Ties go toward +inf, except the tie between the normal maximum and the smallest outlier
+    magnitude, which goes to the outlier on both signs (int4: 9.5 -> 12 and -9.5 -> -12). That
+    is the reference's rule: its merged grid is the sorted normal values followed by the sorted
+    outliers, and its nearest-value kernel keeps the *last* closest entry, so an outlier beats
+    an equally close normal value whatever the sign; elsewhere the entries are ascending and
+    the last closest is the larger (half up)."""
+    v = quantize_to_grid(y, fmt.merged_grid(), "half_up")
+    low = int(fmt.outlier_mags()[0])  # the smallest outlier; nothing lies between it and normal_max
+    tie = y == -(fmt.normal_max + low) / 2  # the positive tie already went up, to +low
+    return torch.where(tie, -low, v)
 
 
 def _pairs(v: torch.Tensor) -> torch.Tensor:

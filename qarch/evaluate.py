@@ -39,6 +39,10 @@ SINK_WEIGHT = 16.0
 # range from 0.75 minimizes weight MSE by clipping the large weights the output depends on
 # (SmolLM2 W4: 59.31 from 0.75, 38.53 from 1.0); see docs/evaluation.md.
 ANT_CLIP_MIN = 1.0
+# The top of each search, as the golden defaults and the reference: ANT's ratios of max |x| stop
+# at 1.49 (range(75, 150) hundredths), OliVe's of the 3-sigma clip at 2.49.
+ANT_RATIO_TOP = 1.49
+OLIVE_RATIO_TOP = 2.49
 
 
 @torch.no_grad()
@@ -118,8 +122,8 @@ def apply_scheme(
         return model
     if msq_exponent not in ("search", "mx"):
         raise ValueError(f"msq_exponent must be 'search' or 'mx', not {msq_exponent!r}")
-    if not 0 < ant_clip_min <= 1.5:
-        raise ValueError(f"ant_clip_min must be in (0, 1.5], not {ant_clip_min!r}")
+    if not 0 < ant_clip_min <= ANT_RATIO_TOP:
+        raise ValueError(f"ant_clip_min must be in (0, {ANT_RATIO_TOP}], not {ant_clip_min!r}")
     if not ratio_step > 0:
         raise ValueError(f"ratio_step must be positive, not {ratio_step!r}")
     needs_calib = scheme in ("gptq", "axe-gptq", "axe-gpfq") or (
@@ -166,7 +170,7 @@ def apply_scheme(
 
         q, rep = quantize_module(
             model, bits, calib=calibrate if activations else None, include=select,
-            ratios=clip_ratios(ratio_step, 1.50, ant_clip_min), progress=progress,
+            ratios=clip_ratios(ratio_step, ANT_RATIO_TOP, ant_clip_min), progress=progress,
         )  # fmt: skip
         info["ebw"] = _ebw(layers, bits)
         info["layers"] = {n: r._asdict() for n, r in rep.items()}
@@ -176,7 +180,7 @@ def apply_scheme(
 
         q, rep = quantize_module_olive(
             model, bits, calib=calibrate if activations else None, include=select,
-            ratios=clip_ratios(ratio_step, 2.49), max_rows=2048, progress=progress,
+            ratios=clip_ratios(ratio_step, OLIVE_RATIO_TOP), max_rows=2048, progress=progress,
         )  # fmt: skip
         info["ebw"] = _ebw(layers, bits)
         info["layers"] = {
@@ -216,7 +220,7 @@ def apply_scheme(
 
 def clip_ratios(step: float, top: float, low: float = 0.75) -> tuple[float, ...]:
     """The clip-ratio grid low, low + step, ... <= top (the golden defaults' range: from 0.75;
-    ANT's ratios of max |x| stop at 1.50, OliVe's of the 3-sigma clip at 2.49)."""
+    ANT's ratios of max |x| stop at 1.49, OliVe's of the 3-sigma clip at 2.49)."""
     n = int((top - low) / step + 1e-9) + 1
     return tuple(round(low + step * i, 4) for i in range(n))
 

@@ -22,7 +22,7 @@ import cocotb
 import torch
 
 from qarch.config import config_from_json
-from qarch.evaluate import ANT_CLIP_MIN, clip_ratios
+from qarch.evaluate import ANT_CLIP_MIN, ANT_RATIO_TOP, clip_ratios
 from qarch.models import layer_sample
 from tb.bench_util import ARRAY_INPUTS, run_gemm, run_schedule
 from tb.schedule import msq_schedule
@@ -105,7 +105,8 @@ async def link_ant(dut) -> None:
     n, k, m = shapes()
     w, x, cal = tile(n, k, m)
     # the eval's clip range: ratios of max |w| from ANT_CLIP_MIN (no weight clipped)
-    wq = quantize_ant(w, CFG.bits, role="weight", ratios=clip_ratios(0.01, 1.50, ANT_CLIP_MIN))
+    ratios = clip_ratios(0.01, ANT_RATIO_TOP, ANT_CLIP_MIN)
+    wq = quantize_ant(w, CFG.bits, role="weight", ratios=ratios)
     t = quantize_ant(cal, CFG.bits, role="activation")  # calibrated type and scale
     s_a = float(t.scales[0])
     a_vals = quantize_to_grid(x.to(torch.float64) / s_a, t.type.grid())  # the eval's hook

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from golden.ant import AntType
-from golden.ant_quant import quantize_ant, quantize_to_grid
+from golden.ant_quant import (
+    DEFAULT_RATIOS,
+    TIE_ORDER,
+    WIDE_RATIOS,
+    quantize_ant,
+    quantize_to_grid,
+)
 
 # Value tables transcribed from the spec text (not computed by golden/ant.py).
 FLINT4U = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 24, 32, 64]
@@ -116,7 +122,7 @@ def test_chosen_type_is_the_mse_minimum_and_consistent():
     x = torch.distributions.Laplace(0.0, 1.0).sample((16, 64))
     q = quantize_ant(x, 4, role="weight")
     err = float(((q.dequant.double() - x.double()) ** 2).sum())
-    assert err == pytest.approx(q.mse[q.type.kind], rel=1e-9)
+    assert err == pytest.approx(q.mse[q.type.kind], rel=1e-7)  # dequant is float32
     assert torch.equal(q.type.values(q.codes), q.values)
     assert q.scales.shape == (16,)
     # every alternative type quantizes worse
@@ -187,3 +193,60 @@ def test_quantize_module_every_layer_and_calibration():
         assert torch.equal(m(x), y)  # the original model is untouched
     with pytest.raises(ValueError, match="no Linear or Conv layers"):
         quantize_module(torch.nn.ReLU())
+
+
+# -- the reference's rules (clevercool/ANT-Quantization), as hand-worked known answers --------
+
+
+def test_alpha_maps_to_the_largest_positive_grid_value():
+    # signed int4 {-8..7}: s = alpha / 7, not alpha / 8. With r = 1 the row [1, 7, -7] is on the
+    # grid at s = 1 (MSE 0); dividing by 8 would give s = 0.875 and clip 7 to 6.125.
+    q = quantize_ant(torch.tensor([[1.0, 7.0, -7.0]]), 4, mode="int", ratios=(1.0,))
+    assert q.scales.tolist() == [1.0] and q.values.tolist() == [[1, 7, -7]]
+    assert q.mse["int"] == 0.0
+    x = torch.randn(4, 64, generator=torch.Generator().manual_seed(0))
+    for bits in (3, 4, 6, 8):
+        q = quantize_ant(x, bits, mode="int", ratios=(1.0,))
+        top = 2 ** (bits - 1) - 1
+        assert torch.allclose(q.scales * top / x.abs().amax(1).double(), torch.ones(4).double())
+        assert q.values.max() <= top and q.values.min() >= -top  # r = 1: nothing reaches -8
+    # unsigned and symmetric types: the largest grid value is the largest magnitude anyway
+    q = quantize_ant(torch.tensor([[1.0, 16.0, -16.0]]), 4, mode="flint", ratios=(1.0,))
+    assert q.scales.tolist() == [1.0] and q.values.tolist() == [[1, 16, -16]]
+
+
+def test_default_ratio_range_is_the_references():
+    assert DEFAULT_RATIOS == tuple(i / 100 for i in range(75, 150))  # 0.75 .. 1.49
+    assert WIDE_RATIOS == tuple(i / 100 for i in range(95, 150))  # above 6 bits
+    x = torch.randn(8, 128, generator=torch.Generator().manual_seed(1))
+    amax = x.abs().amax(1).double()
+    for bits, ratios in ((4, DEFAULT_RATIOS), (8, WIDE_RATIOS)):
+        q = quantize_ant(x, bits, mode="int")
+        r = (q.scales * (2 ** (bits - 1) - 1) / amax).tolist()
+        assert all(any(abs(v - c) < 1e-9 for c in ratios) for v in r), r
+    # [7, 1.52 x 100]: values (5, 1) from r = 1.40 on; s = r (amax 7, top 7), MSE(r) =
+    # (7 - 5r)^2 + 100 (1.52 - r)^2 keeps falling to r = 1.52. r = 1.50 (0.25 + 0.04) would beat
+    # r = 1.49 (0.2025 + 0.09), but the reference stops at 1.49.
+    x = torch.tensor([[7.0] + [1.52] * 100])
+    q = quantize_ant(x, 4, mode="int", signed=True, ratios=DEFAULT_RATIOS + (1.5,))
+    assert q.scales.item() == 1.5 and q.mse["int"] == pytest.approx(0.29, rel=1e-6)
+    q = quantize_ant(x, 4, mode="int", signed=True)
+    assert q.scales.item() == 1.49 and q.mse["int"] == pytest.approx(0.2925, rel=1e-6)
+
+
+def test_exact_type_ties_go_to_int_then_flint_then_pot():
+    # signed flint3 and PoT3 are the same grid {0, ±1, ±2, ±4}; int3 {-4..3} loses on this row
+    assert AntType("flint", 3).grid().tolist() == AntType("pot", 3).grid().tolist()
+    x = torch.tensor([[0.0, 1.0, 2.0, 4.0, -4.0, -2.0, -1.0]])
+    for mode in ("int,pot,flint", "int,pot"):
+        q = quantize_ant(x, 3, mode=mode)
+        assert q.mse["int"] > q.mse["pot"] == 0.0
+    assert quantize_ant(x, 3).type.name == "flint3"  # the mode names pot first; flint wins
+    assert quantize_ant(x, 3, mode="int,pot").type.name == "pot3"
+    assert TIE_ORDER == ("int", "flint", "pot")
+
+
+@pytest.mark.parametrize("ratios", [(), (0.0,), (-1.0,), (float("nan"),), (float("inf"),)])
+def test_bad_ratios_are_rejected(ratios):
+    with pytest.raises(ValueError, match="ratios must be non-empty, finite and positive"):
+        quantize_ant(torch.ones(2, 2), 4, ratios=ratios)

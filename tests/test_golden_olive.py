@@ -128,8 +128,27 @@ def test_odd_k_pads_one_zero_and_saturation():
 
 def test_half_up_ties_on_the_merged_grid():
     f = OliveFormat("int4")
-    y = torch.tensor([0.5, -0.5, 9.5, -9.5, 14.0, 80.0])  # 7..12, 12..16, 64..96 midpoints
-    assert round_merged(y, f).tolist() == [1, 0, 12, -7, 16, 96]
+    y = torch.tensor([0.5, -0.5, 9.5, -9.5, 14.0, 80.0, -14.0, -80.0])
+    # midpoints 0..1, 7..12 (the normal/outlier boundary: to the outlier on both signs, as the
+    # reference), 12..16 and 64..96 (between outliers: toward +inf)
+    assert round_merged(y, f).tolist() == [1, 0, 12, -12, 16, 96, -12, -64]
+
+
+@pytest.mark.parametrize(
+    "normal,tie,outlier",
+    # normal max, smallest outlier (abfloat E2, bias from the normal max), their midpoint; in the
+    # reference's units (normal max at 32) the ties are at 38, 40 and 32.375
+    [("int4", 9.5, 12), ("flint4", 20.0, 24), ("int8", 129.5, 132)],
+)
+def test_boundary_tie_goes_to_the_outlier_on_both_signs(normal, tie, outlier):
+    f = OliveFormat(normal)
+    assert (f.normal_max + outlier) / 2 == tie and int(f.outlier_mags()[0]) == outlier
+    got = round_merged(torch.tensor([tie, -tie, tie - 1e-3, -tie + 1e-3]), f).tolist()
+    assert got == [outlier, -outlier, f.normal_max, -f.normal_max]
+    # through the quantizer: alpha = normal max gives scale 1; the outlier's partner is the victim
+    q = quantize_olive(torch.tensor([[-tie, 1.0]]), f.bits, role="activation", normal=normal,
+                       alpha=float(f.normal_max))  # fmt: skip
+    assert q.dequant.tolist() == [[-outlier, 0.0]]
 
 
 def test_pack_layout():

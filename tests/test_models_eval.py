@@ -38,7 +38,7 @@ def test_cli_json_and_errors(capsys):
     assert main(["eval", "--model", "/no/such/model"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["eval", "--scheme", "ant", "--ant-clip-min", "2"]) == 2
-    assert "ant_clip_min must be in (0, 1.5], not 2.0" in capsys.readouterr().err
+    assert "ant_clip_min must be in (0, 1.49], not 2.0" in capsys.readouterr().err
 
 
 def test_axe_scheme_on_one_block_keeps_the_guarantee(lm):

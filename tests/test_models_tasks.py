@@ -84,7 +84,7 @@ def test_scheme_option_errors():
         apply_scheme(tiny, "gptq", calib=ids, sink_weight=-1)
     with pytest.raises(ValueError, match="gptq needs calibration data"):
         apply_scheme(tiny, "gptq")
-    with pytest.raises(ValueError, match=r"ant_clip_min must be in \(0, 1.5\], not 0"):
+    with pytest.raises(ValueError, match=r"ant_clip_min must be in \(0, 1.49\], not 0"):
         apply_scheme(tiny, "ant", ant_clip_min=0)
     with pytest.raises(ValueError, match="msq_exponent must be 'search' or 'mx', not 'max'"):
         apply_scheme(tiny, "microscopiq", msq_exponent="max")
