@@ -70,9 +70,13 @@ def _quantize(model, config: AntConfig, ctx: Context):
     q, rep = quantize_module(
         model, config.bits, calib=ctx.calibrate if config.activations else None,
         include=ctx.select, ratios=config.ratios(), progress=ctx.progress,
+        keep_codes=ctx.keep_codes,
     )  # fmt: skip
     info = QuantInfo(ebw=ebw(ctx.layers(model), config.bits))
-    info.layers = {n: r._asdict() for n, r in rep.items()}
+    for n, r in rep.items():
+        info.layers[n] = {k: v for k, v in r._asdict().items() if k not in ("codes", "scales")}
+        if ctx.keep_codes:
+            info.codes[n], info.scales[n] = r.codes, r.scales
     return q, info
 
 

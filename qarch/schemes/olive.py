@@ -48,7 +48,7 @@ def _quantize(model, config: OliveConfig, ctx: Context):
     q, rep = quantize_module_olive(
         model, config.bits, calib=ctx.calibrate if config.activations else None,
         include=ctx.select, ratios=clip_ratios(config.ratio_step, OLIVE_RATIO_TOP),
-        max_rows=2048, progress=ctx.progress,
+        max_rows=2048, progress=ctx.progress, keep_codes=ctx.keep_codes,
     )  # fmt: skip
     info = QuantInfo(ebw=ebw(ctx.layers(model), config.bits))
     info.layers = {
@@ -56,6 +56,9 @@ def _quantize(model, config: OliveConfig, ctx: Context):
             "collisions": r.weight_stats.collision_fraction, "act_type": r.act_type}
         for n, r in rep.items()
     }  # fmt: skip
+    if ctx.keep_codes:
+        info.codes = {n: r.codes for n, r in rep.items()}
+        info.scales = {n: r.scales for n, r in rep.items()}
     return q, info
 
 
