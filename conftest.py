@@ -18,6 +18,7 @@ TIERS = {
     "tests/test_config_export": "export",
     "tests/test_cli": "cli",
     "tests/test_layout": "layout",
+    "tests/test_schemes": "schemes",
     "tests/test_synth_smoke": "synth-smoke",
     "tests/test_models_": "real-model",
     "tb/": "cocotb (" + os.environ.get("SIM", "icarus") + ")",

@@ -192,6 +192,8 @@ class LayerReport(NamedTuple):
     weight_mse: float
     act_type: str | None
     act_scale: float | None
+    codes: torch.Tensor | None = None  # with keep_codes: the weight codes and channel scales
+    scales: torch.Tensor | None = None
 
 
 def _act_fake_quant(t: AntType, scale: float, rounding: str):
@@ -216,9 +218,11 @@ def quantize_module(
     ratios: tuple[float, ...] | None = None,
     include=None,
     progress=None,
+    keep_codes: bool = False,
 ) -> tuple[torch.nn.Module, dict[str, LayerReport]]:
     """ANT-quantize every Linear / Conv layer of a copy of ``model`` (those
-    ``include(name, module)`` selects; ``progress(iterable)`` wraps the layer loop).
+    ``include(name, module)`` selects; ``progress(iterable)`` wraps the layer loop;
+    ``keep_codes`` keeps each layer's weight codes and scales in its report).
 
     Weights: adaptive type per layer with per-output-channel clip search; the copy holds the
     dequantized weights. With ``calib`` (a calibration batch for ``model``'s forward, or
@@ -277,6 +281,7 @@ def quantize_module(
             a_type, a_scale = aq.type, float(aq.scales[0])
             layer.register_forward_pre_hook(_act_fake_quant(a_type, a_scale, rounding))
         report[name] = LayerReport(
-            wq.type.name, wq.mse[wq.type.kind], a_type.name if a_type else None, a_scale
-        )
+            wq.type.name, wq.mse[wq.type.kind], a_type.name if a_type else None, a_scale,
+            *((wq.codes, wq.scales) if keep_codes else ()),
+        )  # fmt: skip
     return qmodel, report

@@ -389,6 +389,8 @@ class LayerReport(NamedTuple):
     weight_stats: OutlierStats
     act_type: str | None
     act_alpha: float | None
+    codes: torch.Tensor | None = None  # with keep_codes: the pair codes and channel scales
+    scales: torch.Tensor | None = None
 
 
 def _act_hook(fmt: OliveFormat, alpha: float, policy: str):
@@ -413,6 +415,7 @@ def quantize_module_olive(
     max_rows: int = 4096,
     ratios: tuple[float, ...] = DEFAULT_RATIOS,
     progress=None,
+    keep_codes: bool = False,
 ) -> tuple[torch.nn.Module, dict[str, LayerReport]]:
     """OliVe on every Linear layer of a copy of ``model`` (W4A4 / W8A8 with ``calib``).
 
@@ -421,7 +424,7 @@ def quantize_module_olive(
     type from the calibration inputs (an even sample of ``max_rows`` rows), and the copy
     quantizes it (pairs along the hidden axis) on every later forward. ``include(name,
     module)`` selects layers; ``ratios`` is the clip search grid; ``progress(iterable)`` wraps
-    the layer loop.
+    the layer loop; ``keep_codes`` keeps each layer's weight codes and scales in its report.
     """
     import copy
 
@@ -440,5 +443,8 @@ def quantize_module_olive(
             aq = quantize_olive(acts[n].rows, bits, role="activation", policy=policy, ratios=ratios)
             a_fmt, a_alpha = aq.fmt, float(aq.scale[0]) * aq.fmt.normal_max
             lin.register_forward_pre_hook(_act_hook(a_fmt, a_alpha, policy))
-        report[n] = LayerReport(wq.fmt.normal, wq.stats, a_fmt and a_fmt.normal, a_alpha)
+        report[n] = LayerReport(
+            wq.fmt.normal, wq.stats, a_fmt and a_fmt.normal, a_alpha,
+            *((wq.codes, wq.scale) if keep_codes else ()),
+        )  # fmt: skip
     return qmodel, report

@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .config import PRESETS, AccumulatorWidthWarning, IntPEConfig
+from .configs import PRESETS, AccumulatorWidthWarning, IntPEConfig
 
 __all__ = ["main"]
 

@@ -10,7 +10,9 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from .config import COMPONENTS, PRESETS, AccumulatorWidthWarning, resolve, synth_targets
+from .configs import COMPONENTS, PRESETS, AccumulatorWidthWarning, resolve, synth_targets
+from .schemes import REGISTRY, scheme_named
+from .schemes.options import CALIB_WINDOWS, add_scheme_options, scheme_config
 
 __all__ = ["main"]
 
@@ -293,55 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--scheme",
         default="fp32",
-        help="fp32, int, ant, olive, microscopiq, gptq, axe-gptq or axe-gpfq (default fp32)",
+        help="the quantization scheme: " + ", ".join(REGISTRY) + " (default fp32); each takes "
+        "only its own options below, and an option it does not take is an error",
     )
+    add_scheme_options(s)
     s.add_argument(
-        "--bits", type=int, default=4, help="weight bits (default 4; microscopiq: inlier bits)"
-    )
-    s.add_argument("--group", type=int, help="int: group size along K (default per channel)")
-    s.add_argument(
-        "--activations",
-        action="store_true",
-        help="ant/olive: quantize activations too, at --bits (calibrated per tensor)",
-    )
-    s.add_argument(
-        "--ratio-step",
-        type=float,
-        default=0.05,
-        help="ant/olive: clip-ratio search step (default 0.05; the golden default is 0.01/0.02)",
-    )
-    s.add_argument("--input-bits", type=int, default=8, help="gptq/axe: activation bits (8)")
-    s.add_argument(
-        "--input-scale",
-        choices=("token", "tensor"),
-        default="token",
-        help="gptq/axe: dynamic per-token or calibrated per-tensor input scales (token)",
-    )
-    s.add_argument(
-        "--sink-weight",
-        type=float,
-        default=16.0,
-        help="LM GPTQ (gptq, axe-gptq, microscopiq): rows the first token of each calibration "
-        "window (the attention sink) counts as in the Hessian (16; 1 = plain GPTQ)",
-    )
-    s.add_argument(
-        "--ant-clip-min",
-        type=float,
-        default=1.0,
-        help="ant: the lowest weight clip ratio of max |w| searched (1.0: no weight clipped; "
-        "the spec's range starts at 0.75)",
-    )
-    s.add_argument(
-        "--msq-exponent",
-        choices=("search", "mx"),
-        default="search",
-        help="microscopiq: each macro-block's inlier exponent, the best of the MX value and its "
-        "two neighbours by squared error (search, default) or the MX value (mx)",
-    )
-    s.add_argument("--acc-bits", type=int, default=16, help="axe: inner accumulator P_I (16)")
-    s.add_argument("--tile", type=int, default=64, help="axe: K tile T of P_I (64)")
-    s.add_argument(
-        "--calib", type=int, default=8, help="LM calibration: held-out 512-token windows (8)"
+        "--calib",
+        type=int,
+        default=None,
+        help=f"LM calibration: held-out 512-token windows ({CALIB_WINDOWS}), for the schemes "
+        "and options that calibrate",
     )
     s.add_argument("--tokens", type=int, default=4096, help="LM evaluation tokens (default 4096)")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -352,102 +315,53 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_eval(args) -> int:
     from tqdm import tqdm
 
-    from .evaluate import SCHEMES, TASK_MODELS, apply_scheme, perplexity
+    config = scheme_config(args)
+    scheme = scheme_named(args.scheme)
+    needs = scheme.needs_calib(config)
+    if args.calib is not None and not needs:
+        raise ValueError(f"--calib: {args.scheme} with these options does not calibrate")
+    calib_windows = CALIB_WINDOWS if args.calib is None else args.calib
+    if needs and not 1 <= calib_windows <= 1024:
+        raise ValueError(f"--calib must be in 1..1024 windows, not {calib_windows}")
+
+    from . import quantize
+    from .evaluate import TASK_MODELS, perplexity, task_for
     from .models import ModelUnavailable, calibration_ids, load_causal_lm, wiki_tokens
 
-    if args.scheme not in SCHEMES:
-        raise ValueError(f"--scheme must be one of {', '.join(SCHEMES)}, not {args.scheme!r}")
-    if args.model in TASK_MODELS or args.model.startswith("minilm:"):
-        return _eval_task(args)
+    task_model = args.model in TASK_MODELS or args.model.startswith("minilm:")
     try:
-        model, tok = load_causal_lm(args.model)
-        ids = wiki_tokens(tok, args.model)
+        if task_model:
+            task = task_for(
+                args.model, progress=lambda it: tqdm(it, desc="training the CNN", unit="step")
+            )
+        else:
+            model, tok = load_causal_lm(args.model)
+            ids = wiki_tokens(tok, args.model)
     except ModelUnavailable as e:
         raise ValueError(str(e)) from None
-    calib_free = args.scheme in ("fp32", "int") or (
-        args.scheme in ("ant", "olive") and not args.activations
-    )
-    calib = None if calib_free else calibration_ids(ids, args.calib)
-    info: dict = {}
-    q = apply_scheme(
-        model, args.scheme, calib=calib, info=info, sink_weight=args.sink_weight,
-        **_apply_options(args),
-    )  # fmt: skip
-    ppl = perplexity(
-        q, ids, args.tokens, progress=lambda it: tqdm(it, desc="perplexity", unit="window")
-    )
-    res = {
-        "model": args.model,
-        **_scheme_options(args),
-        **({"sink_weight": args.sink_weight} if args.scheme in _SINK_SCHEMES else {}),
-        "ebw": round(info["ebw"], 4),
-        "tokens": args.tokens,
-        "perplexity": round(ppl, 4),
-    }
-    print(json.dumps(res) if args.json else f"{args.model} {args.scheme}: perplexity {ppl:.3f}")
-    return 0
-
-
-_SINK_SCHEMES = ("gptq", "axe-gptq", "microscopiq")  # GPTQ on a Gram matrix (not axe-gpfq)
-
-
-def _apply_options(args) -> dict:
-    """The `qarch eval` options `apply_scheme` takes, for every model, and its progress bar."""
-    from tqdm import tqdm
-
-    return dict(
-        bits=args.bits, group=args.group, input_bits=args.input_bits,
-        input_granularity=args.input_scale, acc_bits=args.acc_bits, tile=args.tile,
-        activations=args.activations, ratio_step=args.ratio_step,
-        msq_exponent=args.msq_exponent, ant_clip_min=args.ant_clip_min,
+    if task_model:
+        model, calib = task.model, task.calibrate if needs else None
+    else:
+        calib = calibration_ids(ids, calib_windows) if needs else None
+    q, info = quantize(
+        model, config, calib=calib,
         progress=lambda it, total=None: tqdm(it, total=total, desc=args.scheme, unit="layer"),
     )  # fmt: skip
-
-
-def _scheme_options(args) -> dict:
-    """The scheme options a result records (the JSON of `qarch eval`)."""
-    return {
-        "scheme": args.scheme,
-        "bits": None if args.scheme == "fp32" else args.bits,
-        "group": args.group,
-        **(
-            {"input_bits": args.input_bits, "input_scale": args.input_scale}
-            if args.scheme in ("gptq", "axe-gptq", "axe-gpfq")
-            else {}
-        ),
-        **({"acc_bits": args.acc_bits, "tile": args.tile} if args.scheme.startswith("axe") else {}),
-        **({"activations": args.activations} if args.scheme in ("ant", "olive") else {}),
-        **({"ant_clip_min": args.ant_clip_min} if args.scheme == "ant" else {}),
-        **({"msq_exponent": args.msq_exponent} if args.scheme == "microscopiq" else {}),
-    }
-
-
-def _eval_task(args) -> int:
-    """`qarch eval` for MiniLM and the CNNs: the task's metrics instead of perplexity."""
-    from tqdm import tqdm
-
-    from .evaluate import apply_scheme, task_for
-    from .models import ModelUnavailable
-
-    try:
-        task = task_for(
-            args.model, progress=lambda it: tqdm(it, desc="training the CNN", unit="step")
-        )
-    except ModelUnavailable as e:
-        raise ValueError(str(e)) from None
-    info: dict = {}
-    q = apply_scheme(
-        task.model, args.scheme, calib=task.calibrate, info=info, **_apply_options(args)
-    )
-    metrics = task.metrics(q)
-    res = {"model": args.model, **_scheme_options(args), "ebw": round(info["ebw"], 4)}
-    res.update({k: round(v, 4) for k, v in metrics.items()})
-    if args.json:
-        print(json.dumps(res))
+    res = {"model": args.model, "scheme": args.scheme, **config.options()}
+    if needs and not task_model:
+        res["calib"] = calib_windows
+    res["ebw"] = round(info.ebw, 4)
+    if task_model:
+        metrics = {k: round(v, 4) for k, v in task.metrics(q).items()}
+        res.update(metrics)
+        text = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     else:
-        print(
-            f"{args.model} {args.scheme}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        ppl = perplexity(
+            q, ids, args.tokens, progress=lambda it: tqdm(it, desc="perplexity", unit="window")
         )
+        res.update({"tokens": args.tokens, "perplexity": round(ppl, 4)})
+        text = f"perplexity {ppl:.3f}"
+    print(json.dumps(res) if args.json else f"{args.model} {args.scheme}: {text}")
     return 0
 
 

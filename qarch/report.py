@@ -22,7 +22,19 @@ import torch
 
 from golden.axe import guarantee_holds, naive_weight_bits, quantize_layer
 
-from .config import AXE_SWEEP_PI
+from .configs import AXE_SWEEP_PI
+from .schemes import (
+    AntConfig,
+    AxeConfig,
+    Fp32Config,
+    GptqConfig,
+    IntConfig,
+    MicroScopiQConfig,
+    OliveConfig,
+    quantize,
+    scheme_of,
+)
+from .schemes.options import CALIB_WINDOWS
 
 __all__ = ["axe_layer_study", "main"]
 
@@ -304,36 +316,39 @@ def report_msq(out: Path, progress=None) -> Path:
 
 # --- docs/results.md: whole-model accuracy next to hardware cost --------------------------------
 
-# (label, W/A, apply_scheme kwargs, PE preset, 8x8 array preset). Weight-only rows run with float
-# activations in the model; the array named is the scheme's own (its activation width is in the
-# preset name). One fixed order: the table, the plots and the re-run check follow it.
+# One scheme config per row; its label, W/A and hardware (PE and 8x8 array presets) come from
+# the scheme registry. Weight-only rows run with float activations in the model; the array named
+# is the scheme's own (its activation width is in the preset name). One fixed order: the table,
+# the plots and the re-run check follow it.
 RESULT_ROWS = (
-    ("fp32", "32/32", {"scheme": "fp32"}, None, None),
-    ("INT4 per-channel RTN", "4/16", {"scheme": "int", "bits": 4}, "int4x8-pe-p32",
-     "int4x8-array8x8-p32"),
-    ("INT4 group-64 RTN", "4/16", {"scheme": "int", "bits": 4, "group": 64}, None, None),
-    ("INT8 per-channel RTN", "8/16", {"scheme": "int", "bits": 8}, "int8x8-pe-p32",
-     "int8x8-array8x8-p32"),
-    ("GPTQ W4A8 (per-token A)", "4/8", {"scheme": "gptq", "bits": 4}, "int4x8-pe-p32",
-     "int4x8-array8x8-p32"),
-    ("AXE-GPTQ W4A8 P_I=16 T=64", "4/8",
-     {"scheme": "axe-gptq", "bits": 4, "acc_bits": 16, "tile": 64}, "int4x8-pe-p16",
-     "int4x8-array8x8-p16"),
-    ("ANT W4 (int/pot/flint, clip >= max)", "4/16", {"scheme": "ant", "bits": 4}, "ant4-pe-p32",
-     "ant4-array8x8-p32"),
-    ("OliVe W4", "4/16", {"scheme": "olive", "bits": 4}, "olive4-pe-p32", "olive4-array8x8-p32"),
-    ("MicroScopiQ W4 (b=4, GPTQ)", "4/16", {"scheme": "microscopiq", "bits": 4}, "msq-pe",
-     "msq-array8x8-p32"),
-    ("MicroScopiQ W4 (b=4, RTN)", "4/16", {"scheme": "microscopiq", "bits": 4, "rtn": True},
-     "msq-pe", "msq-array8x8-p32"),
-)  # fmt: skip
+    Fp32Config(),
+    IntConfig(bits=4),
+    IntConfig(bits=4, group=64),
+    IntConfig(bits=8),
+    GptqConfig(bits=4),
+    AxeConfig(bits=4, acc_bits=16, tile=64),
+    AntConfig(bits=4),
+    OliveConfig(bits=4),
+    MicroScopiQConfig(bits=4),
+    MicroScopiQConfig(bits=4, rtn=True),
+)
 RESULT_TOKENS = (4096, 16384)
 RESULT_TASKS = ("minilm-l6", "fashion-cnn", "efficientnet-lite0")
-RESULT_CALIB = 8  # held-out 512-token windows from CALIB_OFFSET on
+RESULT_CALIB = CALIB_WINDOWS  # held-out 512-token windows from CALIB_OFFSET on
+
+
+def _presets(cfg) -> tuple[str | None, str | None]:
+    """The (PE, 8x8 array) presets that execute ``cfg``'s scheme, or (None, None)."""
+    return scheme_of(cfg).hardware(cfg) or (None, None)
+
+
+def _wa(cfg) -> str:
+    """Weight / activation bits in the model (16: float activations)."""
+    return f"{cfg.weight_bits:g}/{cfg.act_bits or 16}"
 
 
 def _hw(reports: dict, name: str | None) -> dict:
-    from .config import PRESETS
+    from .configs import PRESETS
 
     if name is None:
         return {}
@@ -343,10 +358,15 @@ def _hw(reports: dict, name: str | None) -> dict:
             "fmax_note": ice.get("fmax_note")}  # fmt: skip
 
 
-def results_study(progress=None) -> list[dict]:
+def results_study(
+    progress=None, configs=RESULT_ROWS, tokens=RESULT_TOKENS, task_models=RESULT_TASKS
+) -> list[dict]:
+    """One row per scheme config (the first is the reference): SmolLM2 perplexity at the two
+    ``tokens`` counts, EBW, per-layer details, the presets that execute it, and the other
+    models' metrics (:func:`tasks_study`); then an ``_activations`` row."""
     from golden.calib import capture_linear_inputs, linear_names
 
-    from .evaluate import apply_scheme, perplexities
+    from .evaluate import perplexities
     from .models import calibration_ids, load_causal_lm, wiki_tokens
 
     model, tok = load_causal_lm()
@@ -354,21 +374,20 @@ def results_study(progress=None) -> list[dict]:
     calib = calibration_ids(ids, RESULT_CALIB)
     rows = []
     cache: dict = {}  # GPTQ and AXE-GPTQ share their calibration (same integer inputs)
-    for label, wa, kw, _pe, _arr in RESULT_ROWS:
+    lo, hi = tokens
+    for cfg in configs:
         t0 = time.monotonic()
-        info: dict = {}
-        kw = dict(kw)
-        scheme = kw.pop("scheme")
-        needs = scheme in ("gptq", "axe-gptq", "axe-gpfq", "microscopiq") and not kw.pop("rtn", 0)
-        q = apply_scheme(
-            model, scheme, calib=calib if needs else None, info=info, calib_cache=cache, **kw
+        scheme = scheme_of(cfg)
+        label = scheme.label(cfg)
+        q, info = quantize(
+            model, cfg, calib=calib if scheme.needs_calib(cfg) else None, calib_cache=cache
         )
-        ppl = perplexities(q, ids, RESULT_TOKENS, progress=progress)
+        ppl = perplexities(q, ids, tokens, progress=progress)
         rows.append(
-            {"label": label, "wa": wa, "ebw": info["ebw"], "ppl": ppl,
-             "layers": info.get("layers", {}), "seconds": time.monotonic() - t0}
+            {"label": label, "wa": _wa(cfg), "ebw": info.ebw, "ppl": ppl, "layers": info.layers,
+             "presets": _presets(cfg), "seconds": time.monotonic() - t0}
         )  # fmt: skip
-        print(f"results: {label}: {ppl[4096]:.3f} / {ppl[16384]:.3f} "
+        print(f"results: {label}: {ppl[lo]:.3f} / {ppl[hi]:.3f} "
               f"({time.monotonic() - t0:.0f} s)", flush=True)  # fmt: skip
         del q
     # activation outliers per layer on held-out text (the float model): max |x| / median |x|
@@ -382,29 +401,26 @@ def results_study(progress=None) -> list[dict]:
         ratio[n] = float(a.max() / a.median().clamp(min=1e-12))
     rows.append({"label": "_activations", "ratio": ratio})
     del model
-    tasks_study(rows)
+    tasks_study(rows, configs, task_models)
     return rows
 
 
-def tasks_study(rows: list[dict]) -> None:
+def tasks_study(rows: list[dict], configs=RESULT_ROWS, task_models=RESULT_TASKS) -> None:
     """Every row's scheme on MiniLM, the Fashion-MNIST CNN and EfficientNet-Lite0 (their own
     held-out calibration), into ``row["tasks"][model]``: the metrics, or the reason it does not
     apply (e.g. group 64 does not divide a conv's K)."""
-    from .evaluate import apply_scheme, task_for
+    from .evaluate import task_for
 
-    for name in RESULT_TASKS:
+    for name in task_models:
         t0 = time.monotonic()
         task = task_for(name)
         cache: dict = {}
-        for r, (_label, _wa, kw, _pe, _arr) in zip(rows, RESULT_ROWS):
-            kw = dict(kw)
-            scheme = kw.pop("scheme")
-            needs = scheme in ("gptq", "axe-gptq", "microscopiq") and not kw.pop("rtn", 0)
+        for r, cfg in zip(rows, configs):
+            needs = scheme_of(cfg).needs_calib(cfg)
             try:
-                q = apply_scheme(
-                    task.model, scheme, calib=task.calibrate if needs else None,
-                    calib_cache=cache, **kw,
-                )  # fmt: skip
+                q, _ = quantize(
+                    task.model, cfg, calib=task.calibrate if needs else None, calib_cache=cache
+                )
             except ValueError as e:
                 r.setdefault("tasks", {})[name] = str(e)
                 continue
@@ -422,22 +438,22 @@ def cnn_axe_sweep(progress=None) -> dict:
     fits P_I over a T = 64 tile, capped at 8) and AXE-GPTQ at each M, W/A8 per-token inputs."""
     from golden.axe import AxeLinear, guarantee_holds
 
-    from .evaluate import apply_scheme, task_for
+    from .evaluate import task_for
 
     task = task_for("fashion-cnn")
 
-    def accuracy(scheme: str, m: int, p: int | None) -> float:
-        q = apply_scheme(task.model, scheme, bits=m, calib=task.calibrate, acc_bits=p or 16,
-                         tile=AXE_TILE)  # fmt: skip
+    def accuracy(cfg) -> float:
+        q, _ = quantize(task.model, cfg, calib=task.calibrate)
         for lin in q.modules():
-            if p is not None and isinstance(lin, AxeLinear):
+            if getattr(cfg, "acc_bits", None) is not None and isinstance(lin, AxeLinear):
+                p, m = cfg.acc_bits, cfg.bits
                 if not guarantee_holds(lin.q_int, AXE_N, lin.input_signed, p, AXE_TILE):
                     raise AssertionError(f"AXE guarantee violated on the CNN: P={p} M={m}")
         return task.metrics(q)["accuracy"]
 
     rows = _axe_sweep(
-        CNN_SWEEP_PI, CNN_SWEEP_M, False, lambda m: accuracy("gptq", m, None),
-        lambda m, p: accuracy("axe-gptq", m, p), progress,
+        CNN_SWEEP_PI, CNN_SWEEP_M, False, lambda m: accuracy(GptqConfig(bits=m)),
+        lambda m, p: accuracy(AxeConfig(bits=m, acc_bits=p, tile=AXE_TILE)), progress,
     )  # fmt: skip
     return {"fp32": task.metrics(task.model)["accuracy"], "rows": rows}
 
@@ -486,7 +502,8 @@ def _cnn_sweep_markdown(sweep: dict, img: Path) -> list[str]:
 
 
 def _results_markdown(rows: list[dict], reports: dict) -> list[str]:
-    fp = next(r for r in rows if r["label"] == "fp32")["ppl"]
+    fp = rows[0]["ppl"]  # the first row is the fp32 reference
+    lo, hi = sorted(fp)
     lines = [
         "# Results: SmolLM2-135M accuracy next to hardware cost",
         "",
@@ -519,18 +536,22 @@ def _results_markdown(rows: list[dict], reports: dict) -> list[str]:
         "each 64 x 64 macro-block's inlier exponent searched around the MX value (both options",
         "of the spec, chosen in [evaluation.md](evaluation.md) with the spec-default figures).",
         "",
-        "| scheme | W/A | EBW | ppl 4 k | ppl 16 k | MiniLM cos | CNN acc | EffNet agr "
+        f"| scheme | W/A | EBW | ppl {lo / 1024:g} k | ppl {hi / 1024:g} k | MiniLM cos | CNN acc "
+        "| EffNet agr "
         "| PE area (um^2) | 8x8 array area (um^2) | array LUT4 | Fmax (MHz) | quality / mm^2 |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r, (_l, _wa, _kw, pe, arr) in zip(rows, RESULT_ROWS):
+    for r in rows:
+        if r["label"].startswith("_"):
+            continue
+        pe, arr = r["presets"]
         p, a = _hw(reports, pe), _hw(reports, arr)
         area = a.get("area")
-        q = f"{(fp[16384] / r['ppl'][16384]) / (area / 1e6):.3f}" if area else "—"
+        q = f"{(fp[hi] / r['ppl'][hi]) / (area / 1e6):.3f}" if area else "—"
         t = r.get("tasks", {})
         lines.append(
-            f"| {r['label']} | {r['wa']} | {r['ebw']:.2f} | {r['ppl'][4096]:.2f} | "
-            f"{r['ppl'][16384]:.2f} | {_metric(t, 'minilm-l6', 'cosine')} | "
+            f"| {r['label']} | {r['wa']} | {r['ebw']:.2f} | {r['ppl'][lo]:.2f} | "
+            f"{r['ppl'][hi]:.2f} | {_metric(t, 'minilm-l6', 'cosine')} | "
             f"{_metric(t, 'fashion-cnn', 'accuracy', percent=True)} | "
             f"{_metric(t, 'efficientnet-lite0', 'agreement', percent=True)} | "
             f"{_fmt_int(p.get('area'))} | {_fmt_int(area)} | "
@@ -620,10 +641,10 @@ def _results_plots(rows: list[dict], reports: dict, img: Path) -> list[str]:
     plt.rcParams["svg.hashsalt"] = "qarch"
     # Pareto: 16 k perplexity vs 8x8 array area
     pts = []
-    for r, (_l, _wa, _kw, _pe, arr) in zip(rows, RESULT_ROWS):
-        area = _hw(reports, arr).get("area")
+    for r in rows:
+        area = _hw(reports, r["presets"][1]).get("area") if "presets" in r else None
         if area:
-            pts.append((area / 1e6, r["ppl"][16384], r["label"]))
+            pts.append((area / 1e6, r["ppl"][max(r["ppl"])], r["label"]))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for x, y, lab in pts:
         ax.scatter(x, y, s=30)
@@ -634,7 +655,7 @@ def _results_plots(rows: list[dict], reports: dict, img: Path) -> list[str]:
             front.append((x, y))
             best = y
     ax.plot(*zip(*front), "k--", lw=0.8, label="Pareto front")
-    fp = rows[0]["ppl"][16384]
+    fp = rows[0]["ppl"][max(rows[0]["ppl"])]
     ax.axhline(fp, color="grey", lw=0.8, ls=":", label=f"fp32 {fp:.2f}")
     _label(ax, "8x8 array area (mm^2, OSU 0.18 um liberty)", "perplexity, 16 k tokens", True, 8)
     ax.set_title("SmolLM2-135M: perplexity vs array area")

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report", "load_reports", "area_table", "axe_sweep", "write_axe_plot"]
+from qarch.configs import AXE_SWEEP_PI
 
-AXE_SWEEP_PI = (8, 10, 12, 14, 16, 20, 24, 32)  # qarch.config.AXE_SWEEP_PI (kept import-free)
+__all__ = ["write_report", "load_reports", "area_table", "axe_sweep", "write_axe_plot"]
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> Path:

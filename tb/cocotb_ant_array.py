@@ -12,7 +12,7 @@ import torch
 
 from golden.ant import ANT_KINDS
 from golden.ant_quant import quantize_ant
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from tb.bench_util import run_gemm
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])

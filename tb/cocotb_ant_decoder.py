@@ -11,7 +11,7 @@ import torch
 from cocotb.triggers import Timer
 
 from golden.ant import ANT_KINDS, AntType
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])
 B = CFG.bits

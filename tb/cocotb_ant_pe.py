@@ -13,7 +13,7 @@ import cocotb
 import torch
 
 from golden.ant import ANT_KINDS, AntType
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from tb.bench_util import drive_pe, psum_mix
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])

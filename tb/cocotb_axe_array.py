@@ -16,7 +16,7 @@ import torch
 
 from golden.accum import gemm
 from golden.axe import input_range, quantize_layer, worst_case
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from qarch.models import layer_sample
 from tb.bench_util import run_gemm
 

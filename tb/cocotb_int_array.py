@@ -13,7 +13,7 @@ import cocotb
 import torch
 
 from golden.int_quant import quantize_int
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from tb.bench_util import run_gemm
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])

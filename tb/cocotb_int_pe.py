@@ -11,7 +11,7 @@ import cocotb
 import torch
 
 from golden.numerics import IntFormat
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from tb.bench_util import drive_pe, psum_mix
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])

@@ -13,7 +13,7 @@ scale or alpha is calibrated on other held-out rows and then applied to the rows
   activations times dequantized weights, or the ``AxeLinear`` module the evaluation runs) to
   float rounding.
 
-``QARCH_SCHEME`` picks the scheme: int, axe, ant, olive or microscopiq.
+``QARCH_SCHEME`` picks the scheme by its registry name (``LINKS``).
 """
 
 import os
@@ -21,9 +21,9 @@ import os
 import cocotb
 import torch
 
-from qarch.config import config_from_json
-from qarch.evaluate import ANT_CLIP_MIN, ANT_RATIO_TOP, clip_ratios
+from qarch.configs import MsqArrayConfig, config_from_json
 from qarch.models import layer_sample
+from qarch.schemes import AntConfig, MicroScopiQConfig
 from tb.bench_util import ARRAY_INPUTS, run_gemm, run_schedule
 from tb.schedule import msq_schedule
 
@@ -48,8 +48,9 @@ def tile(n: int, k: int, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 def shapes() -> tuple[int, int, int]:
     R, C, D = CFG.rows, CFG.cols, CFG.acc_depth
-    n = 2 * CFG.cols if SCHEME == "microscopiq" else C + C // 2 + 1
-    return n, 3 * R + (0 if SCHEME == "microscopiq" else 1), 2 * D + 1
+    msq = isinstance(CFG, MsqArrayConfig)  # macro-blocks of 2 C rows, K in whole tiles
+    n = 2 * CFG.cols if msq else C + C // 2 + 1
+    return n, 3 * R + (0 if msq else 1), 2 * D + 1
 
 
 def check_dequant(dut, y_hw: torch.Tensor, y_fq: torch.Tensor, label: str) -> None:
@@ -104,9 +105,8 @@ async def link_ant(dut) -> None:
 
     n, k, m = shapes()
     w, x, cal = tile(n, k, m)
-    # the eval's clip range: ratios of max |w| from ANT_CLIP_MIN (no weight clipped)
-    ratios = clip_ratios(0.01, ANT_RATIO_TOP, ANT_CLIP_MIN)
-    wq = quantize_ant(w, CFG.bits, role="weight", ratios=ratios)
+    # the eval's clip range (ratios of max |w| from AntConfig's clip_min), at the golden step
+    wq = quantize_ant(w, CFG.bits, role="weight", ratios=AntConfig(ratio_step=0.01).ratios())
     t = quantize_ant(cal, CFG.bits, role="activation")  # calibrated type and scale
     s_a = float(t.scales[0])
     a_vals = quantize_to_grid(x.to(torch.float64) / s_a, t.type.grid())  # the eval's hook
@@ -156,7 +156,8 @@ async def link_msq(dut) -> None:
     n, k, m = shapes()
     w, x, cal = tile(n, k, m)
     # the eval's default: GPTQ path, searched MaB exponents
-    params = MsqParams(b=4, m=CFG.m, M=2 * CFG.cols, T=CFG.rows, e_search=True)
+    search = MicroScopiQConfig().exponent == "search"
+    params = MsqParams(b=4, m=CFG.m, M=2 * CFG.cols, T=CFG.rows, e_search=search)
     quant = quantize_msq(w, params, inputs=cal)
     assert quant.n_outliers > 0, "the tile should hold weight outliers"
     a, s_a = token_ints(x)
@@ -176,15 +177,18 @@ async def link_msq(dut) -> None:
     check_dequant(dut, y_hw, y_fq, label)
 
 
+# One tile per registered scheme with hardware, keyed by its registry name (tb/test_model_link.py).
+LINKS = {
+    "int": lambda dut: link_int(dut, axe=False),
+    "axe-gptq": lambda dut: link_int(dut, axe=True),
+    "ant": link_ant,
+    "olive": link_olive,
+    "microscopiq": link_msq,
+}
+
+
 @cocotb.test()
 async def real_layer_tile(dut):
-    if SCHEME in ("int", "axe"):
-        await link_int(dut, axe=SCHEME == "axe")
-    elif SCHEME == "ant":
-        await link_ant(dut)
-    elif SCHEME == "olive":
-        await link_olive(dut)
-    elif SCHEME == "microscopiq":
-        await link_msq(dut)
-    else:
-        raise ValueError(f"QARCH_SCHEME must be int, axe, ant, olive or microscopiq: {SCHEME!r}")
+    if SCHEME not in LINKS:
+        raise ValueError(f"QARCH_SCHEME must be one of {', '.join(LINKS)}, not {SCHEME!r}")
+    await LINKS[SCHEME](dut)

@@ -14,7 +14,7 @@ import cocotb
 import torch
 
 from golden.microscopiq import MsqParams, quantize_msq
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from qarch.models import layer_sample
 from tb.bench_util import ARRAY_INPUTS, run_schedule
 from tb.schedule import msq_schedule

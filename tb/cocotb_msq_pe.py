@@ -8,7 +8,7 @@ import time
 import cocotb
 from cocotb.triggers import FallingEdge
 
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from tb.bench_util import record, start
 from tb.schedule import unpack_signed
 

@@ -13,7 +13,7 @@ import cocotb
 import torch
 
 from golden.olive import OliveFormat, decode_pairs, quantize_olive
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from qarch.models import layer_sample
 from tb.bench_util import run_gemm
 

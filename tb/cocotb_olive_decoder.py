@@ -14,7 +14,7 @@ from cocotb.triggers import Timer
 
 from golden.olive import OliveFormat, decode_pair_operands
 from hdl.olive import olive_widths
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from tb.bench_util import record
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])

@@ -14,7 +14,7 @@ import torch
 
 from golden.olive import NORMAL_TYPES, OliveFormat, decode_pair_operands
 from hdl.olive import olive_widths
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from tb.bench_util import drive_pe, psum_mix
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])

@@ -11,7 +11,7 @@ import cocotb
 from cocotb.triggers import FallingEdge
 
 from golden.microscopiq import compile_router, pair_configurations, recon
-from qarch.config import config_from_json
+from qarch.configs import config_from_json
 from tb.bench_util import record, start
 from tb.schedule import pack, unpack_signed
 

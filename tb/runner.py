@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from qarch.config import AccumulatorWidthWarning
+from qarch.configs import AccumulatorWidthWarning
 from qarch.export import export
 
 __all__ = ["ROOT", "simulator", "run_cocotb"]

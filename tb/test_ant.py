@@ -2,7 +2,7 @@
 
 import pytest
 
-from qarch.config import PRESETS, AntArrayConfig, AntDecoderConfig, AntPEConfig
+from qarch.configs import PRESETS, AntArrayConfig, AntDecoderConfig, AntPEConfig
 from tb.runner import run_cocotb
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qarch.config import IntArrayConfig
+from qarch.configs import IntArrayConfig
 from tb.runner import run_cocotb
 
 

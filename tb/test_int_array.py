@@ -2,7 +2,7 @@
 
 import pytest
 
-from qarch.config import PRESETS, IntArrayConfig
+from qarch.configs import PRESETS, IntArrayConfig
 from tb.runner import run_cocotb
 
 CONFIGS = [

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qarch.config import PRESETS, IntPEConfig
+from qarch.configs import PRESETS, IntPEConfig
 from tb.runner import run_cocotb
 
 CONFIGS = [

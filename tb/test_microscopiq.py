@@ -2,7 +2,7 @@
 
 import pytest
 
-from qarch.config import PRESETS, MsqArrayConfig
+from qarch.configs import PRESETS, MsqArrayConfig
 from tb.runner import run_cocotb
 
 

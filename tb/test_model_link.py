@@ -2,19 +2,26 @@
 
 import pytest
 
-from qarch.config import AntArrayConfig, IntArrayConfig, MsqArrayConfig, OliveArrayConfig
+from qarch.configs import AntArrayConfig, IntArrayConfig, MsqArrayConfig, OliveArrayConfig
+from qarch.schemes import REGISTRY
 from tb.runner import run_cocotb
 
 # Accumulators wide enough for real data (AXE: a tight P_I that its guarantee makes exact).
 LINKS = {
     "int": IntArrayConfig(rows=8, cols=4, w_bits=4, a_bits=8, acc_bits=16, out_bits=24),
-    "axe": IntArrayConfig(
+    "axe-gptq": IntArrayConfig(
         rows=8, cols=4, w_bits=4, a_bits=8, acc_bits=12, out_bits=20, policy="wrap"
     ),
     "ant": AntArrayConfig(rows=4, cols=3, bits=4, acc_bits=20, out_bits=28),
     "olive": OliveArrayConfig(rows=4, cols=3, bits=4, acc_bits=24, out_bits=30),
     "microscopiq": MsqArrayConfig(rows=4, cols=8, acc_bits=22, out_bits=30),
 }
+
+
+def test_links_are_registered_schemes_on_their_family():
+    for name, cfg in LINKS.items():
+        family = REGISTRY[name].family
+        assert type(cfg).__module__ == f"qarch.configs.{family}", (name, cfg)
 
 
 @pytest.mark.cocotb

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qarch.config import PRESETS, OliveArrayConfig, OliveDecoderConfig, OlivePEConfig
+from qarch.configs import PRESETS, OliveArrayConfig, OliveDecoderConfig, OlivePEConfig
 from tb.runner import run_cocotb
 
 

@@ -8,7 +8,7 @@ from amaranth import Value
 from golden.ant import ANT_KINDS, AntType
 from golden.ant_quant import quantize_ant
 from hdl.ant import AntArray, AntDecoder, AntPE
-from qarch.config import PRESETS, AntArrayConfig, config_from_json
+from qarch.configs import PRESETS, AntArrayConfig, config_from_json
 from tb.schedule import gemm_schedule
 from tests.amaranth_sim import run_array
 

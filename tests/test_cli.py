@@ -93,15 +93,23 @@ def test_formats_abfloat_lists_the_outlier_magnitudes(normal, mags, capsys):
     assert "bias 2" in capsys.readouterr().out
 
 
-def test_eval_defaults_are_the_evaluation_defaults():
-    # the parser keeps torch out of `qarch --help`, so it repeats qarch.evaluate's defaults
-    import inspect
+def test_eval_options_come_from_the_scheme_configs():
+    # every config field is one `qarch eval` option (default None: applied only when given)
+    import dataclasses
 
     from qarch.cli import build_parser
-    from qarch.evaluate import ANT_CLIP_MIN, RATIO_STEP, SINK_WEIGHT, apply_scheme
+    from qarch.schemes import REGISTRY
+    from qarch.schemes.options import option_flags
 
-    args = build_parser().parse_args(["eval"])
-    assert args.ratio_step == RATIO_STEP
-    assert args.sink_weight == SINK_WEIGHT
-    assert args.ant_clip_min == ANT_CLIP_MIN
-    assert args.msq_exponent == inspect.signature(apply_scheme).parameters["msq_exponent"].default
+    parser = build_parser()
+    flags = option_flags()
+    fields = {f.name for s in REGISTRY.values() for f in dataclasses.fields(s.config)}
+    assert {name for name, _ in flags.values()} == fields
+    eval_parser = parser._subparsers._group_actions[0].choices["eval"]
+    known = {o for a in eval_parser._actions for o in a.option_strings}
+    assert set(flags) <= known
+    assert {"--ant-clip-min", "--msq-exponent", "--sink-weight", "--acc-bits"} <= set(flags)
+    args = parser.parse_args(["eval", "--scheme", "ant", "--ant-clip-min", "0.9"])
+    from qarch.schemes.options import scheme_config
+
+    assert scheme_config(args) == REGISTRY["ant"].config(clip_min=0.9)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qarch.config import (
+from qarch.configs import (
     AXE_SWEEP_PI,
     PRESETS,
     AccumulatorWidthWarning,

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from golden.accum import accumulate
 from hdl.array import IntArray
 from hdl.int_pe import IntPE
-from qarch.config import IntArrayConfig
+from qarch.configs import IntArrayConfig
 from tb.schedule import gemm_schedule
 from tests.amaranth_sim import run_array
 

@@ -5,7 +5,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hdl.host import SpiStepHost, frame_layout
-from qarch.config import IntArrayConfig
+from qarch.configs import IntArrayConfig
 from tb.schedule import gemm_schedule, unpack_signed
 
 HALF = 4  # FPGA clock cycles per SPI half period (sclk <= clk / 8)

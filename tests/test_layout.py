@@ -24,3 +24,93 @@ def test_import_boundary(package, forbidden):
     assert files
     for f in files:
         assert forbidden not in _imports(f), f"{package}/{f.name} imports {forbidden}"
+
+
+# -- the layers: golden/ and hdl/ at the bottom, qarch's core above them, synth/ and tb/ above the
+# core, the commands on top; no import runs back up ------------------------------------------
+
+CORE = ("qarch", "qarch.configs", "qarch.export", "qarch.schemes", "qarch.models")
+COMMANDS = ("qarch.cli", "qarch.bench", "qarch.report", "qarch.evaluate")
+LAYERS = {"golden": 0, "hdl": 0, "core": 1, "synth": 2, "tb": 2, "commands": 3}
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> str | None:
+    top = module.split(".")[0]
+    if top in ("golden", "hdl", "synth", "tb"):
+        return top
+    if top != "qarch":
+        return None  # third-party
+    if any(module == c or module.startswith(c + ".") for c in COMMANDS):
+        return "commands"
+    if any(module == c or module.startswith(c + ".") for c in CORE):
+        return "core"
+    raise AssertionError(f"{module} is in no layer: add it to CORE or COMMANDS")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports (relative imports resolved)."""
+    me = _module(path)
+    pkg = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                out |= {mod} | {f"{mod}.{a.name}" for a in node.names if not node.module}
+            elif node.module:
+                out.add(node.module)
+    return out
+
+
+def test_imports_never_run_back_up():
+    files = [p for d in ("golden", "hdl", "qarch", "synth", "tb") for p in (ROOT / d).rglob("*.py")]
+    assert len(files) > 40
+    bad = []
+    for f in files:
+        mine = _layer(_module(f))
+        for mod in _imported_modules(f):
+            theirs = _layer(mod)
+            if theirs is None or theirs == mine:
+                continue
+            if LAYERS[theirs] >= LAYERS[mine]:
+                bad.append(f"{_module(f)} ({mine}) imports {mod} ({theirs})")
+    assert not bad, "\n".join(bad)
+
+
+# -- no scheme is named outside the registry and its own module ----------------------------------
+
+SCHEME_MODULES = ("qarch/schemes",)  # the registry and each scheme's own module
+
+
+def test_no_scheme_name_comparisons_outside_the_registry():
+    import re
+
+    from qarch.schemes import REGISTRY
+
+    names = "|".join(re.escape(n) for n in REGISTRY)
+    lit = rf"""["'](?:{names})["']"""
+    patterns = [
+        re.compile(rf"(?:==|!=)\s*{lit}"),  # x == "ant"
+        re.compile(rf"{lit}\s*(?:==|!=|\bin\b)"),  # "ant" == x, "ant" in x
+        re.compile(rf"\bin\s*[\(\[\{{][^)\]}}]*{lit}"),  # x in ("gptq", ...)
+        re.compile(rf"startswith\(\s*{lit}"),
+    ]
+    bad = []
+    for d in ("qarch", "synth", "tb"):
+        for f in sorted((ROOT / d).rglob("*.py")):
+            rel = f.relative_to(ROOT).as_posix()
+            if rel.startswith(SCHEME_MODULES):
+                continue
+            for i, line in enumerate(f.read_text().splitlines(), 1):
+                code = re.sub(r"\bfor\s+[\w, ()]+?\s+in\b", "", line)  # iterating is not testing
+                if any(p.search(code) for p in patterns):
+                    bad.append(f"{rel}:{i}: {line.strip()}")
+    assert not bad, "scheme names compared outside the registry:\n" + "\n".join(bad)

@@ -5,9 +5,18 @@ import json
 import pytest
 import torch
 
+from qarch import quantize
 from qarch.cli import main
-from qarch.evaluate import apply_scheme, perplexity
+from qarch.evaluate import perplexity
 from qarch.models import load_causal_lm, wiki_tokens
+from qarch.schemes import (
+    AntConfig,
+    AxeConfig,
+    GptqConfig,
+    IntConfig,
+    MicroScopiQConfig,
+    OliveConfig,
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +29,8 @@ def test_fp32_and_int_perplexity(lm):
     model, ids = lm
     assert ids.numel() > 700_000
     fp = perplexity(model, ids, 1024)
-    w4 = perplexity(apply_scheme(model, "int", bits=4), ids, 1024)
-    w3g = perplexity(apply_scheme(model, "int", bits=3, group=64), ids, 1024)
+    w4 = perplexity(quantize(model, IntConfig(bits=4))[0], ids, 1024)
+    w3g = perplexity(quantize(model, IntConfig(bits=3, group=64))[0], ids, 1024)
     assert 10 < fp < 40
     assert w4 > fp * 1.2 and w3g > fp * 1.2  # per-channel W4 RTN clearly degrades
     assert model.model.layers[0].mlp.down_proj.weight.dtype.is_floating_point  # untouched
@@ -38,7 +47,13 @@ def test_cli_json_and_errors(capsys):
     assert main(["eval", "--model", "/no/such/model"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["eval", "--scheme", "ant", "--ant-clip-min", "2"]) == 2
-    assert "ant_clip_min must be in (0, 1.49], not 2.0" in capsys.readouterr().err
+    assert "clip_min must be in (0, 1.49], not 2.0" in capsys.readouterr().err
+    # an option the scheme does not take is an error, before any model loads
+    assert main(["eval", "--scheme", "olive", "--group", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "--group: not an option of scheme olive (its options: --bits" in err
+    assert main(["eval", "--scheme", "int", "--calib", "8"]) == 2
+    assert "--calib: int with these options does not calibrate" in capsys.readouterr().err
 
 
 def test_axe_scheme_on_one_block_keeps_the_guarantee(lm):
@@ -46,35 +61,36 @@ def test_axe_scheme_on_one_block_keeps_the_guarantee(lm):
     from qarch.models import calibration_ids
 
     model, ids = lm
-    q = apply_scheme(
-        model, "axe-gptq", bits=4, calib=calibration_ids(ids, 2, 256), acc_bits=16, tile=64,
+    q, info = quantize(
+        model, AxeConfig(bits=4, acc_bits=16, tile=64), calib=calibration_ids(ids, 2, 256),
         include=lambda n, _m: n.startswith("model.layers.0."),
     )  # fmt: skip
     layers = [m for m in q.modules() if isinstance(m, AxeLinear)]
     assert len(layers) == 7
     assert all(guarantee_holds(m.q_int, 8, m.input_signed, 16, 64) for m in layers)
+    assert set(info.codes) == {n for n, m in q.named_modules() if isinstance(m, AxeLinear)}
     fp, got = perplexity(model, ids, 512), perplexity(q, ids, 512)
     assert fp < got < 2 * fp  # one quantized block moves perplexity a little
     with pytest.raises(ValueError, match="needs calibration data"):
-        apply_scheme(model, "gptq")
+        quantize(model, GptqConfig())
 
 
 def _block0(n, _m):
     return n.startswith("model.layers.0.")
 
 
-@pytest.mark.parametrize("scheme", ["ant", "olive", "microscopiq"])
-def test_outlier_schemes_on_one_block(lm, scheme):
+@pytest.mark.parametrize("config", [AntConfig(), OliveConfig(), MicroScopiQConfig()])
+def test_outlier_schemes_on_one_block(lm, config):
     from qarch.models import calibration_ids
+    from qarch.schemes import scheme_of
 
     model, ids = lm
-    info: dict = {}
-    calib = calibration_ids(ids, 2, 256) if scheme == "microscopiq" else None
-    q = apply_scheme(model, scheme, bits=4, calib=calib, include=_block0, info=info)
+    calib = calibration_ids(ids, 2, 256) if scheme_of(config).needs_calib(config) else None
+    q, info = quantize(model, config, calib=calib, include=_block0)
     ref, got = model.model.layers, q.model.layers
     assert not torch.equal(ref[0].mlp.down_proj.weight, got[0].mlp.down_proj.weight)
     assert torch.equal(ref[1].mlp.down_proj.weight, got[1].mlp.down_proj.weight)  # not selected
-    assert 4.0 < info["ebw"] < 4.6 and len(info["layers"]) == 7  # scales / metadata included
+    assert 4.0 < info.ebw < 4.6 and len(info.layers) == 7  # scales / metadata included
     fp, got = perplexity(model, ids, 512), perplexity(q, ids, 512)
     assert fp < got < 1.5 * fp
 
@@ -84,11 +100,13 @@ def test_activation_variants_need_calibration(lm):
 
     model, ids = lm
     with pytest.raises(ValueError, match="needs calibration data"):
-        apply_scheme(model, "olive", activations=True)
-    with pytest.raises(ValueError, match="activations=True is for ant and olive"):
-        apply_scheme(model, "int", activations=True)
-    q = apply_scheme(
-        model, "olive", bits=8, activations=True, calib=calibration_ids(ids, 1, 256),
+        quantize(model, OliveConfig(activations=True))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'activations'"):
+        IntConfig(activations=True)
+    with pytest.raises(ValueError, match="olive with these options takes no calibration data"):
+        quantize(model, OliveConfig(), calib=calibration_ids(ids, 1, 256))
+    q, _ = quantize(
+        model, OliveConfig(bits=8, activations=True), calib=calibration_ids(ids, 1, 256),
         include=_block0,
     )  # fmt: skip
     fp, got = perplexity(model, ids, 512), perplexity(q, ids, 512)
@@ -100,9 +118,9 @@ def test_token_scaled_inputs(lm):
     from qarch.models import calibration_ids
 
     model, ids = lm
-    q = apply_scheme(
-        model, "gptq", bits=4, calib=calibration_ids(ids, 2, 256), include=_block0,
-        input_granularity="token",
+    q, _ = quantize(
+        model, GptqConfig(bits=4, input_scale="token"), calib=calibration_ids(ids, 2, 256),
+        include=_block0,
     )  # fmt: skip
     lin = q.model.layers[0].mlp.down_proj
     assert isinstance(lin, AxeLinear) and lin.in_scale is None

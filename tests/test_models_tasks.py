@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from golden.axe import AxeLinear, guarantee_holds
+from qarch import quantize
 from qarch.cli import main
-from qarch.evaluate import apply_scheme, task_for
+from qarch.evaluate import task_for
 from qarch.models import Im2colConv, convs_as_linear, fashion_mnist, word_pairs
+from qarch.schemes import AntConfig, AxeConfig, GptqConfig, IntConfig, MicroScopiQConfig
 
 
 def test_im2col_conv_is_the_convolution():
@@ -53,10 +55,9 @@ def cnn():
 def test_fashion_cnn_schemes(cnn):
     fp = cnn.metrics(cnn.model)
     assert fp["agreement"] == 1.0 and fp["accuracy"] > 0.87  # spec: ~89 %
-    int4 = cnn.metrics(apply_scheme(cnn.model, "int", bits=4))
+    int4 = cnn.metrics(quantize(cnn.model, IntConfig(bits=4))[0])
     assert int4["accuracy"] > fp["accuracy"] - 0.05 and int4["agreement"] < 1.0
-    info: dict = {}
-    q = apply_scheme(cnn.model, "axe-gptq", bits=4, calib=cnn.calibrate, acc_bits=16, info=info)
+    q, _ = quantize(cnn.model, AxeConfig(bits=4, acc_bits=16), calib=cnn.calibrate)
     layers = [m for m in q.modules() if isinstance(m, AxeLinear)]
     assert len(layers) == 4 and not layers[0].input_signed  # pixels in [0, 1], post-ReLU GEMMs
     assert all(not m.input_signed for m in layers)
@@ -79,14 +80,13 @@ def test_minilm_and_efficientnet_through_the_cli(capsys):
 
 def test_scheme_option_errors():
     tiny = torch.nn.Sequential(torch.nn.Linear(4, 4))
-    ids = torch.zeros(1, 8, dtype=torch.long)
-    with pytest.raises(ValueError, match="sink_weight must be >= 0, not -1"):
-        apply_scheme(tiny, "gptq", calib=ids, sink_weight=-1)
+    with pytest.raises(ValueError, match=r"sink_weight must be in \[0, inf\), not -1"):
+        GptqConfig(sink_weight=-1)
     with pytest.raises(ValueError, match="gptq needs calibration data"):
-        apply_scheme(tiny, "gptq")
-    with pytest.raises(ValueError, match=r"ant_clip_min must be in \(0, 1.49\], not 0"):
-        apply_scheme(tiny, "ant", ant_clip_min=0)
-    with pytest.raises(ValueError, match="msq_exponent must be 'search' or 'mx', not 'max'"):
-        apply_scheme(tiny, "microscopiq", msq_exponent="max")
+        quantize(tiny, GptqConfig())
+    with pytest.raises(ValueError, match=r"clip_min must be in \(0, 1.49\], not 0"):
+        AntConfig(clip_min=0)
+    with pytest.raises(ValueError, match="exponent must be one of search, mx, not 'max'"):
+        MicroScopiQConfig(exponent="max")
     with pytest.raises(ValueError, match="no evaluation task for model 'resnet'"):
         task_for("resnet")

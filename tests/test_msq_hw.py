@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from golden.microscopiq import MsqParams, compile_router, pair_configurations, quantize_msq, recon
 from hdl.microscopiq import MsqArray, MsqPE, ReCoN, recon_config_bits
-from qarch.config import PRESETS, MsqArrayConfig, config_from_json
+from qarch.configs import PRESETS, MsqArrayConfig, config_from_json
 from tb.schedule import msq_schedule
 from tests.amaranth_sim import INPUTS, run_array
 

@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 
 from golden.olive import OliveFormat, decode_pair_operands, decode_pairs, quantize_olive
 from hdl.olive import OliveArray, OlivePairDecoder, OlivePE, olive_widths
-from qarch.config import PRESETS, OliveArrayConfig, OliveDecoderConfig, config_from_json
+from qarch.configs import PRESETS, OliveArrayConfig, OliveDecoderConfig, config_from_json
 from tb.schedule import gemm_schedule
 from tests.amaranth_sim import run_array
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qarch.config import PRESETS
+from qarch.configs import PRESETS
 from synth.flow import LIBERTY, synthesize
 from synth.report import write_report
 

@@ -1,0 +1,160 @@
+"""Hardware design configurations: one frozen dataclass per design, one module per family
+(``int``, ``ant``, ``olive``, ``microscopiq``; AXE runs on the INT arrays), the presets, and the
+name / JSON resolution every command uses.
+
+A config is the single description of a design that the RTL generator (``build()``), the golden
+model (``golden``), the cocotb testbench and the synthesis sweep all read. ``slug`` names the
+Verilog module, build directory, report file and pytest id. Configs round-trip through JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from .ant import AntArrayConfig, AntDecoderConfig, AntPEConfig
+from .base import AccumulatorWidthWarning, Config
+from .integer import IntArrayConfig, IntPEConfig
+from .microscopiq import MsqArrayConfig, MsqPEConfig, ReconConfig
+from .olive import OliveArrayConfig, OliveDecoderConfig, OlivePEConfig
+
+__all__ = [
+    "AccumulatorWidthWarning",
+    "Config",
+    "IntPEConfig",
+    "IntArrayConfig",
+    "AntDecoderConfig",
+    "AntPEConfig",
+    "AntArrayConfig",
+    "OliveDecoderConfig",
+    "OlivePEConfig",
+    "OliveArrayConfig",
+    "MsqPEConfig",
+    "ReconConfig",
+    "MsqArrayConfig",
+    "COMPONENTS",
+    "PRESETS",
+    "AXE_SWEEP_PI",
+    "synth_targets",
+    "resolve",
+    "config_from_json",
+]
+
+COMPONENTS: dict[str, type[Config]] = {
+    c.component: c
+    for c in (
+        IntPEConfig,
+        IntArrayConfig,
+        AntDecoderConfig,
+        AntPEConfig,
+        AntArrayConfig,
+        OliveDecoderConfig,
+        OlivePEConfig,
+        OliveArrayConfig,
+        MsqPEConfig,
+        ReconConfig,
+        MsqArrayConfig,
+    )
+}
+
+
+AXE_SWEEP_PI = (8, 10, 12, 14, 16, 20, 24, 32)
+
+
+def synth_targets(name: str) -> tuple[str, ...]:
+    """Targets `make synth` runs for a preset. The 8x8 arrays that exist only for the AXE
+    sweep skip iCE40: without DSPs no 8x8 array fits the HX8K (so there is no Fmax), and
+    their area is what the sweep is about."""
+    cfg = PRESETS[name]
+    if isinstance(cfg, IntArrayConfig) and cfg.rows == 8 and cfg.acc_bits not in (16, 20, 32):
+        return ("generic",)
+    return ("generic", "ice40")
+
+
+def _presets() -> dict[str, Config]:
+    p: dict[str, Config] = {}
+    # The AXE accumulator sweep: every P_I for the PEs and the 8x8 arrays (T = 8 rows).
+    for wb in (4, 8):
+        for acc in AXE_SWEEP_PI:
+            p[f"int{wb}x8-pe-p{acc}"] = IntPEConfig(w_bits=wb, a_bits=8, acc_bits=acc)
+    for wb in (4, 8):
+        for n in (4, 8):
+            for acc in AXE_SWEEP_PI if n == 8 else (16, 20, 32):
+                p[f"int{wb}x8-array{n}x{n}-p{acc}"] = IntArrayConfig(
+                    rows=n, cols=n, w_bits=wb, a_bits=8, acc_bits=acc, out_bits=32
+                )
+    # ANT (4-bit operands) next to an INT4 x INT4 PE of the same operand width.
+    for acc in (16, 32):
+        p[f"int4x4-pe-p{acc}"] = IntPEConfig(w_bits=4, a_bits=4, acc_bits=acc)
+    # W4A4 array baseline of the same size as the ANT / OliVe 8x8 arrays.
+    p["int4x4-array8x8-p32"] = IntArrayConfig(
+        rows=8, cols=8, w_bits=4, a_bits=4, acc_bits=32, out_bits=32
+    )
+    p["ant4-decoder"] = AntDecoderConfig(bits=4)
+    for acc in (16, 32):
+        p[f"ant4-pe-p{acc}"] = AntPEConfig(bits=4, acc_bits=acc)
+    for n in (4, 8):
+        p[f"ant4-array{n}x{n}-p32"] = AntArrayConfig(rows=n, cols=n, bits=4, acc_bits=32)
+    # OliVe, 4-bit (W4A4) and 8-bit (W8A8).
+    for b in (4, 8):
+        p[f"olive{b}-decoder"] = OliveDecoderConfig(bits=b)
+        p[f"olive{b}-pe-p32"] = OlivePEConfig(bits=b, acc_bits=32)
+    p["olive4-array4x4-p32"] = OliveArrayConfig(rows=4, cols=4, bits=4, acc_bits=32)
+    for b in (4, 8):
+        p[f"olive{b}-array8x8-p32"] = OliveArrayConfig(rows=8, cols=8, bits=b, acc_bits=32)
+    # MicroScopiQ: PE, ReCoN (N = 8), 8x8 array.
+    p["msq-pe"] = MsqPEConfig()
+    p["msq-recon8"] = ReconConfig()
+    p["msq-array8x8-p32"] = MsqArrayConfig(rows=8, cols=8, acc_bits=32, out_bits=32)
+    return p
+
+
+PRESETS: dict[str, Config] = _presets()
+
+
+def _parse_value(name: str, raw: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"parameter {name} needs a boolean (true/false), not {raw!r}")
+    if isinstance(current, int):
+        try:
+            return int(raw, 0)
+        except ValueError:
+            raise ValueError(f"parameter {name} needs an integer, not {raw!r}") from None
+    return raw
+
+
+def resolve(name: str, params: dict[str, str] | None = None):
+    """A preset or component name plus ``key=value`` overrides -> a validated config."""
+    if name in PRESETS:
+        base = PRESETS[name]
+    elif name in COMPONENTS:
+        base = COMPONENTS[name]()  # for field names and types; rebuilt below so derived
+    else:  # defaults (acc_bits = bound) follow the overrides
+        known = ", ".join(sorted(COMPONENTS) + sorted(PRESETS))
+        raise KeyError(f"unknown design {name!r}; known: {known}")
+    params = params or {}
+    fields = {f.name: f for f in dataclasses.fields(base)}
+    changes = {}
+    for key, raw in params.items():
+        if key not in fields:
+            raise ValueError(
+                f"{base.component} has no parameter {key!r}; parameters: {', '.join(fields)}"
+            )
+        changes[key] = _parse_value(key, raw, getattr(base, key))
+    if name in COMPONENTS:
+        return COMPONENTS[name](**changes)
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def config_from_json(text: str | dict):
+    """Inverse of ``to_json()``."""
+    d = dict(json.loads(text) if isinstance(text, str) else text)
+    comp = d.pop("component", None)
+    if comp not in COMPONENTS:
+        raise ValueError(f"unknown component {comp!r} in config JSON")
+    return COMPONENTS[comp](**d)
