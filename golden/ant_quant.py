@@ -72,6 +72,7 @@ def quantize_to_grid(
     """
     if rounding not in GRID_ROUNDING:
         raise ValueError(f"rounding must be one of {', '.join(GRID_ROUNDING)}, not {rounding!r}")
+    check_finite(y, "y")  # NaN has no nearest value (and would index the table out of range)
     y = y.to(torch.float64)
     if rounding == "half_up":
         table = _half_up_table(tuple(grid.tolist()))

@@ -43,6 +43,8 @@ def input_range(input_bits: int, input_signed: bool) -> tuple[int, int]:
     if not isinstance(input_bits, int) or input_bits < 1:
         raise ValueError(f"input_bits must be a positive int, not {input_bits!r}")
     if input_signed:
+        if input_bits < 2:  # -1..0: no positive level, so no scale maps max |x| onto it
+            raise ValueError(f"signed inputs need at least 2 bits, not {input_bits}")
         return -(2 ** (input_bits - 1)), 2 ** (input_bits - 1) - 1
     return 0, 2**input_bits - 1
 

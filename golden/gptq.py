@@ -11,6 +11,7 @@ its first column is quantized (MicroScopiQ computes its macro-block statistics t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -54,16 +55,30 @@ def gptq_loop(
     out, k = w.shape
     if (xq is None) == (gram is None):
         raise ValueError("give the calibration inputs xq or their Gram matrix, not both")
+    if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
+        raise ValueError(f"block_size must be a positive int, not {block_size!r}")
+    if not (isinstance(damp, (int, float)) and math.isfinite(damp) and damp > 0):
+        raise ValueError(f"damp must be finite and positive, not {damp!r}")
     h = 2 * (xq.T @ xq if gram is None else gram.to(torch.float64))
     if h.shape != (k, k):
         raise ValueError(f"the Gram matrix must be [{k}, {k}], not {tuple(h.shape)}")
+    if not bool(torch.isfinite(h).all()):
+        raise ValueError(
+            "the Hessian holds NaN or Inf (non-finite calibration inputs or row weights)"
+        )
     dead = torch.diag(h) == 0
     h[dead, dead] = 1
     w[:, dead] = 0
     perm = column_order(torch.diag(h), act_order)
     w_p, h = w[:, perm], h[perm][:, perm]
     h += damp * torch.mean(torch.diag(h)) * torch.eye(k, dtype=torch.float64)
-    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    try:
+        hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    except torch.linalg.LinAlgError:
+        raise ValueError(
+            f"the damped Hessian is not positive definite (damp={damp}); raise damp or check the "
+            "calibration data"
+        ) from None
     with _one_thread():
         for i1 in range(0, k, block_size):
             i2 = min(i1 + block_size, k)

@@ -18,6 +18,7 @@ first.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -69,6 +70,18 @@ class OliveFormat:
                 f"e_bits must be in 1..{self.bits - 1} for {self.bits}-bit codes, not "
                 f"{self.e_bits!r}"
             )
+        # the largest outlier, (2^(M+1) - 1) << (2^E - 1 + bias), must be an int64 value
+        top = _outlier_top_bit(self.bits, self.e_bits, self.normal_max)
+        if top > 62:
+            ok = [
+                e
+                for e in range(1, self.bits)
+                if _outlier_top_bit(self.bits, e, self.normal_max) <= 62
+            ]
+            raise ValueError(
+                f"e_bits={self.e_bits} gives {self.normal} outliers up to 2^{top}, beyond the "
+                f"golden model's int64 values; e_bits must be in 1..{max(ok)}"
+            )
 
     @property
     def bits(self) -> int:
@@ -89,10 +102,7 @@ class OliveFormat:
     @property
     def bias(self) -> int:
         """Smallest bias whose smallest outlier ``(2^M + 1) << bias`` exceeds the normal max."""
-        b = 0
-        while ((1 << self.m_bits) + 1) << b <= self.normal_max:
-            b += 1
-        return b
+        return _bias(self.m_bits, self.normal_max)
 
     def _check(self, codes: torch.Tensor) -> None:
         check_int64(codes, "codes")
@@ -158,6 +168,19 @@ class OliveFormat:
         return self._encode(values, codes, self.abfloat_decode(codes).value(), "outlier")
 
 
+def _bias(m_bits: int, normal_max: int) -> int:
+    b = 0
+    while ((1 << m_bits) + 1) << b <= normal_max:
+        b += 1
+    return b
+
+
+def _outlier_top_bit(bits: int, e_bits: int, normal_max: int) -> int:
+    """Bit length of the largest abfloat magnitude ``(2^(M+1) - 1) << (2^E - 1 + bias)``."""
+    m_bits = bits - 1 - e_bits
+    return m_bits + 1 + (1 << e_bits) - 1 + _bias(m_bits, normal_max)
+
+
 def round_merged(y: torch.Tensor, fmt: OliveFormat) -> torch.Tensor:
     """Nearest value of the merged grid (normal values and ±outlier magnitudes), saturating at
     the largest outlier. ``y`` float in normal units -> int64.
@@ -207,8 +230,26 @@ def apply_pairs(
 
 
 def encode_pairs(vals: torch.Tensor, victim: torch.Tensor, fmt: OliveFormat) -> torch.Tensor:
-    """Element codes ``[..., K']`` from :func:`apply_pairs` output."""
+    """Element codes ``[..., K']`` from :func:`apply_pairs` output. The pair invariants are
+    checked, since a broken pair would decode to other values: K' even, at most one outlier per
+    pair, an outlier's partner flagged as the victim, a victim 0 and next to an outlier."""
+    check_int64(vals, "vals")
+    if not isinstance(victim, torch.Tensor) or victim.dtype != torch.bool:
+        raise TypeError("victim must be a bool tensor (the mask apply_pairs returns)")
+    if victim.shape != vals.shape:
+        raise ValueError(f"victim {tuple(victim.shape)} and vals {tuple(vals.shape)} differ")
+    if vals.shape[-1] % 2:
+        raise ValueError("pair values need an even last dimension (apply_pairs pads odd K)")
     is_out = vals.abs() > fmt.normal_max
+    po, pv, vv = _pairs(is_out), _pairs(victim), _pairs(vals)
+    for bad, what in (
+        (po[..., 0] & po[..., 1], "holds two outliers"),
+        (pv & (vv != 0), "has a victim flag on a non-zero value"),
+        (pv & ~po.flip(-1), "has a victim whose partner is not an outlier"),
+        (po & ~pv.flip(-1), "has an outlier whose partner is not flagged as the victim"),
+    ):
+        if bool(bad.any()):
+            raise ValueError(f"a pair {what} (apply_pairs output is required)")
     codes = torch.full_like(vals, fmt.identifier)
     normal = ~is_out & ~victim
     codes[normal] = fmt.encode_normal(vals[normal])
@@ -222,10 +263,13 @@ def pack_pairs(codes: torch.Tensor, bits: int) -> torch.Tensor:
     check_int64(codes, "codes")
     if codes.shape[-1] % 2:
         raise ValueError("pair codes need an even last dimension")
+    if bits not in (4, 8):
+        raise ValueError(f"bits must be 4 or 8, not {bits}")
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= 1 << bits):
+        bad = int(codes[(codes < 0) | (codes >= 1 << bits)][0])
+        raise ValueError(f"codes must be in 0..{(1 << bits) - 1} for {bits}-bit pairs, not {bad}")
     if bits == 8:
         return codes.clone()
-    if bits != 4:
-        raise ValueError(f"bits must be 4 or 8, not {bits}")
     p = codes.reshape(*codes.shape[:-1], -1, 2)
     return p[..., 0] | (p[..., 1] << 4)
 
@@ -327,6 +371,10 @@ def quantize_olive(
     check_finite(x, "x")
     if role not in ("weight", "activation"):
         raise ValueError(f"role must be 'weight' or 'activation', not {role!r}")
+    if not ratios or not all(math.isfinite(r) and r > 0 for r in ratios):
+        raise ValueError(f"ratios must be non-empty, finite and positive, not {ratios!r}")
+    if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be finite and positive, not {alpha!r}")
     if bits not in (4, 8):
         raise ValueError(f"bits must be 4 or 8, not {bits!r}")
     if role == "weight" and x.dim() != 2:

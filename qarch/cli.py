@@ -374,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError, TypeError, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"qarch: error: {msg}", file=sys.stderr)
+        if getattr(args, "json", False):  # scripts reading stdout get the reason too
+            print(json.dumps({"error": str(msg)}))
         return 2
 
 

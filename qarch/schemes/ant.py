@@ -52,7 +52,8 @@ class AntConfig(SchemeConfig):
         check_bits("bits", self.bits, 3, 8)
         if not isinstance(self.activations, bool):
             raise TypeError(f"activations must be a bool, not {type(self.activations).__name__}")
-        check_positive("ratio_step", self.ratio_step, hi=1.0)
+        # a finer step multiplies the search's time and memory for a flat optimum
+        check_positive("ratio_step", self.ratio_step, lo=0.001, hi=1.0, closed=True)
         check_positive("clip_min", self.clip_min, hi=ANT_RATIO_TOP)
 
     @property

@@ -35,7 +35,8 @@ class OliveConfig(SchemeConfig):
         check_choice("bits", self.bits, (4, 8))
         if not isinstance(self.activations, bool):
             raise TypeError(f"activations must be a bool, not {type(self.activations).__name__}")
-        check_positive("ratio_step", self.ratio_step, hi=1.0)
+        # a finer step multiplies the search's time and memory for a flat optimum
+        check_positive("ratio_step", self.ratio_step, lo=0.001, hi=1.0, closed=True)
 
     @property
     def act_bits(self) -> int | None:

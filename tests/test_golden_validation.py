@@ -1,0 +1,108 @@
+"""Bad inputs to the golden API are clear errors naming the argument, never wrong numbers or a
+traceback from inside torch (one test per class of input found silently accepted)."""
+
+import json
+
+import pytest
+import torch
+
+from golden.ant import AntType
+from golden.ant_quant import quantize_to_grid
+from golden.axe import input_range, quantize_layer
+from golden.gptq import gptq_loop
+from golden.olive import (
+    OliveFormat,
+    apply_pairs,
+    encode_pairs,
+    pack_pairs,
+    quantize_olive,
+    round_merged,
+)
+from qarch.cli import main
+
+
+def test_abfloat_exponents_beyond_int64_are_rejected(capsys):
+    with pytest.raises(ValueError, match=r"e_bits=6 gives int8 outliers up to 2\^71.*1\.\.5"):
+        OliveFormat("int8", 6)
+    assert OliveFormat("int8", 5).outlier_max() == 481036337152  # (2^3 - 1) << 36 fits
+    assert main(["formats", "abfloat", "--bits", "8", "--e-bits", "6"]) == 2
+    assert "e_bits must be in 1..5" in capsys.readouterr().err
+
+
+def test_encode_pairs_checks_the_pair_invariants():
+    f = OliveFormat("int4")
+    vals, victim = apply_pairs(round_merged(torch.tensor([[12.0, 3.0, 1.0, -2.0]]), f), f)
+    assert encode_pairs(vals, victim, f).tolist() == [[f.encode_outlier(torch.tensor(12)).item(),
+                                                       8, 1, 10]]  # fmt: skip
+    cases = [
+        (torch.tensor([[12, 24]]), torch.tensor([[False, False]]), "holds two outliers"),
+        (torch.tensor([[3, 1]]), torch.tensor([[True, False]]), "victim flag on a non-zero"),
+        (torch.tensor([[0, 1]]), torch.tensor([[True, False]]), "partner is not an outlier"),
+        (torch.tensor([[12, 1]]), torch.tensor([[False, False]]), "not flagged as the victim"),
+        (torch.tensor([[1, 2, 3]]), torch.tensor([[False] * 3]), "even last dimension"),
+    ]
+    for v, m, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            encode_pairs(v, m, f)
+    with pytest.raises(TypeError, match="victim must be a bool tensor"):
+        encode_pairs(torch.tensor([[1, 2]]), torch.tensor([[0, 0]]), f)
+
+
+@pytest.mark.parametrize("bits,bad", [(4, 16), (4, -1), (8, 256)])
+def test_pack_pairs_rejects_codes_out_of_range(bits, bad):
+    with pytest.raises(ValueError, match=f"codes must be in 0..{(1 << bits) - 1}.*not {bad}"):
+        pack_pairs(torch.tensor([1, bad]), bits)
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(alpha=0.0), "alpha must be finite and positive, not 0.0"),
+    (dict(alpha=-1.0), "alpha must be finite and positive"),
+    (dict(alpha=float("nan")), "alpha must be finite and positive"),
+    (dict(ratios=(0.0,)), "ratios must be non-empty, finite and positive"),
+    (dict(ratios=(float("inf"),)), "ratios must be non-empty, finite and positive"),
+    (dict(ratios=()), "ratios must be non-empty"),
+])  # fmt: skip
+def test_olive_scales_must_be_finite_and_positive(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        quantize_olive(torch.randn(4, 8), 4, role="activation", **kw)
+
+
+def test_nan_into_a_grid_is_an_error_not_an_index():
+    g = AntType("int", 4).grid()
+    with pytest.raises(ValueError, match="y holds 1 NaN"):
+        quantize_to_grid(torch.tensor([0.5, float("nan")]), g)
+
+
+def test_gptq_loop_arguments_and_a_singular_hessian():
+    w = torch.randn(4, 8, dtype=torch.float64)
+    x = torch.randn(16, 8, dtype=torch.float64)
+
+    def col(wc, c):
+        return torch.round(wc)
+
+    with pytest.raises(ValueError, match="block_size must be a positive int, not -1"):
+        gptq_loop(w.clone(), x, col, block_size=-1)
+    with pytest.raises(ValueError, match="damp must be finite and positive, not 0"):
+        gptq_loop(w.clone(), x, col, damp=0)
+    with pytest.raises(ValueError, match="the Hessian holds NaN or Inf"):
+        gptq_loop(w.clone(), x * float("nan"), col)
+    gram = -torch.eye(8, dtype=torch.float64)  # negative definite: no Cholesky factor
+    with pytest.raises(ValueError, match="not positive definite"):
+        gptq_loop(w.clone(), None, col, gram=gram)
+    with pytest.raises(ValueError, match="block_size must be a positive int"):
+        quantize_layer(w.float(), x.float(), weight_bits=4, input_bits=8, input_signed=True,
+                       acc_bits=None,
+                       block_size=0)  # fmt: skip
+
+
+def test_one_bit_signed_inputs_are_rejected():
+    assert input_range(1, False) == (0, 1)
+    with pytest.raises(ValueError, match="signed inputs need at least 2 bits, not 1"):
+        input_range(1, True)
+
+
+def test_json_errors_go_to_stdout_too(capsys):
+    assert main(["eval", "--scheme", "olive", "--group", "32", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert "not an option of scheme olive" in err
+    assert "not an option of scheme olive" in json.loads(out)["error"]
