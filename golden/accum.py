@@ -36,6 +36,19 @@ class GemmResult(NamedTuple):
     tiles: torch.Tensor  # [n_tiles, N, M] inner accumulator value of each tile
 
 
+def _check_exact(w: torch.Tensor, a: torch.Tensor, k: int) -> None:
+    """The exact sums must be int64 values: otherwise torch wraps silently and the golden model
+    would report a wrong "exact" result (and a wrong flag)."""
+    if w.numel() == 0 or a.numel() == 0:
+        return
+    mw, ma = int(w.abs().max()), int(a.abs().max())
+    if mw * ma * k >= 1 << 62:
+        raise ValueError(
+            f"operands too large for exact int64 sums: max |w| = {mw}, max |a| = {ma}, K = {k} "
+            "(|w| * |a| * K must stay below 2^62)"
+        )
+
+
 def accumulate(terms: torch.Tensor, bits: int, policy: str = "wrap") -> AccResult:
     """Add ``terms`` along the last axis, in index order, into a ``bits``-bit accumulator.
 
@@ -45,6 +58,7 @@ def accumulate(terms: torch.Tensor, bits: int, policy: str = "wrap") -> AccResul
     check_int64(terms, "terms")
     _check_bits(bits, "bits", 2)
     check_policy(policy)
+    _check_exact(terms, torch.ones(1, dtype=torch.int64), max(terms.shape[-1], 1))
     exact = terms.sum(-1)
     if policy == "wrap":
         # Wrapping is a ring homomorphism, so the register equals wrap(exact sum). The first
@@ -79,6 +93,7 @@ def dot(
         raise ValueError(
             f"w and a must share the reduction length, not {w.shape[-1]} and {a.shape[-1]}"
         )
+    _check_exact(w, a, w.shape[-1])
     return accumulate(w * a, bits, policy)
 
 
@@ -109,8 +124,12 @@ def gemm(
     if k == 0:
         raise ValueError("K must be at least 1")
     tile = k if tile is None else tile
-    if not isinstance(tile, int) or tile < 1:
+    if not isinstance(tile, int) or isinstance(tile, bool) or tile < 1:
         raise ValueError(f"tile must be a positive int, not {tile!r}")
+    # A tile of T >= K terms is one tile: the same registers, flags and results as T = K, without
+    # zero-padding to T (tile=2**40 would otherwise allocate N * T * M products).
+    tile = min(tile, k)
+    _check_exact(w, a, k)
     outer_bits = inner_bits if outer_bits is None else outer_bits
     n_tiles = -(-k // tile)
     # products [N, K, M]; zero-padding the last tile adds zero terms, which never change a

@@ -18,9 +18,12 @@ message, never an ImportError from deep inside a library.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -67,6 +70,42 @@ def cache_dir() -> Path:
     """``$QARCH_CACHE`` or ``build/cache`` in the checkout (ignored by git)."""
     env = os.environ.get("QARCH_CACHE")
     return Path(env) if env else Path(__file__).resolve().parent.parent / "build" / "cache"
+
+
+class CacheCorrupt(ValueError):
+    """A cache file that cannot be read back; the message names the file to delete."""
+
+
+def _save_atomic(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a reader never sees a
+    partial file, and an interrupted write leaves no file under the cache's name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_cached(path: Path):
+    try:
+        return torch.load(path)
+    except Exception as e:  # truncated or foreign: torch raises many kinds
+        raise CacheCorrupt(
+            f"the cache file {path} cannot be read ({type(e).__name__}: {e}); delete it and run "
+            "again to rebuild it"
+        ) from None
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _package_dir(package: str, hint: str) -> Path:
@@ -123,18 +162,24 @@ def _build_smollm2_cache(tf, out: Path) -> None:
     model = tf.LlamaForCausalLM(cfg)
     model.load_state_dict(q.state_dict())
     tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # a build interrupted earlier: never reuse its files
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     tmp.rename(out)
 
 
-def wiki_text() -> str:
-    """The 107 articles of gensim's shortened English Wikipedia dump (redirects skipped), as
-    plain text (``filter_wiki``), one after another separated by blank lines."""
+def _wiki_path() -> Path:
     gdir = _package_dir("gensim", "run `make setup` (pip install gensim==4.4.0)")
     path = gdir / "test" / "test_data" / _WIKI
     if not path.exists():
         raise ModelUnavailable(f"{path.name} is missing from the gensim package")
+    return path
+
+
+def wiki_text() -> str:
+    """The 107 articles of gensim's shortened English Wikipedia dump (redirects skipped), as
+    plain text (``filter_wiki``), one after another separated by blank lines."""
+    path = _wiki_path()
     import bz2
 
     from gensim.corpora.wikicorpus import extract_pages, filter_wiki
@@ -152,14 +197,27 @@ def wiki_text() -> str:
     return "\n\n".join(texts)
 
 
+TEXT_PIPELINE = "extract_pages+filter_wiki+strip+blank-lines/1"  # bump when wiki_text changes
+
+
 def wiki_tokens(tokenizer, name: str = SMOLLM2) -> torch.Tensor:
-    """The whole text tokenized (1-D int64), cached per model name."""
-    cached = cache_dir() / f"wiki-tokens-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.pt"
+    """The whole text tokenized (1-D int64), cached under a key of what determines it: the
+    tokenizer's own definition, the source dump's bytes and the text pipeline (a changed
+    tokenizer at the same path is a new cache entry, never the old tokens)."""
+    key = hashlib.sha256()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    key.update(backend.to_str().encode() if backend is not None else repr(tokenizer).encode())
+    key.update(_file_digest(_wiki_path()).encode())
+    key.update(TEXT_PIPELINE.encode())
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[-48:]
+    cached = cache_dir() / f"wiki-tokens-{slug}-{key.hexdigest()[:16]}.pt"
     if cached.exists():
-        return torch.load(cached)
+        ids = _load_cached(cached)
+        if not (isinstance(ids, torch.Tensor) and ids.dtype == torch.int64 and ids.dim() == 1):
+            raise CacheCorrupt(f"the cache file {cached} is not a token tensor; delete it")
+        return ids
     ids = torch.tensor(tokenizer(wiki_text())["input_ids"], dtype=torch.int64)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ids, cached)
+    _save_atomic(ids, cached)
     return ids
 
 
@@ -179,7 +237,9 @@ def layer_sample(
     key = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{model}-{layer}-{n_seq}x{seq_len}")
     cached = cache_dir() / "layers" / f"{key}.pt"
     if cached.exists():
-        d = torch.load(cached)
+        d = _load_cached(cached)
+        if not (isinstance(d, dict) and {"weight", "inputs"} <= set(d)):
+            raise CacheCorrupt(f"the cache file {cached} is not a layer sample; delete it")
         return d["weight"], d["inputs"]
     lm, tok = load_causal_lm(model)
     mod = dict(lm.named_modules()).get(layer)
@@ -188,8 +248,7 @@ def layer_sample(
     ids = calibration_ids(wiki_tokens(tok, model), n_seq, seq_len)
     x = capture_linear_inputs(lm, lambda m: m(ids), [layer], max_rows=ids.numel())[layer].rows
     w = mod.weight.detach().clone()
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"weight": w, "inputs": x}, cached)
+    _save_atomic({"weight": w, "inputs": x}, cached)
     return w, x
 
 
@@ -343,7 +402,11 @@ def load_fashion_cnn(epochs: int = 2, progress=None) -> torch.nn.Module:
     cached = cache_dir() / f"fashion-cnn-e{epochs}.pt"
     model = fashion_cnn()
     if cached.exists():
-        model.load_state_dict(torch.load(cached))
+        try:
+            model.load_state_dict(_load_cached(cached))
+        except RuntimeError as e:  # a state dict of another architecture
+            msg = f"the cache file {cached} does not fit the CNN ({e}); delete it"
+            raise CacheCorrupt(msg) from None
         return convs_as_linear(model).eval()
     x, y = fashion_mnist("train")
     g = torch.Generator().manual_seed(0)
@@ -361,8 +424,7 @@ def load_fashion_cnn(epochs: int = 2, progress=None) -> torch.nn.Module:
             opt.zero_grad()
             loss.backward()
             opt.step()
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), cached)
+    _save_atomic(model.state_dict(), cached)
     return convs_as_linear(model).eval()
 
 

@@ -2,6 +2,7 @@
 traceback from inside torch (one test per class of input found silently accepted)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,3 +107,64 @@ def test_json_errors_go_to_stdout_too(capsys):
     out, err = capsys.readouterr()
     assert "not an option of scheme olive" in err
     assert "not an option of scheme olive" in json.loads(out)["error"]
+
+
+def test_gemm_operands_must_keep_exact_sums_in_int64():
+    from golden.accum import dot, gemm
+
+    big = torch.tensor([[2**40, 1]])
+    with pytest.raises(ValueError, match=r"operands too large for exact int64 sums.*K = 2"):
+        gemm(big, torch.tensor([[2**30], [1]]), inner_bits=32)
+    with pytest.raises(ValueError, match="operands too large"):
+        dot(big[0], torch.tensor([2**30, 1]), 32)
+    # a tile longer than K is one tile, computed without padding to the tile length
+    w, a = torch.tensor([[3, -2, 1]]), torch.tensor([[1], [2], [3]])
+    r = gemm(w, a, inner_bits=8, tile=2**40)
+    assert r.y.tolist() == [[2]] and r.tiles.shape == (1, 1, 1)
+    with pytest.raises(ValueError, match="must match"):
+        gemm(w, torch.tensor([[1], [2]]), inner_bits=8)
+
+
+def test_caches_are_atomic_keyed_and_checked(tmp_path, monkeypatch):
+    from qarch import models
+
+    monkeypatch.setenv("QARCH_CACHE", str(tmp_path))
+    path = tmp_path / "x.pt"
+    models._save_atomic(torch.arange(5), path)
+    assert torch.equal(models._load_cached(path), torch.arange(5))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]  # no temporary file left behind
+    path.write_bytes(path.read_bytes()[:20])  # truncated
+    with pytest.raises(models.CacheCorrupt, match=r"x\.pt cannot be read .*delete it"):
+        models._load_cached(path)
+
+    class Interrupt(BaseException):
+        pass
+
+    def boom(obj, f):
+        Path(f).write_bytes(b"partial")
+        raise Interrupt
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(Interrupt):
+        models._save_atomic(torch.arange(3), tmp_path / "y.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pt"]  # neither y.pt nor a temp
+
+
+def test_token_cache_key_follows_the_tokenizer(tmp_path, monkeypatch):
+    from qarch import models
+
+    monkeypatch.setenv("QARCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(models, "wiki_text", lambda: "a b c")
+
+    class Tok:  # a tokenizer whose definition (to_str) decides its ids
+        def __init__(self, shift):
+            self.shift = shift
+            self.backend_tokenizer = type("B", (), {"to_str": lambda _s: f"shift={shift}"})()
+
+        def __call__(self, text):
+            return {"input_ids": [ord(ch) + self.shift for ch in text]}
+
+    a = models.wiki_tokens(Tok(0), "/some/path")
+    b = models.wiki_tokens(Tok(1), "/some/path")  # same path, changed tokenizer: new tokens
+    assert torch.equal(b, a + 1) and len(list(tmp_path.glob("wiki-tokens-*.pt"))) == 2
+    assert torch.equal(models.wiki_tokens(Tok(0), "/some/path"), a)  # cached
