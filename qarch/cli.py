@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 import warnings
@@ -158,6 +160,23 @@ def _write_tables(out: Path, names: dict[str, str]) -> None:
     print(f"wrote {out}/README.md" + (f" and {plot}" if plot else ""))
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued jobs and end every worker's process group (its tools included)."""
+    procs = list((pool._processes or {}).values())  # no public accessor for the workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for p in procs:
+        p.join(timeout=10)
+
+
 def _cmd_synth_all(args) -> int:
     from synth.report import load_reports, write_report
 
@@ -173,8 +192,13 @@ def _cmd_synth_all(args) -> int:
     # Longest first (8x8 arrays), so two workers finish together.
     jobs.sort(key=lambda j: -(PRESETS[j[0]].__dict__.get("rows", 0) ** 2))
     t0 = time.monotonic()
-    failed = 0
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    failed = done = 0
+    # Each worker leads its own process group, so that an interrupt can end it together with
+    # the yosys / nextpnr processes it started; the tables are written only after every job.
+    pool = ProcessPoolExecutor(max_workers=args.jobs, initializer=os.setpgrp)
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps that
+    restore = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
         futs = {pool.submit(_synth_one, n, {}, t, args.work, True): (n, t) for n, t in jobs}
         for i, fut in enumerate(as_completed(futs), 1):
             n, t = futs[fut]
@@ -185,8 +209,20 @@ def _cmd_synth_all(args) -> int:
                 print(f"[{i}/{len(jobs)}] {n} {t}: FAILED\n{e}", file=sys.stderr)
                 continue
             write_report(rep, out)
+            done += 1
             latch = f", {rep['latches']} LATCHES" if rep["latches"] else ""
             print(f"[{i}/{len(jobs)}] {n:<24} {t:<8} {dt:6.1f} s{latch}", flush=True)
+    except KeyboardInterrupt:
+        _stop_pool(pool)
+        print(
+            f"synth-all: interrupted after {done} of {len(jobs)} jobs; the finished jobs' reports "
+            "are written, no table was", file=sys.stderr,
+        )  # fmt: skip
+        return 130
+    finally:
+        for sig, handler in restore.items():
+            signal.signal(sig, handler)
+    pool.shutdown()
     _write_tables(out, names)
     print(f"synthesis took {time.monotonic() - t0:.0f} s")
     latches = [k for k, r in load_reports(out).items() if r["latches"]]

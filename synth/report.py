@@ -14,7 +14,9 @@ __all__ = ["write_report", "load_reports", "area_table", "axe_sweep", "write_axe
 def write_report(report: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{report['design']}.{report['target']}.json"
-    path.write_text(json.dumps(report, sort_keys=True, indent=1) + "\n")
+    tmp = path.with_name(path.name + ".tmp")  # renamed into place: never a half-written report
+    tmp.write_text(json.dumps(report, sort_keys=True, indent=1) + "\n")
+    tmp.replace(path)
     return path
 
 

@@ -64,3 +64,55 @@ def test_fpga_design_too_large_is_a_clear_error(capsys):
     err = capsys.readouterr().err
     assert "build of int_array8x8_w4s_a8s_pi16_po32_wrap_d4 failed" in err
     assert "does not fit" in err and "Traceback" not in err
+
+
+def _session(sid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process in session ``sid`` (from /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[3]) == sid:  # state, ppid, pgrp, session
+            out.append((int(d.name), cmd))
+    return out
+
+
+@pytest.mark.synth
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_synth_all_stops_cleanly_on_a_signal(tmp_path, sig):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    qarch = str(Path(sys.executable).parent / "qarch")
+    out = tmp_path / "reports"
+    argv = [qarch, "synth-all", "--only", "int4x8-pe-p", "--out", str(out), "--work",
+            str(tmp_path / "work"), "-j", "2"]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:  # until a tool is running
+        if any("yowasp" in cmd for pid, cmd in _session(proc.pid) if pid != proc.pid):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "synth-all ended before it could be interrupted"
+    time.sleep(1.0)
+    proc.send_signal(getattr(signal, sig))
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted after" in stderr
+    time.sleep(0.5)
+    assert not _session(proc.pid), f"processes survived: {_session(proc.pid)}"
+    done = re.findall(r"^\[\d+/\d+\] (\S+)\s+(\S+)\s", stdout, flags=re.M)
+    written = sorted(p.name for p in out.glob("*")) if out.exists() else []
+    assert written == sorted(f"{PRESETS[n].slug}.{t}.json" for n, t in done)  # no table either
