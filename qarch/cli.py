@@ -154,7 +154,11 @@ def _cmd_fpga(args) -> int:
 def _write_tables(out: Path, names: dict[str, str]) -> None:
     from synth.report import area_table, load_reports, write_axe_plot
 
+    if not out.is_dir():
+        raise FileNotFoundError(f"report directory {out} does not exist")
     reports = load_reports(out)
+    if not reports:
+        raise ValueError(f"{out} holds no synthesis report (*.json): nothing to tabulate")
     (out / "README.md").write_text(area_table(reports, names))
     plot = write_axe_plot(reports, {n: s for s, n in names.items()}, out / "axe_area_vs_pi.png")
     print(f"wrote {out}/README.md" + (f" and {plot}" if plot else ""))
@@ -353,6 +357,8 @@ def _cmd_eval(args) -> int:
 
     config = scheme_config(args)
     scheme = scheme_named(args.scheme)
+    if args.tokens < 512 or args.tokens % 512:  # the evaluation context
+        raise ValueError(f"--tokens must be a positive multiple of 512, not {args.tokens}")
     needs = scheme.needs_calib(config)
     if args.calib is not None and not needs:
         raise ValueError(f"--calib: {args.scheme} with these options does not calibrate")
@@ -378,6 +384,10 @@ def _cmd_eval(args) -> int:
     if task_model:
         model, calib = task.model, task.calibrate if needs else None
     else:
+        if args.tokens > ids.numel():  # before any quantization work
+            raise ValueError(
+                f"--tokens: the text has {ids.numel()} tokens, fewer than {args.tokens}"
+            )
         calib = calibration_ids(ids, calib_windows) if needs else None
     q, info = quantize(
         model, config, calib=calib,

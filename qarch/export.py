@@ -72,6 +72,8 @@ def to_verilog(component: wiring.Component, name: str) -> str:
 def export(cfg, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``out_dir/<slug>.v`` and ``out_dir/<slug>.json`` for a config; return both paths."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"-o {out_dir} is a file; give a directory for the .v and .json")
     out_dir.mkdir(parents=True, exist_ok=True)
     comp = cfg.build()
     v_path = out_dir / f"{cfg.slug}.v"

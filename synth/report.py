@@ -23,8 +23,14 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
 def load_reports(out_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
     reps = {}
     for p in sorted(Path(out_dir).glob("*.json")):
-        r = json.loads(p.read_text())
-        reps[(r["design"], r["target"])] = r
+        try:
+            r = json.loads(p.read_text())
+            reps[(r["design"], r["target"])] = r
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"report {p} is not a synthesis report ({type(e).__name__}: {e}); re-run its "
+                "synthesis or delete it"
+            ) from None
     return reps
 
 

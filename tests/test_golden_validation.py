@@ -168,3 +168,18 @@ def test_token_cache_key_follows_the_tokenizer(tmp_path, monkeypatch):
     b = models.wiki_tokens(Tok(1), "/some/path")  # same path, changed tokenizer: new tokens
     assert torch.equal(b, a + 1) and len(list(tmp_path.glob("wiki-tokens-*.pt"))) == 2
     assert torch.equal(models.wiki_tokens(Tok(0), "/some/path"), a)  # cached
+
+
+def test_report_and_output_paths_are_checked(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["synth-all", "--table-only", "--out", str(empty)]) == 2
+    assert "holds no synthesis report" in capsys.readouterr().err
+    (empty / "x.generic.json").write_text('{"design": "x", "tar')  # truncated
+    assert main(["synth-all", "--table-only", "--out", str(empty)]) == 2
+    assert "x.generic.json is not a synthesis report" in capsys.readouterr().err
+    assert not (empty / "README.md").exists()
+    f = tmp_path / "file"
+    f.write_text("")
+    assert main(["verilog", "int-pe", "-o", str(f)]) == 2
+    assert f"-o {f} is a file" in capsys.readouterr().err
