@@ -277,10 +277,13 @@ def pack_pairs(codes: torch.Tensor, bits: int) -> torch.Tensor:
 def unpack_pairs(packed: torch.Tensor, bits: int) -> torch.Tensor:
     """Inverse of :func:`pack_pairs`."""
     check_int64(packed, "packed")
+    if bits not in (4, 8):
+        raise ValueError(f"bits must be 4 or 8, not {bits}")
+    if packed.numel() and (int(packed.min()) < 0 or int(packed.max()) > 255):
+        bad = int(packed[(packed < 0) | (packed > 255)][0])
+        raise ValueError(f"packed pairs are bytes (0..255), not {bad}")
     if bits == 8:
         return packed.clone()
-    if bits != 4:
-        raise ValueError(f"bits must be 4 or 8, not {bits}")
     return torch.stack([packed & 15, packed >> 4], dim=-1).flatten(-2)
 
 

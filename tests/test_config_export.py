@@ -11,6 +11,7 @@ import pytest
 
 from qarch.configs import (
     AXE_SWEEP_PI,
+    COMPONENTS,
     PRESETS,
     AccumulatorWidthWarning,
     IntArrayConfig,
@@ -120,3 +121,34 @@ def test_every_preset_has_no_latch(exported, tmp_path):
         [str(yosys), "-q", "-s", "latch.ys"], cwd=work, capture_output=True, text=True
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def _other_values(v):
+    if isinstance(v, bool):
+        return [not v]
+    if isinstance(v, int):
+        return [v + 1, v - 1, v * 2, v // 2, v + 2]
+    if isinstance(v, str):
+        return ["saturate", "wrap"]
+    return []
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+def test_every_field_changes_the_slug(component):
+    """Every config field shapes the generated Verilog, so two designs that differ in any field
+    must differ in slug: they may never share a module, file, report or work-dir name."""
+    import dataclasses
+
+    base = COMPONENTS[component]()
+    for f in dataclasses.fields(base):
+        tried = False
+        for alt in _other_values(getattr(base, f.name)):
+            try:
+                other = dataclasses.replace(base, **{f.name: alt})
+            except (ValueError, TypeError):
+                continue  # not a valid design
+            if other == base:
+                continue
+            tried = True
+            assert other.slug != base.slug, f"{component}: {f.name}={alt!r} keeps the slug"
+        assert tried, f"{component}: no valid other value tried for {f.name}"

@@ -18,6 +18,7 @@ from golden.olive import (
     pack_pairs,
     quantize_olive,
     round_merged,
+    unpack_pairs,
 )
 from qarch.cli import main
 
@@ -53,6 +54,8 @@ def test_encode_pairs_checks_the_pair_invariants():
 def test_pack_pairs_rejects_codes_out_of_range(bits, bad):
     with pytest.raises(ValueError, match=f"codes must be in 0..{(1 << bits) - 1}.*not {bad}"):
         pack_pairs(torch.tensor([1, bad]), bits)
+    with pytest.raises(ValueError, match=r"packed pairs are bytes \(0..255\), not 300"):
+        unpack_pairs(torch.tensor([300, 1]), bits)
 
 
 @pytest.mark.parametrize("kw,msg", [

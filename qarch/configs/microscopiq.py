@@ -100,7 +100,8 @@ class MsqArrayConfig(Config):
     def slug(self) -> str:
         return (
             f"msq_array{self.rows}x{self.cols}_m{self.m}_a{self.a_bits}_d{self.d}"
-            f"_pi{self.acc_bits}_po{self.out_bits}_{self.policy}_d{self.acc_depth}"
+            f"_s{self.shift_bits}_pi{self.acc_bits}_po{self.out_bits}_{self.policy}"
+            f"_d{self.acc_depth}"
         )
 
     def build(self):
