@@ -186,3 +186,22 @@ def test_report_and_output_paths_are_checked(tmp_path, capsys):
     f.write_text("")
     assert main(["verilog", "int-pe", "-o", str(f)]) == 2
     assert f"-o {f} is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--scheme", "axe-gptq", "--tile", "0"], "tile must be in 1..1048576, not 0"),
+    (["--scheme", "gptq", "--calib", "-3"], "--calib must be in 1..1024 windows, not -3"),
+    (["--scheme", "gptq", "--sink-weight", "inf"], r"sink_weight must be in [0, inf), not inf"),
+    (["--scheme", "ant", "--ratio-step", "1e-9"], "ratio_step must be in [0.001, 1]"),
+    (["--scheme", "olive", "--group", "32"], "--group: not an option of scheme olive"),
+    (["--tokens", "100"], "--tokens must be a positive multiple of 512, not 100"),
+])  # fmt: skip
+def test_eval_arguments_fail_before_any_model_loads(argv, msg, capsys, monkeypatch):
+    import qarch.models
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(qarch.models, "load_causal_lm", no_model)
+    assert main(["eval", *argv]) == 2
+    assert msg in capsys.readouterr().err
