@@ -16,6 +16,8 @@ from .configs import COMPONENTS, PRESETS, AccumulatorWidthWarning, resolve, synt
 from .schemes import REGISTRY, scheme_named
 from .schemes.options import CALIB_WINDOWS, add_scheme_options, scheme_config
 
+EVAL_TOKENS = 4096  # LM evaluation tokens by default (the report's first column)
+
 __all__ = ["main"]
 
 
@@ -60,6 +62,10 @@ def _formats_abfloat(args) -> int:
 
     from golden.olive import NORMAL_TYPES, OliveFormat
 
+    if args.normal is None and args.bits not in (4, 8):
+        raise ValueError(
+            f"--bits must be 4 or 8 for abfloat (OliVe's element widths), not {args.bits}"
+        )
     normal = args.normal or ("int4" if args.bits == 4 else "int8")
     if NORMAL_TYPES.get(normal) != args.bits:
         raise ValueError(f"--normal {normal} is not a {args.bits}-bit OliVe normal type")
@@ -346,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"LM calibration: held-out 512-token windows ({CALIB_WINDOWS}), for the schemes "
         "and options that calibrate",
     )
-    s.add_argument("--tokens", type=int, default=4096, help="LM evaluation tokens (default 4096)")
+    s.add_argument(
+        "--tokens", type=int, default=None, help=f"LM evaluation tokens (default {EVAL_TOKENS})"
+    )
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(func=_cmd_eval)
     return p
@@ -357,8 +365,9 @@ def _cmd_eval(args) -> int:
 
     config = scheme_config(args)
     scheme = scheme_named(args.scheme)
-    if args.tokens < 512 or args.tokens % 512:  # the evaluation context
-        raise ValueError(f"--tokens must be a positive multiple of 512, not {args.tokens}")
+    tokens = EVAL_TOKENS if args.tokens is None else args.tokens
+    if tokens < 512 or tokens % 512:  # the evaluation context
+        raise ValueError(f"--tokens must be a positive multiple of 512, not {tokens}")
     needs = scheme.needs_calib(config)
     if args.calib is not None and not needs:
         raise ValueError(f"--calib: {args.scheme} with these options does not calibrate")
@@ -371,6 +380,12 @@ def _cmd_eval(args) -> int:
     from .models import ModelUnavailable, calibration_ids, load_causal_lm, wiki_tokens
 
     task_model = args.model in TASK_MODELS or args.model.startswith("minilm:")
+    if task_model and args.tokens is not None:
+        raise ValueError(f"--tokens counts LM evaluation tokens; {args.model} has its own data")
+    if task_model and args.calib is not None:
+        raise ValueError(
+            f"--calib counts LM windows; {args.model} calibrates on its own held-out data"
+        )
     try:
         if task_model:
             task = task_for(
@@ -384,10 +399,8 @@ def _cmd_eval(args) -> int:
     if task_model:
         model, calib = task.model, task.calibrate if needs else None
     else:
-        if args.tokens > ids.numel():  # before any quantization work
-            raise ValueError(
-                f"--tokens: the text has {ids.numel()} tokens, fewer than {args.tokens}"
-            )
+        if tokens > ids.numel():  # before any quantization work
+            raise ValueError(f"--tokens: the text has {ids.numel()} tokens, fewer than {tokens}")
         calib = calibration_ids(ids, calib_windows) if needs else None
     q, info = quantize(
         model, config, calib=calib,
@@ -403,9 +416,9 @@ def _cmd_eval(args) -> int:
         text = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     else:
         ppl = perplexity(
-            q, ids, args.tokens, progress=lambda it: tqdm(it, desc="perplexity", unit="window")
+            q, ids, tokens, progress=lambda it: tqdm(it, desc="perplexity", unit="window")
         )
-        res.update({"tokens": args.tokens, "perplexity": round(ppl, 4)})
+        res.update({"tokens": tokens, "perplexity": round(ppl, 4)})
         text = f"perplexity {ppl:.3f}"
     print(json.dumps(res) if args.json else f"{args.model} {args.scheme}: {text}")
     return 0

@@ -205,3 +205,12 @@ def test_eval_arguments_fail_before_any_model_loads(argv, msg, capsys, monkeypat
     monkeypatch.setattr(qarch.models, "load_causal_lm", no_model)
     assert main(["eval", *argv]) == 2
     assert msg in capsys.readouterr().err
+
+
+def test_lm_only_options_are_errors_for_task_models(capsys):
+    assert main(["eval", "--model", "fashion-cnn", "--scheme", "gptq", "--calib", "4"]) == 2
+    assert "--calib counts LM windows; fashion-cnn calibrates" in capsys.readouterr().err
+    assert main(["eval", "--model", "minilm-l6", "--tokens", "1024"]) == 2
+    assert "--tokens counts LM evaluation tokens" in capsys.readouterr().err
+    assert main(["formats", "abfloat", "--bits", "5"]) == 2
+    assert "--bits must be 4 or 8 for abfloat" in capsys.readouterr().err
