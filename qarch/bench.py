@@ -176,4 +176,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import interruptible
+
+    raise SystemExit(interruptible("python -m qarch.bench", main)())

@@ -424,7 +424,25 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def interruptible(prog: str, main):
+    """``main`` with SIGTERM handled like Ctrl-C, and either ending in one line and exit 130
+    instead of a traceback (caches and reports are written atomically, so nothing is left
+    half-written)."""
+
+    def run(argv: list[str] | None = None) -> int:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return main(argv)
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return run
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -437,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": str(msg)}))
         return 2
 
+
+main = interruptible("qarch", _main)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -738,4 +738,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import interruptible
+
+    sys.exit(interruptible("python -m qarch.report", main)())

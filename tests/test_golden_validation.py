@@ -214,3 +214,28 @@ def test_lm_only_options_are_errors_for_task_models(capsys):
     assert "--tokens counts LM evaluation tokens" in capsys.readouterr().err
     assert main(["formats", "abfloat", "--bits", "5"]) == 2
     assert "--bits must be 4 or 8 for abfloat" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_a_long_command_ends_in_one_line_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # a slow command: the report section that loads SmolLM2 first (interrupted long before)
+    argv = [sys.executable, "-m", "qarch.report", "--only", "olive", "--out", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until its SIGTERM handler is installed (SigCgt)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1], 16)
+        if caught >> (signal.SIGTERM - 1) & 1:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "python -m qarch.report: interrupted" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # no partial report
