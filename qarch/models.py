@@ -143,8 +143,14 @@ def load_causal_lm(name: str = SMOLLM2):
     cached = cache_dir() / "smollm2-135m-fp32"
     if not (cached / "config.json").exists():
         _build_smollm2_cache(tf, cached)
-    tok = tf.AutoTokenizer.from_pretrained(cached)
-    model = tf.AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
+    try:
+        tok = tf.AutoTokenizer.from_pretrained(cached)
+        model = tf.AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
+    except Exception as e:  # a damaged checkpoint: safetensors, JSON or OS errors
+        raise CacheCorrupt(
+            f"the model cache {cached} cannot be loaded ({type(e).__name__}: {e}); delete the "
+            "folder and run again to rebuild it"
+        ) from None
     return model.eval(), tok
 
 

@@ -239,3 +239,14 @@ def test_a_long_command_ends_in_one_line_on_sigterm(tmp_path):
     assert proc.returncode == 130, err
     assert "python -m qarch.report: interrupted" in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())  # no partial report
+
+
+def test_a_damaged_model_cache_names_the_folder(tmp_path, monkeypatch):
+    from qarch import models
+
+    monkeypatch.setenv("QARCH_CACHE", str(tmp_path))
+    folder = tmp_path / "smollm2-135m-fp32"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama", "vocab')  # truncated
+    with pytest.raises(models.CacheCorrupt, match="smollm2-135m-fp32 cannot be loaded.*delete"):
+        models.load_causal_lm()
