@@ -8,7 +8,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from .base import REGISTRY, SchemeConfig, scheme_named
+from .base import REGISTRY, SchemeConfig
 
 __all__ = ["CALIB_WINDOWS", "add_scheme_options", "scheme_config", "option_flags"]
 
@@ -67,7 +67,9 @@ def add_scheme_options(parser: argparse.ArgumentParser) -> None:
 def scheme_config(args: argparse.Namespace) -> SchemeConfig:
     """The config of ``args.scheme`` from the options given; an option the scheme does not take
     is an error naming it and the scheme's own options."""
-    scheme = scheme_named(args.scheme)
+    if args.scheme not in REGISTRY:
+        raise ValueError(f"--scheme must be one of {', '.join(REGISTRY)}, not {args.scheme!r}")
+    scheme = REGISTRY[args.scheme]
     own = {f.name for f in dataclasses.fields(scheme.config)}
     given, foreign = {}, []
     for flag, (name, _owners) in option_flags().items():
