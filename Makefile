@@ -19,7 +19,7 @@ help:
 	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
 	@echo "make bench   simulation / export / synthesis throughput -> BENCHMARKS.md"
 	@echo "make report  every scheme on SmolLM2, MiniLM and two CNNs: docs/results.md + plots"
-	@echo "make report-layers  real-layer studies: docs/{axe,olive,microscopiq}_results.md (14 min)"
+	@echo "make report-layers  real-layer studies: docs/{axe,olive,microscopiq}_results.md (about 25 min)"
 	@echo "make setup   apt packages, .venv, pinned packages, OSU 0.18um liberty, yowasp warm-up"
 
 setup: $(STAMP) $(LIBERTY)

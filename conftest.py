@@ -2,6 +2,8 @@
 
 import os
 import sys
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +29,62 @@ TIERS = {
 
 def _tier(nodeid: str) -> str:
     return next((t for prefix, t in TIERS.items() if nodeid.startswith(prefix)), "other")
+
+
+# -- progress: a line when a tier starts, and a heartbeat while one test runs long, so that a
+# slow tier on a loaded machine never looks hung (at least one line a minute) ------------------
+
+HEARTBEAT_S = float(os.environ.get("QARCH_HEARTBEAT_S", 45))
+_now: dict = {"nodeid": None, "start": 0.0, "said": 0.0, "tier": None}
+_lock = threading.Lock()
+
+
+def _reporter(config):
+    return config.pluginmanager.get_plugin("terminalreporter")
+
+
+def pytest_runtest_logstart(nodeid, location):
+    with _lock:
+        _now.update(nodeid=nodeid, start=time.monotonic(), said=time.monotonic())
+        tier = _tier(nodeid)
+        if tier != _now["tier"] and _CONFIG is not None and (tr := _reporter(_CONFIG)):
+            _now["tier"] = tier
+            tr.write("\n")
+            tr.write_line(f"[{time.strftime('%H:%M:%S')}] {tier} tier")
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    with _lock:
+        _now["nodeid"] = None
+
+
+def _heartbeat(fd: int, stop: threading.Event) -> None:
+    # A test runs with stdout captured at the file-descriptor level, so the line goes to a
+    # duplicate of the real stdout taken before any test started.
+    while not stop.wait(5):
+        with _lock:
+            nodeid, start, said = _now["nodeid"], _now["start"], _now["said"]
+            if nodeid and time.monotonic() - said >= HEARTBEAT_S:
+                line = f"\n  ... {nodeid} running for {time.monotonic() - start:.0f} s\n"
+                os.write(fd, line.encode())
+                _now["said"] = time.monotonic()
+
+
+_CONFIG = None
+_STOP = threading.Event()
+
+
+def pytest_configure(config):
+    global _CONFIG
+    if config.option.collectonly or os.environ.get("QARCH_NO_HEARTBEAT"):
+        return
+    _CONFIG = config
+    fd = os.dup(sys.stdout.fileno())  # the terminal (or CI log) itself: capture is off here
+    threading.Thread(target=_heartbeat, args=(fd, _STOP), daemon=True).start()
+
+
+def pytest_unconfigure(config):
+    _STOP.set()
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -31,15 +32,32 @@ def _params(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _families() -> dict[str, list[str]]:
+    """Preset names by hardware family (``qarch.configs`` module), in preset order."""
+    out: dict[str, list[str]] = {}
+    for name, cfg in PRESETS.items():
+        out.setdefault(type(cfg).__module__.rsplit(".", 1)[-1], []).append(name)
+    return out
+
+
 def _cmd_list(args) -> int:
+    from .schemes import REGISTRY
+
     print("components (qarch verilog COMPONENT -p key=value ...):")
     for name, cls in COMPONENTS.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         fields = ", ".join(f"{k}={v}" for k, v in cls().to_dict().items() if k != "component")
-        print(f"  {name:<12} {doc}\n  {'':<12} defaults: {fields}")
-    print("\npresets:")
-    for name, cfg in PRESETS.items():
-        print(f"  {name:<24} {cfg.slug}")
+        print(f"  {name}\n      {doc}\n      defaults: {fields}")
+    runs = {}  # family -> the schemes whose models it executes
+    for s in REGISTRY.values():
+        if s.family:
+            runs.setdefault(s.family, []).append(s.name)
+    width = max(len(n) for n in PRESETS)
+    for family, names in _families().items():
+        schemes = ", ".join(runs.get(family, [])) or "none"
+        print(f"\npresets, {family} family (runs the schemes: {schemes}):")
+        for name in names:
+            print(f"  {name:<{width}}  {PRESETS[name].slug}")
     return 0
 
 
@@ -256,13 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     def design_args(s):
         s.add_argument("name", help="a preset (see `qarch list`) or a component name")
+        keys = "; ".join(
+            f"{c}: " + ", ".join(f.name for f in dataclasses.fields(cls))
+            for c, cls in COMPONENTS.items()
+        )
         s.add_argument(
             "-p",
             "--param",
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="override one configuration field (repeatable)",
+            help=f"override one configuration field (repeatable). Keys per component: {keys}",
         )
 
     s = sub.add_parser("formats", help="print every code of a number format with its value")
@@ -285,7 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="synthesize one design and print its figures")
     design_args(s)
-    s.add_argument("--target", choices=("generic", "ice40"), default="generic")
+    s.add_argument(
+        "--target",
+        choices=("generic", "ice40"),
+        default="generic",
+        help="generic: yosys onto the OSU 0.18 um liberty (cells, transistors, um^2); ice40: "
+        "yosys synth_ice40 and nextpnr on the HX8K (LUT4, FF, carry, Fmax); default generic",
+    )
     s.add_argument("--json", action="store_true", help="print the full JSON report")
     s.add_argument("--no-place", action="store_true", help="iCE40: skip nextpnr (no Fmax)")
     s.add_argument("--work", default="build/synth", help="work directory (default build/synth)")

@@ -113,3 +113,22 @@ def test_eval_options_come_from_the_scheme_configs():
     from qarch.schemes.options import scheme_config
 
     assert scheme_config(args) == REGISTRY["ant"].config(clip_min=0.9)
+
+
+def test_list_groups_presets_by_family_and_names_their_schemes(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "presets, integer family (runs the schemes: int, gptq, axe-gptq, axe-gpfq):" in out
+    assert "presets, microscopiq family (runs the schemes: microscopiq):" in out
+    rows = [x for x in out.splitlines() if x.startswith("  int4x8-")]
+    assert len({x.index(" int_") for x in rows}) == 1  # one aligned slug column
+    assert main(["verilog", "int-arry", "-o", "x"]) == 2
+    assert "did you mean int-array" in capsys.readouterr().err
+
+
+def test_design_help_lists_the_parameter_keys_and_targets(capsys):
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "msq-array: rows, cols, m, a_bits, d, acc_bits" in out and "shift_bits" in out
+    assert "ice40: yosys synth_ice40 and nextpnr on the HX8K" in out

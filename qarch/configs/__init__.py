@@ -135,8 +135,14 @@ def resolve(name: str, params: dict[str, str] | None = None):
     elif name in COMPONENTS:
         base = COMPONENTS[name]()  # for field names and types; rebuilt below so derived
     else:  # defaults (acc_bits = bound) follow the overrides
-        known = ", ".join(sorted(COMPONENTS) + sorted(PRESETS))
-        raise KeyError(f"unknown design {name!r}; known: {known}")
+        import difflib
+
+        close = difflib.get_close_matches(name, list(COMPONENTS) + list(PRESETS), n=3)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise KeyError(
+            f"unknown design {name!r}; {hint}`qarch list` shows the {len(COMPONENTS)} components "
+            f"and {len(PRESETS)} presets"
+        )
     params = params or {}
     fields = {f.name: f for f in dataclasses.fields(base)}
     changes = {}
