@@ -36,17 +36,20 @@ class GemmResult(NamedTuple):
     tiles: torch.Tensor  # [n_tiles, N, M] inner accumulator value of each tile
 
 
-def _check_exact(w: torch.Tensor, a: torch.Tensor, k: int) -> None:
+def _max_abs(x: torch.Tensor) -> int:
+    return int(x.abs().max()) if x.numel() else 0
+
+
+def _check_exact(bound: int, what: str) -> None:
     """The exact sums must be int64 values: otherwise torch wraps silently and the golden model
-    would report a wrong "exact" result (and a wrong flag)."""
-    if w.numel() == 0 or a.numel() == 0:
-        return
-    mw, ma = int(w.abs().max()), int(a.abs().max())
-    if mw * ma * k >= 1 << 62:
-        raise ValueError(
-            f"operands too large for exact int64 sums: max |w| = {mw}, max |a| = {ma}, K = {k} "
-            "(|w| * |a| * K must stay below 2^62)"
-        )
+    would report a wrong "exact" result (and a wrong flag). ``bound`` bounds every |sum|."""
+    if bound >= 1 << 62:
+        raise ValueError(f"operands too large for exact int64 sums: {what} (must stay below 2^62)")
+
+
+def _check_operands(w: torch.Tensor, a: torch.Tensor, k: int) -> None:
+    mw, ma = _max_abs(w), _max_abs(a)
+    _check_exact(mw * ma * k, f"max |w| = {mw}, max |a| = {ma}, K = {k}")
 
 
 def accumulate(terms: torch.Tensor, bits: int, policy: str = "wrap") -> AccResult:
@@ -58,7 +61,13 @@ def accumulate(terms: torch.Tensor, bits: int, policy: str = "wrap") -> AccResul
     check_int64(terms, "terms")
     _check_bits(bits, "bits", 2)
     check_policy(policy)
-    _check_exact(terms, torch.ones(1, dtype=torch.int64), max(terms.shape[-1], 1))
+    n = terms.shape[-1]
+    _check_exact(_max_abs(terms) * n, f"max |term| = {_max_abs(terms)}, {n} terms")
+    return _accumulate(terms, bits, policy)
+
+
+def _accumulate(terms: torch.Tensor, bits: int, policy: str) -> AccResult:
+    """:func:`accumulate` on checked arguments (the callers have bounded the sums)."""
     exact = terms.sum(-1)
     if policy == "wrap":
         # Wrapping is a ring homomorphism, so the register equals wrap(exact sum). The first
@@ -93,8 +102,10 @@ def dot(
         raise ValueError(
             f"w and a must share the reduction length, not {w.shape[-1]} and {a.shape[-1]}"
         )
-    _check_exact(w, a, w.shape[-1])
-    return accumulate(w * a, bits, policy)
+    _check_bits(bits, "bits", 2)
+    check_policy(policy)
+    _check_operands(w, a, w.shape[-1])
+    return _accumulate(w * a, bits, policy)
 
 
 def gemm(
@@ -129,8 +140,11 @@ def gemm(
     # A tile of T >= K terms is one tile: the same registers, flags and results as T = K, without
     # zero-padding to T (tile=2**40 would otherwise allocate N * T * M products).
     tile = min(tile, k)
-    _check_exact(w, a, k)
     outer_bits = inner_bits if outer_bits is None else outer_bits
+    _check_bits(inner_bits, "inner_bits", 2)
+    _check_bits(outer_bits, "outer_bits", 2)
+    check_policy(policy)
+    _check_operands(w, a, k)  # bounds every tile sum and every outer sum too
     n_tiles = -(-k // tile)
     # products [N, K, M]; zero-padding the last tile adds zero terms, which never change a
     # register, a clamp or a flag.
@@ -139,8 +153,8 @@ def gemm(
     if pad:
         prod = torch.cat([prod, prod.new_zeros(n, pad, prod.shape[2])], dim=1)
     prod = prod.reshape(n, n_tiles, tile, -1).permute(1, 0, 3, 2)  # [tiles, N, M, T]
-    inner = accumulate(prod, inner_bits, policy)
-    outer = accumulate(inner.value.permute(1, 2, 0), outer_bits, policy)
+    inner = _accumulate(prod, inner_bits, policy)
+    outer = _accumulate(inner.value.permute(1, 2, 0), outer_bits, policy)
     return GemmResult(
         y=outer.value,
         exact=inner.exact.sum(0),
