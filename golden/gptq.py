@@ -2,11 +2,21 @@
 
 ``H = 2 X X^T`` over the (quantized) calibration inputs, dead columns zeroed, damping of
 ``damp`` times the mean diagonal, the upper Cholesky factor of ``H^-1``, lazy blocks of
-``block_size`` columns, optional act-order (descending ``diag(H)``). The caller's
+``block_size`` columns, in one of three column orders: the layer's own, act-order (descending
+``diag(H)``, Frantar et al.'s "act-order"), or a caller's permutation (MicroScopiQ's static
+groups: whole macro-blocks in act-order, each block's columns in place). The caller's
 ``quant_col(w_col, col)`` quantizes one column (real units, ``col`` = original index) and
 returns its dequantized value; the loop pushes ``(w - dequant) / [H^-1]_kk`` onto the columns
-not yet quantized. ``block_hook(w_block, i1, i2)`` sees each block's up-to-date weights before
-its first column is quantized (MicroScopiQ computes its macro-block statistics there).
+not yet quantized. ``block_hook(w_block, col0)`` sees each block's up-to-date weights before its
+first column is quantized (``col0``: the original index of that first column; MicroScopiQ
+computes its macro-block statistics there).
+
+The loop, the damped Hessian's Cholesky factors and its inverse run in the dtype of ``w``:
+float32 as in the published algorithm (GPTQ, AXE), or float64 (MicroScopiQ, whose per-column
+rules are float64); the Hessian itself is accumulated in float64 and damped in the loop's
+dtype. :func:`reference_gptq` is the published algorithm written out for one quantizer (round
+to nearest on a per-channel symmetric grid), for the speed comparison in ``make bench`` and an
+agreement test.
 """
 
 from __future__ import annotations
@@ -17,13 +27,17 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["gptq_loop", "column_order"]
+__all__ = ["gptq_loop", "column_order", "group_order", "reference_gptq"]
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
-    """The column loop is thousands of small ops: on one thread they run up to 2x faster than
-    when each is handed to a pool (measured on 2 cores); the results are the same."""
+def _one_thread(on: bool = True) -> Iterator[None]:
+    """MicroScopiQ's column rules are thousands of small numpy/torch ops: on one thread they run
+    up to 2x faster than when each is handed to a pool (measured on 2 cores); the plain loop's
+    rank-1 updates over 1,536 rows gain from the pool instead. The results are the same."""
+    if not on:
+        yield
+        return
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -33,8 +47,54 @@ def _one_thread() -> Iterator[None]:
 
 
 def column_order(diag: torch.Tensor, act_order: bool) -> torch.Tensor:
+    """Act-order: columns by descending Hessian diagonal (ties in column order); else 0..k-1."""
     k = diag.shape[0]
     return torch.argsort(diag, descending=True, stable=True) if act_order else torch.arange(k)
+
+
+def group_order(diag: torch.Tensor, group: int) -> torch.Tensor:
+    """Act-order with static groups: the groups of ``group`` consecutive columns (the last may
+    be shorter) by descending summed Hessian diagonal, each group's columns in their own order;
+    a group's statistics are then computed once, on its own columns, as without act-order."""
+    k = diag.shape[0]
+    starts = torch.arange(0, k, group)
+    mass = torch.stack([diag[s : s + group].sum() for s in starts])
+    first = starts[torch.argsort(mass, descending=True, stable=True)]
+    return torch.cat([torch.arange(int(s), min(int(s) + group, k)) for s in first])
+
+
+def _check_order(order: torch.Tensor, k: int) -> torch.Tensor:
+    order = torch.as_tensor(order, dtype=torch.int64)
+    if order.shape != (k,) or not torch.equal(torch.sort(order).values, torch.arange(k)):
+        raise ValueError(f"order must be a permutation of 0..{k - 1}")
+    return order
+
+
+def _hessian(xq: torch.Tensor | None, gram: torch.Tensor | None, k: int) -> torch.Tensor:
+    if (xq is None) == (gram is None):
+        raise ValueError("give the calibration inputs xq or their Gram matrix, not both")
+    if gram is None:
+        xq = xq.to(torch.float64)
+    h = 2 * (xq.T @ xq if gram is None else gram.to(torch.float64))
+    if h.shape != (k, k):
+        raise ValueError(f"the Gram matrix must be [{k}, {k}], not {tuple(h.shape)}")
+    if not bool(torch.isfinite(h).all()):
+        raise ValueError(
+            "the Hessian holds NaN or Inf (non-finite calibration inputs or row weights)"
+        )
+    return h
+
+
+def _inverse_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
+    """Upper Cholesky factor of the damped ``H^-1`` (``h`` is modified)."""
+    h.diagonal().add_(damp * torch.mean(torch.diag(h)))
+    try:
+        return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    except torch.linalg.LinAlgError:
+        raise ValueError(
+            f"the damped Hessian is not positive definite (damp={damp}); raise damp or check the "
+            "calibration data"
+        ) from None
 
 
 def gptq_loop(
@@ -43,53 +103,106 @@ def gptq_loop(
     quant_col: Callable[[torch.Tensor, int], torch.Tensor],
     *,
     act_order: bool = False,
+    static_groups: int | None = None,
+    order: torch.Tensor | None = None,
     block_size: int = 128,
     damp: float = 0.01,
-    block_hook: Callable[[torch.Tensor, int, int], None] | None = None,
+    block_hook: Callable[[torch.Tensor, int], None] | None = None,
     gram: torch.Tensor | None = None,
+    one_thread: bool = False,
 ) -> None:
-    """Run the loop over ``w`` [out, in] (float64, modified in place) with inputs ``xq``
-    [samples, in], or with their Gram matrix ``gram`` = X^T X [in, in] accumulated over many
-    more rows (golden.calib.accumulate_hessians; ``xq`` is then None). Quantized values are
-    returned to the caller through ``quant_col``."""
+    """Run the loop over ``w`` [out, in] (float32 or float64, modified in place) with inputs
+    ``xq`` [samples, in], or with their Gram matrix ``gram`` = X^T X [in, in] accumulated over
+    many more rows (golden.calib.accumulate_hessians; ``xq`` is then None). ``act_order`` with
+    ``static_groups`` = G: :func:`group_order` over groups of G columns. ``order``: any column
+    permutation instead (not with ``act_order``). Quantized values are returned through
+    ``quant_col``. ``one_thread``: run the loop on one torch thread (for heavy callbacks)."""
     out, k = w.shape
-    if (xq is None) == (gram is None):
-        raise ValueError("give the calibration inputs xq or their Gram matrix, not both")
+    if w.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"w must be float32 or float64, not {w.dtype}")
     if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
         raise ValueError(f"block_size must be a positive int, not {block_size!r}")
     if not (isinstance(damp, (int, float)) and math.isfinite(damp) and damp > 0):
         raise ValueError(f"damp must be finite and positive, not {damp!r}")
-    h = 2 * (xq.T @ xq if gram is None else gram.to(torch.float64))
-    if h.shape != (k, k):
-        raise ValueError(f"the Gram matrix must be [{k}, {k}], not {tuple(h.shape)}")
-    if not bool(torch.isfinite(h).all()):
-        raise ValueError(
-            "the Hessian holds NaN or Inf (non-finite calibration inputs or row weights)"
-        )
+    if order is not None and act_order:
+        raise ValueError("give act_order or an explicit order, not both")
+    h = _hessian(xq, gram, k).to(w.dtype)
     dead = torch.diag(h) == 0
     h[dead, dead] = 1
     w[:, dead] = 0
-    perm = column_order(torch.diag(h), act_order)
-    w_p, h = w[:, perm], h[perm][:, perm]
-    h += damp * torch.mean(torch.diag(h)) * torch.eye(k, dtype=torch.float64)
-    try:
-        hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    except torch.linalg.LinAlgError:
-        raise ValueError(
-            f"the damped Hessian is not positive definite (damp={damp}); raise damp or check the "
-            "calibration data"
-        ) from None
-    with _one_thread():
-        for i1 in range(0, k, block_size):
-            i2 = min(i1 + block_size, k)
+    bounds = list(range(0, k, block_size))  # lazy-block starts, in processing order
+    if order is not None:
+        perm = _check_order(order, k)
+    elif act_order and static_groups is not None:
+        if not isinstance(static_groups, int) or static_groups < 1:
+            raise ValueError(f"static_groups must be a positive int, not {static_groups!r}")
+        perm = group_order(torch.diag(h), static_groups)
+        # a lazy block never straddles two groups (a short last group may come first)
+        sizes = [min(static_groups, k - int(c)) for c in perm[perm % static_groups == 0]]
+        starts = [0] + list(torch.tensor(sizes).cumsum(0)[:-1].tolist())
+        bounds = [s + j for s, n in zip(starts, sizes) for j in range(0, n, block_size)]
+    else:
+        perm = column_order(torch.diag(h), act_order)
+    identity = bool(torch.equal(perm, torch.arange(k)))
+    if not identity:
+        h = h[perm][:, perm]
+    hinv = _inverse_factor(h, damp)
+    w_p = w if identity else w[:, perm]
+    cols = perm.tolist()
+    with _one_thread(one_thread):
+        for i1, i2 in zip(bounds, bounds[1:] + [k]):
             w1 = w_p[:, i1:i2].clone()
             if block_hook is not None:
-                block_hook(w1, i1, i2)
+                block_hook(w1, cols[i1])
             err1 = torch.zeros_like(w1)
             h1 = hinv[i1:i2, i1:i2]
             for i in range(i2 - i1):
-                deq = quant_col(w1[:, i], int(perm[i1 + i]))
+                deq = quant_col(w1[:, i], cols[i1 + i])
                 e = (w1[:, i] - deq) / h1[i, i]
-                w1[:, i:] -= e[:, None] * h1[i, i:][None, :]
+                w1[:, i:].addr_(e, h1[i, i:], alpha=-1)
                 err1[:, i] = e
-            w_p[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+            w_p[:, i2:].addmm_(err1, hinv[i1:i2, i2:], alpha=-1)
+    if not identity:
+        w[:, perm] = w_p
+
+
+def reference_gptq(
+    w: torch.Tensor,
+    gram: torch.Tensor,
+    bits: int,
+    *,
+    act_order: bool = False,
+    block_size: int = 128,
+    damp: float = 0.01,
+) -> torch.Tensor:
+    """The published GPTQ algorithm (Frantar et al., 2023, Algorithm 1, with lazy batch updates
+    and act-order) in float32, quantizing inline to a per-channel symmetric grid (scale
+    max|w| / (2^(bits-1) - 1), codes clamped to the signed range), as a yardstick for
+    :func:`gptq_loop`: returns the integer codes [out, in]."""
+    w = w.detach().to(torch.float32).clone()
+    out, k = w.shape
+    qmax = 2 ** (bits - 1) - 1
+    amax = w.abs().amax(dim=1)
+    scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+    h = 2 * gram.to(torch.float32).clone()
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1
+    w[:, dead] = 0
+    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(k)
+    w, h = w[:, perm], h[perm][:, perm]
+    h += damp * torch.mean(torch.diag(h)) * torch.eye(k)
+    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    q = torch.zeros_like(w)
+    for i1 in range(0, k, block_size):
+        i2 = min(i1 + block_size, k)
+        w1 = w[:, i1:i2].clone()
+        err1 = torch.zeros_like(w1)
+        h1 = hinv[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            c = torch.clamp(torch.round(w1[:, i] / scale), -qmax - 1, qmax)
+            q[:, i1 + i] = c
+            e = (w1[:, i] - c * scale) / h1[i, i]
+            w1[:, i:] -= e.unsqueeze(1).matmul(h1[i, i:].unsqueeze(0))
+            err1[:, i] = e
+        w[:, i2:] -= err1.matmul(hinv[i1:i2, i2:])
+    return q[:, torch.argsort(perm)].to(torch.int64)
