@@ -1,21 +1,33 @@
 """Calibration capture for whole-model quantizers (AXE, MicroScopiQ).
 
-One pass of the caller's calibration forwards over the float model records, for every selected
-Linear layer, an even sample of its input rows in bounded memory plus statistics over *all*
-rows (max |x|, whether any input was negative); or, for GPTQ on many windows, the Gram
-matrix X^T X of every row (:func:`accumulate_hessians`), one [in, in] matrix per layer.
+The caller's calibration forwards record, for every selected Linear layer, an even sample of its
+input rows in bounded memory plus statistics over *all* rows (max |x|, whether any input was
+negative); or, for GPTQ on many windows, the Gram matrix X^T X of every row
+(:func:`accumulate_hessians`), one [in, in] matrix per layer. Either in one pass over the float
+model (``capture="float"``), or stage by stage on the partly quantized model
+(:func:`quantize_sequential`: GPTQ's sequential calibration, block by block).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import torch
 
 from .numerics import check_finite
 
-__all__ = ["LayerInputs", "linear_names", "capture_linear_inputs", "accumulate_hessians"]
+__all__ = [
+    "LayerInputs",
+    "linear_names",
+    "capture_linear_inputs",
+    "accumulate_hessians",
+    "CAPTURES",
+    "find_blocks",
+    "quantize_sequential",
+]
 
 
 class LayerInputs(NamedTuple):
@@ -37,6 +49,13 @@ def linear_names(model: torch.nn.Module, include=None) -> list[str]:
     return names
 
 
+def _run(model, calibrate, names, hook, run) -> None:
+    if run is None:
+        _run_hooked(model, calibrate, names, hook)
+    else:
+        run(hook)
+
+
 def _run_hooked(model, calibrate, names, hook) -> None:
     """Run ``calibrate(model)`` with the forward hook ``hook(name)`` on each named layer."""
     mods = dict(model.named_modules())
@@ -54,7 +73,11 @@ def capture_linear_inputs(
     calibrate: Callable[[torch.nn.Module], object],
     names: list[str],
     max_rows: int = 2048,
+    run: Callable | None = None,
 ) -> dict[str, LayerInputs]:
+    """An even sample of at most ``max_rows`` input rows of each named layer, and statistics
+    over all rows. ``run(make_hook)``: run the calibration forwards with these hooks instead of
+    ``calibrate(model)`` (a stage of :func:`quantize_sequential`)."""
     stats = {
         n: {"rows": [], "idx": [], "seen": 0, "stride": 1, "amax": 0.0, "neg": False} for n in names
     }
@@ -81,7 +104,7 @@ def capture_linear_inputs(
 
         return f
 
-    _run_hooked(model, calibrate, names, hook)
+    _run(model, calibrate, names, hook, run)
     out = {}
     for name in names:
         st = stats[name]
@@ -101,6 +124,8 @@ def accumulate_hessians(
     names: list[str],
     transform: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     row_weight: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    run: Callable | None = None,
+    transform_key: Callable[[str], object] | None = None,
 ) -> dict[str, tuple[torch.Tensor, int]]:
     """``{name: (X~^T X~ [in, in] float64, rows)}`` over *every* input row the calibration
     forwards give each selected Linear layer, where ``X~ = transform(name, X)`` (e.g. the
@@ -109,11 +134,22 @@ def accumulate_hessians(
     windows. The transform must act row by row (per-tensor constants fixed beforehand).
     ``row_weight(x)``: a weight >= 0 per row of the layer input ``x`` [..., in] (shape [...]),
     giving ``sum_i a_i x~_i x~_i^T``: the rows whose output error costs the model more (an
-    attention sink's value, see docs/evaluation.md) count more."""
+    attention sink's value, see docs/evaluation.md) count more. ``run``: as in
+    :func:`capture_linear_inputs`. Layers that read the same input tensor in a row (q/k/v,
+    gate/up) share one product when there is no transform, or when ``transform_key(name)``
+    says that their transforms are the same."""
     acc: dict[str, list] = {n: [None, 0] for n in names}
+    last: list = [None, None, None]  # the input tensor, its transform key, its product
 
     def hook(name):
         def f(_m, args, _out):
+            key = None if transform is None else (transform_key(name) if transform_key else name)
+            if args[0] is last[0] and (transform is None or transform_key) and key == last[1]:
+                h = last[2]  # the same rows, the same transform: the same X~^T X~
+                st = acc[name]
+                st[0] = h.clone() if st[0] is None else st[0].add_(h)
+                st[1] += h_rows[0]
+                return
             x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
             check_finite(x, f"calibration input of {name}")
             xq = transform(name, x) if transform is not None else x
@@ -123,14 +159,290 @@ def accumulate_hessians(
                     raise ValueError("row_weight must give one weight >= 0 per input row")
                 xq = xq * a.sqrt()[:, None]
             h = xq.T @ xq
+            last[:] = [args[0], key, h]
+            h_rows[0] = x.shape[0]
             st = acc[name]
-            st[0] = h if st[0] is None else st[0].add_(h)
+            st[0] = h.clone() if st[0] is None else st[0].add_(h)
             st[1] += x.shape[0]
 
         return f
 
-    _run_hooked(model, calibrate, names, hook)
+    h_rows = [0]
+    _run(model, calibrate, names, hook, run)
     for name in names:
         if acc[name][0] is None:
             raise ValueError(f"calibration never reached layer {name!r}")
     return {n: (h, rows) for n, (h, rows) in acc.items()}
+
+
+# -- block-sequential calibration ----------------------------------------------------------------
+
+CAPTURES = ("sequential", "block", "float")
+
+
+class _Stop(Exception):
+    """Raised by a hook once a block call has fed every layer of the stage: the rest of the
+    block's forward is not needed."""
+
+
+def find_blocks(model: torch.nn.Module, names: list[str]) -> tuple[str, torch.nn.ModuleList] | None:
+    """The ``nn.ModuleList`` of two or more blocks (a transformer's layers, EfficientNet's
+    MBConv blocks) that holds the most selected layers, with its name; None when no list holds
+    any (a plain CNN)."""
+    best, most = None, 0
+    for lname, mod in model.named_modules():
+        if not isinstance(mod, torch.nn.ModuleList) or not lname or len(mod) < 2:
+            continue
+        per = sum(n.startswith(f"{lname}.{i}.") for n in names for i in range(len(mod)))
+        if per > most:
+            best, most = (lname, mod), per
+    return best
+
+
+def _groups(calls: list[tuple[str, int]]) -> list[list[str]]:
+    """Layers in first-call order, grouped by the input tensor they read (q/k/v read the same
+    normalised hidden state, gate/up the same; o and down read their own)."""
+    out: list[list[str]] = []
+    seen: dict[int, list[str]] = {}
+    done: set[str] = set()
+    for name, key in calls:
+        if name in done:
+            continue
+        done.add(name)
+        if key in seen:
+            seen[key].append(name)
+        else:
+            seen[key] = [name]
+            out.append(seen[key])
+    return out
+
+
+def _record_calls(names: list[str], mods: dict[str, torch.nn.Module], run) -> list[tuple[str, int]]:
+    calls: list[tuple[str, int]] = []
+    inputs: list[torch.Tensor] = []  # kept alive so that id() stays unique during the run
+
+    def hook(name):
+        def f(_m, args, _out):
+            inputs.append(args[0])
+            calls.append((name, id(args[0])))
+
+        return f
+
+    hooks = [mods[n].register_forward_hook(hook(n)) for n in names]
+    try:
+        run()
+    except _Stop:
+        pass
+    finally:
+        for h in hooks:
+            h.remove()
+    return calls
+
+
+def _hidden(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+_CACHE_KWARGS = ("past_key_value", "past_key_values")
+
+
+class _BlockInputs:
+    """Every calibration call's inputs to the block list: the hidden state (replaced block by
+    block) and block 0's other arguments; non-tensor arguments come from each block's own first
+    call (e.g. EfficientNet's per-block drop-connect rate)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple, dict]] = []
+        self.scalars: dict[int, tuple[tuple, dict]] = {}
+
+    def capture(self, blocks: torch.nn.ModuleList):
+        def hook(i):
+            def f(_m, args, kwargs):
+                kwargs = {k: (None if k in _CACHE_KWARGS else v) for k, v in kwargs.items()}
+                if "use_cache" in kwargs:
+                    kwargs["use_cache"] = False  # a KV cache would grow with every re-run
+                if i == 0:
+                    self.calls.append(((args[0].detach().clone(), *args[1:]), kwargs))
+                if i not in self.scalars:
+                    self.scalars[i] = (args, kwargs)
+
+            return f
+
+        return [
+            b.register_forward_pre_hook(hook(i), with_kwargs=True) for i, b in enumerate(blocks)
+        ]
+
+    def args_for(self, i: int, j: int) -> tuple[tuple, dict]:
+        args, kwargs = self.calls[j]
+        own_args, own_kwargs = self.scalars.get(i, (args, kwargs))
+
+        def pick(mine, block0):
+            return block0 if isinstance(block0, torch.Tensor) or mine is None else mine
+
+        rest = tuple(pick(m, a) for m, a in zip(own_args[1:], args[1:]))
+        kw = {k: pick(own_kwargs.get(k), v) for k, v in kwargs.items()}
+        return (args[0], *rest), kw
+
+
+@torch.no_grad()
+def quantize_sequential(
+    model: torch.nn.Module,
+    calibrate: Callable[[torch.nn.Module], object],
+    names: list[str],
+    quantize_stage: Callable[[list[str], Callable], None],
+    *,
+    capture: str = "sequential",
+    progress=None,
+) -> None:
+    """Quantize the selected layers of ``model`` *in place*, stage by stage, each stage's
+    calibration inputs coming from the model with every earlier stage already quantized (GPTQ's
+    sequential calibration).
+
+    ``quantize_stage(stage, run)`` quantizes the layers named in ``stage`` (replacing or
+    rewriting them in ``model``); ``run(make_hook)`` runs the stage's calibration forwards with
+    the forward hook ``make_hook(name)`` on each of its layers, as often as the caller needs
+    (statistics, then Hessians). Stages: with a block list (:func:`find_blocks`), the block
+    inputs of every calibration call are captured once and the blocks run one at a time on
+    them (one block's activations in memory); ``capture="block"``: all layers of a block form
+    one stage; ``"sequential"``: the layers reading the same input form a stage (q/k/v, o,
+    gate/up, down), in call order. Selected layers before the block list, after it, or in a
+    model without one are stages of full calibration passes, grouped the same way. The blocks
+    must form a chain (block i+1 reads block i's output, with block 0's other tensor
+    arguments); where they do not (checked on the float model first), every stage uses full
+    passes instead, with a warning. Blocks after the last one with selected layers run only
+    when selected layers follow the list. ``progress(iterable, total)`` wraps the blocks."""
+    if capture not in CAPTURES[:2]:
+        raise ValueError(f"capture must be one of {', '.join(CAPTURES[:2])}, not {capture!r}")
+
+    def live() -> dict[str, torch.nn.Module]:  # stages replace modules: never a stale map
+        return dict(model.named_modules())
+
+    found = find_blocks(model, names)
+
+    def full_run(stage: list[str]):
+        def run(make_hook) -> None:
+            _run_hooked(model, calibrate, stage, make_hook)
+
+        return run
+
+    def full_stages(layers: list[str]) -> None:
+        if not layers:
+            return
+        calls = _record_calls(layers, live(), lambda: calibrate(model))
+        missing = set(layers) - {n for n, _ in calls}
+        if missing:
+            raise ValueError(f"calibration never reached layer {sorted(missing)[0]!r}")
+        groups = _groups(calls)
+        for stage in groups if capture == "sequential" else [[n for g in groups for n in g]]:
+            quantize_stage(stage, full_run(stage))
+
+    if found is None:
+        full_stages(names)
+        return
+    prefix, blocks = found
+    per_block = [[n for n in names if n.startswith(f"{prefix}.{i}.")] for i in range(len(blocks))]
+    inside = {n for b in per_block for n in b}
+    outside = [n for n in names if n not in inside]
+
+    def capture_inputs() -> _BlockInputs:
+        cache = _BlockInputs()
+        hooks = cache.capture(blocks)
+        first: list[str] = []  # outside layers called before block 0
+
+        def pre(name):
+            def f(_m, _a, _o):
+                if not cache.calls and name not in first:
+                    first.append(name)
+
+            return f
+
+        mods = live()
+        hooks += [mods[n].register_forward_hook(pre(n)) for n in outside]
+        try:
+            calibrate(model)
+        finally:
+            for h in hooks:
+                h.remove()
+        if not cache.calls:
+            raise ValueError(f"calibration never reached {prefix}.0")
+        cache.first = first
+        return cache
+
+    cache = capture_inputs()
+    if not _is_chain(blocks, cache):
+        warnings.warn(
+            f"the blocks of {prefix} do not form a chain (block 1 does not read block 0's "
+            "output): each stage calibrates with a full pass instead of replaying the blocks",
+            stacklevel=2,
+        )
+        full_stages(names)
+        return
+    before = [n for n in outside if n in cache.first]
+    if before:
+        full_stages(before)
+        cache = capture_inputs()
+    inputs = [a for a, _ in cache.calls]
+    # blocks past the last one with selected layers only matter to the layers after the list
+    after = [n for n in outside if n not in before]
+    stop = len(blocks) if after else max(i for i, b in enumerate(per_block) if b) + 1
+    it = range(stop)
+    for i in progress(it, stop) if progress else it:
+        block = blocks[i]
+
+        def call(j: int, x: torch.Tensor, i: int = i, block=block):
+            args, kw = cache.args_for(i, j)
+            return block(x, *args[1:], **kw)
+
+        if per_block[i]:
+            calls = _record_calls(per_block[i], live(), partial(call, 0, inputs[0][0]))
+            groups = _groups(calls)
+            order = [n for g in groups for n in g]
+            if set(order) != set(per_block[i]):
+                missing = sorted(set(per_block[i]) - set(order))[0]
+                raise ValueError(f"calibration never reached layer {missing!r}")
+            for stage in groups if capture == "sequential" else [order]:
+                quantize_stage(stage, _block_run(stage, live, call, inputs))
+        inputs = [(_hidden(call(j, x[0])).detach(),) for j, x in enumerate(inputs)]
+    full_stages(after)
+
+
+def _block_run(stage: list[str], live, call, inputs):
+    """The runner of a stage inside a block: the block on every cached input, stopped once the
+    stage's last layer has run."""
+    last = stage[-1]
+
+    def run(make_hook) -> None:
+        def hook(name):
+            inner = make_hook(name)
+
+            def f(m, args, out):
+                inner(m, args, out)
+                if name == last:
+                    raise _Stop
+
+            return f
+
+        mods = live()
+        hooks = [mods[n].register_forward_hook(hook(n)) for n in stage]
+        try:
+            for j, x in enumerate(inputs):
+                try:
+                    call(j, x[0])
+                except _Stop:
+                    pass
+        finally:
+            for h in hooks:
+                h.remove()
+
+    return run
+
+
+def _is_chain(blocks: torch.nn.ModuleList, cache: _BlockInputs) -> bool:
+    """Block 1's captured first input must be what block 0 computes from its own (the float
+    model): else replaying the blocks as a chain would calibrate on wrong data."""
+    if 1 not in cache.scalars:  # block 1 never ran: nothing shows that it reads block 0
+        return False
+    args, kw = cache.args_for(0, 0)
+    out = _hidden(blocks[0](*args, **kw))
+    seen = cache.scalars[1][0][0]
+    return out.shape == seen.shape and torch.allclose(out, seen, rtol=1e-4, atol=1e-5)
