@@ -222,8 +222,11 @@ def _check_layer_args(weight, inputs, weight_bits, input_bits, acc_bits, algorit
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
     if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
         raise ValueError(f"weight_bits must be in 2..16, not {weight_bits!r}")
-    if not isinstance(input_bits, int) or not 1 <= input_bits <= 16:
-        raise ValueError(f"input_bits must be in 1..16, not {input_bits!r}")
+    if input_bits is None:  # weight-only: float inputs, so no accumulator to bound
+        if acc_bits is not None:
+            raise ValueError("acc_bits needs integer inputs: give input_bits")
+    elif not isinstance(input_bits, int) or not 1 <= input_bits <= 16:
+        raise ValueError(f"input_bits must be in 1..16 or None, not {input_bits!r}")
     if acc_bits is not None and (not isinstance(acc_bits, int) or not 2 <= acc_bits <= 62):
         raise ValueError(f"acc_bits must be in 2..62 or None, not {acc_bits!r}")
 
@@ -247,7 +250,8 @@ def quantize_layer(
     """Quantize one layer with OPTQ/GPTQ or GPFQ, with AXE's overflow guarantee.
 
     ``weight`` [out, in] (nn.Linear layout); ``inputs`` [samples, in] float calibration rows,
-    integer-quantized here to ``input_bits`` (what the hardware sees). ``acc_bits`` = P (P_I
+    integer-quantized here to ``input_bits`` (what the hardware sees; None: weight-only, the
+    float inputs as they are, no accumulator constraint). ``acc_bits`` = P (P_I
     with ``tile`` = T for multi-stage; ``tile=None`` is single stage); ``acc_bits=None`` gives
     the plain algorithm. Scales are per output channel (symmetric, max|w| / (2^(M-1)-1)), fixed
     before the loop. ``input_scale``: the per-tensor input scale, or per-row scales ``[samples, 1]``
@@ -257,19 +261,22 @@ def quantize_layer(
     Returns ``(q_int [out, in] int64, scale [out] float64)``.
     """
     _check_layer_args(weight, inputs, weight_bits, input_bits, acc_bits, algorithm)
-    w = weight.detach().to(torch.float64).clone()
+    # float32 as the published GPTQ (golden.gptq); the scales, budgets and GPFQ stay float64
+    w = weight.detach().to(torch.float32 if algorithm == "gptq" else torch.float64).clone()
     out, k = w.shape
     qmax = 2 ** (weight_bits - 1) - 1
     qmin = -qmax - 1
-    amax = w.abs().amax(dim=1)
+    amax = weight.detach().abs().amax(dim=1).to(torch.float64)
     scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
-    mu, nu = input_range(input_bits, input_signed)
+    mu, nu = input_range(input_bits, input_signed) if input_bits is not None else (0, 0)
     if (inputs is None) == (gram is None):
         raise ValueError("give the calibration inputs or their Gram matrix, not both")
     if gram is not None and algorithm != "gptq":
         raise ValueError("a Gram matrix calibrates gptq only: gpfq needs the inputs themselves")
     xq = None
-    if inputs is not None:
+    if inputs is not None and input_bits is None:
+        xq = inputs.detach().to(torch.float64)
+    elif inputs is not None:
         xq = quantize_inputs(inputs.detach().to(torch.float64), input_bits, input_signed,
                              input_scale)  # fmt: skip
     cons = _Constraint(w / scale[:, None], acc_bits, mu, nu, tile) if acc_bits else None
@@ -296,7 +303,7 @@ def _gptq(w, xq, scale, step, act_order, block_size, damp, gram=None):
 
     def quant_col(wc: torch.Tensor, col: int) -> torch.Tensor:
         q[:, col] = step(wc / scale, col)
-        return q[:, col] * scale
+        return (q[:, col] * scale).to(wc.dtype)
 
     gptq_loop(w, xq, quant_col, act_order=act_order, block_size=block_size, damp=damp, gram=gram)
     return q
@@ -350,6 +357,9 @@ class AxeLinear(torch.nn.Module):
         self.in_features, self.out_features = q_int.shape[1], q_int.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_bits is None:  # weight-only: float inputs, dequantized weights
+            w = self.q_int.to(torch.float32) * self.w_scale[:, None]
+            return torch.nn.functional.linear(x, w.to(x.dtype), self.bias)
         mu, nu = input_range(self.input_bits, self.input_signed)
         s_in = self.in_scale
         if s_in is None:  # dynamic per-token scales
@@ -362,6 +372,8 @@ class AxeLinear(torch.nn.Module):
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:
+        if self.input_bits is None:
+            return f"in={self.in_features}, out={self.out_features}, float inputs"
         return (
             f"in={self.in_features}, out={self.out_features}, "
             f"N={self.input_bits}{'s' if self.input_signed else 'u'}"
@@ -388,38 +400,67 @@ def quantize_model(
     row_weight=None,
     progress=None,
     calib_cache: dict | None = None,
+    capture: str = "float",
 ) -> torch.nn.Module:
     """AXE on every Linear layer of a copy of ``model``, with real calibration data.
 
-    ``calibrate(m)`` runs the calibration forward passes on ``m`` (e.g. held-out text). The
-    inputs of every selected layer are captured in one pass over the float model (at most
-    ``max_rows`` rows per layer, an even stride over all calls; the input scale and the
-    signedness come from *all* rows: unsigned when no input was negative). Each layer is then
-    quantized by :func:`quantize_layer` on its integer-quantized inputs and replaced by an
-    :class:`AxeLinear`. ``include(name, module)`` selects layers (default: every Linear).
-    ``acc_bits=None`` gives the plain algorithm. ``input_granularity="token"``: dynamic
+    ``calibrate(m)`` runs the calibration forward passes on ``m`` (e.g. held-out text).
+    ``capture="float"``: the inputs of every selected layer are captured in one pass over the
+    float model; ``"block"`` / ``"sequential"``: stage by stage on the partly quantized copy
+    (golden.calib.quantize_sequential: each block's layers, or each group of layers reading the
+    same input, calibrate on the outputs of the blocks already quantized). Per layer: at most
+    ``max_rows`` rows (an even stride over all calls; the input scale and the signedness come
+    from *all* rows: unsigned when no input was negative). Each layer is then quantized by
+    :func:`quantize_layer` on its integer-quantized inputs (``act_order``: in act-order) and
+    replaced by an :class:`AxeLinear`. ``include(name, module)`` selects layers (default: every
+    Linear). ``acc_bits=None`` gives the plain algorithm. ``input_granularity="token"``: dynamic
     per-token input scales (calibration inputs quantized the same way) instead of the
     calibrated per-tensor scale. ``gram=True`` (GPTQ only): a second calibration pass, once
     each layer's signedness and scale are known, accumulates the Gram matrix of its
     integer-quantized inputs over *every* row (golden.calib.accumulate_hessians), so the
     Hessian sees all calibration tokens instead of ``max_rows``; the first pass then only
-    gathers the statistics; ``row_weight`` weights its rows (golden.calib). ``progress(iterable,
-    total)`` wraps the loop. ``calib_cache``: a dict the caller keeps between calls on the same
-    model, ``calibrate``, ``include`` and ``row_weight``; the captured statistics and Gram
-    matrices are stored there per (input bits, granularity, gram, max_rows) and reused (plain
-    GPTQ and AXE-GPTQ at the same input bits see the same integer inputs).
+    gathers the statistics; ``row_weight`` weights its rows (golden.calib). GPFQ's float
+    inputs X are, with a sequential capture, the partly quantized model's (X~ their integer
+    version). ``progress(iterable, total)`` wraps the loop. ``calib_cache`` (float capture
+    only): a dict the caller keeps between calls on the same model, ``calibrate``, ``include``
+    and ``row_weight``; the captured statistics and Gram matrices are stored there per (input
+    bits, granularity, gram, max_rows) and reused (plain GPTQ and AXE-GPTQ at the same input
+    bits see the same integer inputs).
     """
     import copy
+
+    from .calib import CAPTURES, quantize_sequential
 
     if input_granularity not in ("tensor", "token"):
         raise ValueError(
             f"input_granularity must be 'tensor' or 'token', not {input_granularity!r}"
         )
-
+    if capture not in CAPTURES:
+        raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, not {capture!r}")
     if gram and algorithm != "gptq":
         raise ValueError("gram=True calibrates gptq only: gpfq needs the inputs themselves")
+    if input_bits is None and acc_bits is not None:
+        raise ValueError("acc_bits needs integer inputs: give input_bits")
     per_tensor = input_granularity == "tensor"
     names = linear_names(model, include)
+    qmodel = copy.deepcopy(model)
+    layer_args = dict(
+        weight_bits=weight_bits, input_bits=input_bits, acc_bits=acc_bits, tile=tile,
+        algorithm=algorithm, act_order=act_order, per_tensor=per_tensor, gram=gram,
+    )  # fmt: skip
+
+    if capture != "float":
+
+        def stage(stage_names: list[str], run) -> None:
+            captured, grams = _calibrate(
+                qmodel, None, stage_names, input_bits, per_tensor, gram, max_rows, row_weight,
+                run,
+            )  # fmt: skip
+            for name in stage_names:
+                _replace(qmodel, name, captured.get(name), grams.get(name), **layer_args)
+
+        quantize_sequential(qmodel, calibrate, names, stage, capture=capture, progress=progress)
+        return qmodel
     key = ("axe", input_bits, input_granularity, gram, max_rows)
     if calib_cache is not None and key in calib_cache:
         captured, grams = calib_cache[key]
@@ -429,47 +470,49 @@ def quantize_model(
         )
         if calib_cache is not None:
             calib_cache[key] = (captured, grams)
-    qmodel = copy.deepcopy(model)
-    qmods = dict(qmodel.named_modules())
     it = progress(names, len(names)) if progress else names
     for name in it:
-        cap = captured[name]
-        x = None if gram else cap.rows
-        signed = cap.negative
-        s_in = input_scale(cap.amax, input_bits, signed) if per_tensor else None
-        lin = qmods[name]
-        if gram:
-            in_scale = None
-        elif per_tensor:
-            in_scale = s_in
-        else:
-            in_scale = token_scales(x, input_bits, signed)
-        q, s = quantize_layer(
-            lin.weight,
-            x,
-            weight_bits=weight_bits,
-            input_bits=input_bits,
-            input_signed=signed,
-            acc_bits=acc_bits,
-            tile=tile,
-            algorithm=algorithm,
-            act_order=act_order,
-            input_scale=in_scale,
-            gram=grams[name][0] if gram else None,
-        )
-        new = AxeLinear(q, s, s_in, input_bits, signed, lin.bias, acc_bits, tile)
-        parent, _, attr = name.rpartition(".")
-        setattr(qmods[parent] if parent else qmodel, attr, new)
+        _replace(qmodel, name, captured.get(name), grams.get(name), **layer_args)
         if calib_cache is None:  # free each layer's calibration as soon as it is used
-            captured.pop(name)
+            captured.pop(name, None)
             grams.pop(name, None)
     return qmodel
 
 
-def _calibrate(model, calibrate, names, input_bits, per_tensor, gram, max_rows, row_weight):
+def _replace(qmodel, name, cap, gram_rows, *, weight_bits, input_bits, acc_bits, tile,
+             algorithm, act_order, per_tensor, gram) -> None:  # fmt: skip
+    """Quantize layer ``name`` of ``qmodel`` from its calibration ``cap`` (and Gram matrix) and
+    put the :class:`AxeLinear` in its place."""
+    qmods = dict(qmodel.named_modules())
+    x = None if gram else cap.rows
+    signed = cap.negative if cap is not None else True
+    weight_only = input_bits is None
+    s_in = input_scale(cap.amax, input_bits, signed) if per_tensor and not weight_only else None
+    lin = qmods[name]
+    if gram or weight_only:
+        in_scale = None
+    elif per_tensor:
+        in_scale = s_in
+    else:
+        in_scale = token_scales(x, input_bits, signed)
+    q, s = quantize_layer(
+        lin.weight, x, weight_bits=weight_bits, input_bits=input_bits, input_signed=signed,
+        acc_bits=acc_bits, tile=tile, algorithm=algorithm, act_order=act_order,
+        input_scale=in_scale, gram=gram_rows[0] if gram else None,
+    )  # fmt: skip
+    new = AxeLinear(q, s, s_in, input_bits, signed, lin.bias, acc_bits, tile)
+    parent, _, attr = name.rpartition(".")
+    setattr(qmods[parent] if parent else qmodel, attr, new)
+
+
+def _calibrate(model, calibrate, names, input_bits, per_tensor, gram, max_rows, row_weight,
+               run=None):  # fmt: skip
     """The calibration of :func:`quantize_model`: per-layer captured inputs (or only their
-    statistics) and, with ``gram``, the Gram matrices of the integer inputs."""
-    captured = capture_linear_inputs(model, calibrate, names, 1 if gram else max_rows)
+    statistics) and, with ``gram``, the Gram matrices of the integer inputs. ``run``: a stage
+    runner of golden.calib.quantize_sequential instead of ``calibrate(model)``."""
+    if gram and input_bits is None:  # weight-only: the float inputs' Gram matrices, one pass
+        return {}, accumulate_hessians(model, calibrate, names, None, row_weight, run=run)
+    captured = capture_linear_inputs(model, calibrate, names, 1 if gram else max_rows, run=run)
     grams = {}
     if gram:
 
@@ -481,5 +524,9 @@ def _calibrate(model, calibrate, names, input_bits, per_tensor, gram, max_rows, 
                 s = token_scales(x, input_bits, neg)
             return quantize_inputs(x, input_bits, neg, s)
 
-        grams = accumulate_hessians(model, calibrate, names, to_hw, row_weight)
+        def key(name: str) -> tuple:  # what to_hw depends on besides the rows
+            return captured[name].negative, captured[name].amax
+
+        grams = accumulate_hessians(model, calibrate, names, to_hw, row_weight, run=run,
+                                    transform_key=key)  # fmt: skip
     return captured, grams

@@ -297,6 +297,7 @@ def quantize_msq(
     inputs: torch.Tensor | None = None,
     gram: torch.Tensor | None = None,
     damp: float = 0.01,
+    act_order: bool = False,
 ) -> MsqQuant:
     """MicroScopiQ-quantize ``weight`` [N, K] (N a multiple of M).
 
@@ -304,7 +305,10 @@ def quantize_msq(
     blocks of T columns, so each MaB's statistics and exponent come from the compensated weights
     when the loop enters its tile; pruning and quantization error are both compensated.
     ``gram``: instead of ``inputs``, their Gram matrix X^T X [K, K] over many more rows
-    (golden.calib.accumulate_hessians).
+    (golden.calib.accumulate_hessians). ``act_order``: act-order with static groups, the
+    macro-blocks (T columns each, the loop's lazy blocks) in descending order of their summed
+    Hessian diagonal, each block's columns in place, so every MaB keeps its own columns and
+    statistics (golden.gptq.group_order).
     Without: round-to-nearest with magnitude pruning (the same rules, no compensation).
     """
     p = params or MsqParams()
@@ -335,10 +339,13 @@ def quantize_msq(
                 raise ValueError(f"inputs must be [samples, in={k}], not {tuple(inputs.shape)}")
             inputs = inputs.detach().to(torch.float64)
 
-        def hook(w1: torch.Tensor, i1: int, i2: int) -> None:
-            qz.enter_tile(w1, i1 // p.T)
+        def hook(w1: torch.Tensor, col0: int) -> None:
+            qz.enter_tile(w1, col0 // p.T)
 
-        gptq_loop(w, inputs, quant_col, block_size=p.T, damp=damp, block_hook=hook, gram=gram)
+        gptq_loop(
+            w, inputs, quant_col, act_order=act_order, static_groups=p.T, block_size=p.T,
+            damp=damp, block_hook=hook, gram=gram, one_thread=True,
+        )  # fmt: skip
     codes, kind, partner, de = (torch.from_numpy(a) for a in (qz.codes, qz.kind, qz.partner, qz.de))
     return MsqQuant(
         p, codes, kind, partner, qz.exp, de, deq, qz.metadata_bits(), int((kind == KIND_HI).sum()),
@@ -355,38 +362,60 @@ def quantize_module_msq(
     gram: bool = False,
     row_weight=None,
     progress=None,
+    act_order: bool = False,
+    capture: str = "float",
 ) -> tuple[torch.nn.Module, dict[str, MsqQuant]]:
     """MicroScopiQ on every selected Linear layer of a copy of ``model`` (weight-only; layers
     whose output count is not a multiple of M are skipped and not reported). With
-    ``calibrate(m)`` each layer runs the GPTQ path on its captured float inputs (one pass over
-    the float model, at most ``max_rows`` rows per layer, or with ``gram=True`` the Gram matrix
-    of every row, weighted by ``row_weight``, see golden.calib); without, the RTN fallback. The copy
-    holds the dequantized weights; returns it and the per-layer results (EBW, metadata)."""
+    ``calibrate(m)`` each layer runs the GPTQ path on its captured float inputs (at most
+    ``max_rows`` rows per layer, or with ``gram=True`` the Gram matrix of every row, weighted
+    by ``row_weight``, see golden.calib), captured in one pass over the float model
+    (``capture="float"``) or stage by stage on the partly quantized copy (``"block"``,
+    ``"sequential"``: golden.calib.quantize_sequential); ``act_order`` as in
+    :func:`quantize_msq`. Without ``calibrate``, the RTN fallback. The copy holds the
+    dequantized weights; returns it and the per-layer results (EBW, metadata)."""
     import copy
 
+    from .calib import CAPTURES, quantize_sequential
+
+    if capture not in CAPTURES:
+        raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, not {capture!r}")
     p = params or MsqParams()
     names = [n for n in linear_names(model, include)
              if dict(model.named_modules())[n].out_features % p.M == 0]  # fmt: skip
     if not names:
         raise ValueError(f"no selected Linear layer has a multiple of M = {p.M} outputs")
-    caps, grams = {}, {}
-    if calibrate is not None and gram:
-        grams = accumulate_hessians(model, calibrate, names, row_weight=row_weight)
-    elif calibrate is not None:
-        caps = capture_linear_inputs(model, calibrate, names, max_rows)
     qmodel = copy.deepcopy(model)
-    qmods = dict(qmodel.named_modules())
-    results = {}
-    for n in progress(names) if progress else names:
-        lin = qmods[n]
-        q = quantize_msq(
-            lin.weight, p, inputs=caps[n].rows if n in caps else None,
-            gram=grams.pop(n)[0] if n in grams else None,
-        )  # fmt: skip
+    results: dict[str, MsqQuant] = {}
+
+    def layer(n: str, inputs, g) -> None:
+        lin = dict(qmodel.named_modules())[n]
+        q = quantize_msq(lin.weight, p, inputs=inputs, gram=g, act_order=act_order)
         with torch.no_grad():
             lin.weight.copy_(q.dequant.to(lin.weight.dtype))
         results[n] = q
-    return qmodel, results
+
+    def stage(stage_names: list[str], run=None, source=None) -> None:
+        src = qmodel if source is None else source
+        each = progress(stage_names) if progress and source is not None else stage_names
+        if gram:
+            grams = accumulate_hessians(src, calibrate, stage_names, row_weight=row_weight, run=run)
+            for n in each:
+                layer(n, None, grams.pop(n)[0])
+        else:
+            caps = capture_linear_inputs(src, calibrate, stage_names, max_rows, run=run)
+            for n in each:
+                layer(n, caps.pop(n).rows, None)
+
+    if calibrate is None:
+        for n in progress(names) if progress else names:
+            layer(n, None, None)
+    elif capture == "float":  # every layer's inputs from one pass over the float model
+        with torch.no_grad():
+            stage(names, source=model)
+    else:
+        quantize_sequential(qmodel, calibrate, names, stage, capture=capture, progress=progress)
+    return qmodel, {n: results[n] for n in names}
 
 
 class MsqGemm(NamedTuple):
