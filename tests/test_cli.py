@@ -115,6 +115,31 @@ def test_eval_options_come_from_the_scheme_configs():
     assert scheme_config(args) == REGISTRY["ant"].config(clip_min=0.9)
 
 
+@pytest.mark.parametrize(
+    "given, want",
+    [([], None), (["--act-order"], True), (["--act-order", "on"], True),
+     (["--act-order", "off"], False), (["--no-act-order"], False), (["--act-order", "NO"], False)],
+)  # fmt: skip
+def test_bool_options_take_on_and_off(given, want):
+    from qarch.cli import build_parser
+    from qarch.schemes.options import scheme_config
+
+    argv = ["eval", "--scheme", "gptq", "--weight-only", "--capture", "float", *given]
+    args = build_parser().parse_args(argv)
+    cfg = scheme_config(args)
+    assert cfg.weight_only is True and cfg.capture == "float"
+    assert cfg.act_order is (type(cfg)().act_order if want is None else want)
+
+
+def test_bool_option_with_a_bad_value_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:  # argparse's own usage error
+        main(["eval", "--scheme", "gptq", "--act-order", "maybe"])
+    assert e.value.code == 2
+    assert "--act-order takes on or off, not 'maybe'" in capsys.readouterr().err
+    assert main(["eval", "--scheme", "gptq", "--weight-only", "--input-bits", "4"]) == 2
+    assert "input_bits and input_scale do not apply with weight_only" in capsys.readouterr().err
+
+
 def test_list_groups_presets_by_family_and_names_their_schemes(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out

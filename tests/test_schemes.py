@@ -84,6 +84,11 @@ def test_configs_are_frozen_and_validated():
         (lambda: GptqConfig(sink_weight=float("inf")), ValueError, "sink_weight must be in"),
         (lambda: AxeConfig(tile=0), ValueError, "tile must be in 1..1048576, not 0"),
         (lambda: AxeGpfqConfig(sink_weight=2.0), TypeError, "unexpected keyword"),
+        (lambda: GptqConfig(capture="layer"), ValueError, "capture must be one of sequential"),
+        (lambda: AxeConfig(act_order=1), TypeError, "act_order must be a bool"),
+        (lambda: MicroScopiQConfig(capture=None), ValueError, "capture must be one of"),
+        (lambda: AxeConfig(weight_only=True), TypeError, "unexpected keyword"),
+        (lambda: GptqConfig(weight_only=True, input_bits=4), ValueError, "do not apply"),
     ]
     for make, exc, msg in cases:
         with pytest.raises(exc, match=msg):

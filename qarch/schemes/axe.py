@@ -17,7 +17,17 @@ from .base import (
     option,
     register,
 )
-from .microscopiq import GRAM_HELP, SINK_HELP, SINK_WEIGHT
+from .calibration import (
+    ACT_ORDER_HELP,
+    CAPTURE,
+    CAPTURE_HELP,
+    CAPTURES,
+    GRAM_HELP,
+    SINK_HELP,
+    SINK_WEIGHT,
+    check_capture,
+    check_flag,
+)
 
 __all__ = ["GptqConfig", "AxeConfig", "AxeGpfqConfig"]
 
@@ -32,29 +42,48 @@ class _IntegerGemm(SchemeConfig):
     input_scale: str = option(
         "token", "dynamic per-token or calibrated per-tensor input scales", choices=INPUT_SCALES
     )
+    act_order: bool = option(True, ACT_ORDER_HELP)
+    capture: str = option(CAPTURE, CAPTURE_HELP, choices=CAPTURES)
 
     def __post_init__(self) -> None:
         check_bits("bits", self.bits, 2, 16)
         check_bits("input_bits", self.input_bits, 2, 16)
         check_choice("input_scale", self.input_scale, INPUT_SCALES)
+        check_flag("act_order", self.act_order)
+        check_capture(self.capture)
 
     @property
-    def act_bits(self) -> int:
+    def act_bits(self) -> int | None:
         return self.input_bits
 
 
 @dataclass(frozen=True)
-class GptqConfig(_IntegerGemm):
-    """Plain GPTQ integer weights (no accumulator constraint), integer inputs."""
-
+class _Gptq(_IntegerGemm):
     sink_weight: float = option(SINK_WEIGHT, SINK_HELP)
     gram: bool = option(True, GRAM_HELP)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive("sink_weight", self.sink_weight, closed=True)
-        if not isinstance(self.gram, bool):
-            raise TypeError(f"gram must be a bool, not {type(self.gram).__name__}")
+        check_flag("gram", self.gram)
+
+
+@dataclass(frozen=True)
+class GptqConfig(_Gptq):
+    """Plain GPTQ integer weights (no accumulator constraint), integer inputs; or weight-only
+    (float inputs)."""
+
+    weight_only: bool = option(False, "quantize the weights only: float activations")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_flag("weight_only", self.weight_only)
+        if self.weight_only and (self.input_bits, self.input_scale) != (8, "token"):
+            raise ValueError("input_bits and input_scale do not apply with weight_only")
+
+    @property
+    def act_bits(self) -> int | None:
+        return None if self.weight_only else self.input_bits
 
 
 def _check_acc(c) -> None:
@@ -63,7 +92,7 @@ def _check_acc(c) -> None:
 
 
 @dataclass(frozen=True)
-class AxeConfig(GptqConfig):
+class AxeConfig(_Gptq):
     """AXE-GPTQ: GPTQ whose every T-row partial sum provably fits a P_I-bit accumulator."""
 
     acc_bits: int = option(16, "inner accumulator P_I")
@@ -89,15 +118,15 @@ class AxeGpfqConfig(_IntegerGemm):
 def _quantize(model, config: _IntegerGemm, ctx: Context):
     from golden.axe import AxeLinear, quantize_model
 
-    gptq = isinstance(config, GptqConfig)
+    gptq = isinstance(config, _Gptq)
     q = quantize_model(
-        model, ctx.calibrate, weight_bits=config.bits, input_bits=config.input_bits,
+        model, ctx.calibrate, weight_bits=config.bits, input_bits=config.act_bits,
         acc_bits=getattr(config, "acc_bits", None), tile=getattr(config, "tile", GPTQ_TILE),
         algorithm="gptq" if gptq else "gpfq", include=ctx.select, max_rows=2048,
         input_granularity=config.input_scale, progress=ctx.progress,
         gram=gptq and config.gram,
         row_weight=ctx.sink_rows(config.sink_weight) if gptq else None,
-        calib_cache=ctx.calib_cache,
+        calib_cache=ctx.calib_cache, act_order=config.act_order, capture=config.capture,
     )  # fmt: skip
     info = QuantInfo(ebw=ebw(ctx.layers(model), config.bits))
     for name, m in q.named_modules():  # integer codes the model holds anyway
@@ -109,6 +138,8 @@ def _quantize(model, config: _IntegerGemm, ctx: Context):
 def _hardware(c: _IntegerGemm):
     from ..configs import PRESETS
 
+    if c.act_bits is None:  # weight-only: float activations, no integer array
+        return None
     acc = getattr(c, "acc_bits", 32)  # plain GPTQ: the exact 32-bit accumulator
     name = f"int{c.bits}x{c.input_bits}"
     pe, array = f"{name}-pe-p{acc}", f"{name}-array8x8-p{acc}"
@@ -116,11 +147,12 @@ def _hardware(c: _IntegerGemm):
 
 
 def _wa(c: _IntegerGemm) -> str:
-    return f"W{c.bits}A{c.input_bits}"
+    return f"W{c.bits}A{c.act_bits or 16}"
 
 
 for _name, _cfg, _label, _summary in (
-    ("gptq", GptqConfig, lambda c: f"GPTQ {_wa(c)} (per-{c.input_scale} A)",
+    ("gptq", GptqConfig,
+     lambda c: f"GPTQ {_wa(c)}" + ("" if c.weight_only else f" (per-{c.input_scale} A)"),
      "GPTQ integer weights and inputs"),
     ("axe-gptq", AxeConfig, lambda c: f"AXE-GPTQ {_wa(c)} P_I={c.acc_bits} T={c.tile}",
      "AXE-GPTQ: accumulator-aware GPTQ"),

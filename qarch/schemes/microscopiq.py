@@ -14,17 +14,19 @@ from .base import (
     option,
     register,
 )
-
-__all__ = ["MicroScopiQConfig", "SINK_WEIGHT"]
-
-# GPTQ on a causal LM: the first token of each calibration window, where the attention sink
-# forms, counts as this many rows in the Hessian (1 = plain GPTQ); see docs/evaluation.md.
-SINK_WEIGHT = 16.0
-SINK_HELP = (
-    "LM GPTQ: rows the first token of each calibration window (the attention sink) counts as "
-    "in the Hessian (1 = plain GPTQ)"
+from .calibration import (
+    ACT_ORDER_HELP,
+    CAPTURE,
+    CAPTURE_HELP,
+    CAPTURES,
+    GRAM_HELP,
+    SINK_HELP,
+    SINK_WEIGHT,
+    check_capture,
+    check_flag,
 )
-GRAM_HELP = "GPTQ Hessian over every calibration token (default) or over a 2,048-row sample"
+
+__all__ = ["MicroScopiQConfig"]
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,16 @@ class MicroScopiQConfig(SchemeConfig):
     rtn: bool = option(False, "round to nearest instead of GPTQ (no calibration)")
     sink_weight: float = option(SINK_WEIGHT, SINK_HELP)
     gram: bool = option(True, GRAM_HELP)
+    act_order: bool = option(True, ACT_ORDER_HELP)
+    capture: str = option(CAPTURE, CAPTURE_HELP, choices=CAPTURES)
 
     def __post_init__(self) -> None:
         check_choice("bits", self.bits, (2, 4))
         check_choice("exponent", self.exponent, ("search", "mx"))
-        for name in ("rtn", "gram"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, not {type(getattr(self, name)).__name__}")
+        for name in ("rtn", "gram", "act_order"):
+            check_flag(name, getattr(self, name))
         check_positive("sink_weight", self.sink_weight, closed=True)
+        check_capture(self.capture)
 
 
 def _quantize(model, config: MicroScopiQConfig, ctx: Context):
@@ -58,7 +62,7 @@ def _quantize(model, config: MicroScopiQConfig, ctx: Context):
         model, MsqParams(b=config.bits, e_search=config.exponent == "search"),
         calibrate=None if config.rtn else ctx.calibrate, include=ctx.select, max_rows=2048,
         gram=config.gram, row_weight=None if config.rtn else ctx.sink_rows(config.sink_weight),
-        progress=ctx.progress,
+        progress=ctx.progress, act_order=config.act_order, capture=config.capture,
     )  # fmt: skip
     slots = sum(r.codes.numel() * config.bits + r.metadata_bits for r in rep.values())
     info = QuantInfo(ebw=slots / sum(r.codes.numel() for r in rep.values()))
