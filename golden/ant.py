@@ -1,4 +1,4 @@
-"""ANT numeric types: int, PoT and flint (spec: shared/spec/ant.md, "Types"), 2/3..8 bits.
+"""ANT numeric types: int, PoT and flint (docs/ant.md, "Format definitions"), 2/3..8 bits.
 
 Every type is a fixed-length b-bit code whose value is an integer (smallest non-zero magnitude 1)
 and which decodes to ``(sign, mag, exp)`` with ``value = (-1)**sign * mag * 2**exp``, so one

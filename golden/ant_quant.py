@@ -1,4 +1,4 @@
-"""ANT quantizer: per-tensor adaptive type selection by MSE (shared/spec/ant.md "Quantizer").
+"""ANT quantizer: per-tensor adaptive type selection by MSE (docs/ant.md "Format definitions").
 
 For each candidate type t of the mode: grid G_t = sorted values of t; clip search over
 alpha = r * max|x| (r = 0.75, 0.76, ..., 1.49 by default, the reference's ``range(75, 150)``;

@@ -1,4 +1,4 @@
-"""AXE: accumulator-aware post-training quantization (shared/spec/axe.md).
+"""AXE: accumulator-aware post-training quantization (docs/axe.md).
 
 Layer quantizers (OPTQ/GPTQ and GPFQ) whose integer weights provably never overflow a P-bit
 accumulator for any input in range, in any order, per tile of T input columns (multi-stage) or

@@ -1,4 +1,4 @@
-"""MicroScopiQ golden model (shared/spec/microscopiq.md; design: docs/microscopiq.md).
+"""MicroScopiQ golden model (format and design: docs/microscopiq.md).
 
 Weights ``W [N, K]`` (nn.Linear layout). Micro-block (MiB): ``m`` consecutive output channels at
 one input column. Macro-block (MaB): ``M`` output channels x ``T`` input columns with one shared

@@ -1,7 +1,7 @@
 """Integer numerics shared by every golden model: overflow, rounding, codecs, bounds.
 
 This is the one file that defines what "wrap", "saturate" and each rounding mode mean
-(spec: shared/spec/int.md, "Accumulator semantics" and README "Conventions"). Everything here is
+(docs/numerics.md, "Overflow"). Everything here is
 a pure function over ``torch.int64`` tensors (floats only where a rounding mode is applied to a
 real-valued quotient).
 """

@@ -1,4 +1,4 @@
-"""OliVe: outlier-victim pair quantization (shared/spec/olive.md), golden model.
+"""OliVe: outlier-victim pair quantization (docs/olive.md), golden model.
 
 Values are in *integer units of the normal type* (int4: -7..7; flint4: 0, ±1 .. ±16; int8:
 -127..127); a tensor's real value is ``value * scale``. Every element code is ``bits`` wide,

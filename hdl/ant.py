@@ -1,6 +1,6 @@
 """ANT hardware: the (type_sel, code) -> (sign, mag, exp) decoder and the unified PE.
 
-Spec: shared/spec/ant.md "Hardware". The decoder is structural: int takes a two's complement
+Formats and hardware: docs/ant.md. The decoder is structural: int takes a two's complement
 absolute value, PoT subtracts one from its exponent field, flint runs a leading-ones detector
 on the bits after its MSB. No table is generated from the golden model.
 """

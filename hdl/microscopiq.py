@@ -1,6 +1,6 @@
 """MicroScopiQ hardware: the multi-precision INT PE, ReCoN and the MicroScopiQ array.
 
-Spec: shared/spec/microscopiq.md "Hardware"; design: docs/microscopiq.md.
+Format and design: docs/microscopiq.md.
 
 - :class:`MsqPE` multiplies a signed activation by a 4-bit weight word, BitFusion style, from
   two 2-bit x a sub-multipliers: one 4-bit weight (signed or unsigned) or two 2-bit weights

@@ -1,6 +1,6 @@
 """OliVe hardware: the pair decoder, the (sign, mag, exp) PE and the OliVe array.
 
-Spec: shared/spec/olive.md "Hardware". The pair decoder is structural: per lane, its own code
+Formats and hardware: docs/olive.md. The pair decoder is structural: per lane, its own code
 equal to the identifier gives 0; the partner's code equal to the identifier selects the
 abfloat decode (mantissa with its hidden 1, exponent + the normal type's bias); otherwise the
 normal decode (int sign-magnitude, or flint4's sign + 3-bit flint magnitude through the ANT

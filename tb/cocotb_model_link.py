@@ -1,4 +1,4 @@
-"""cocotb: the model-to-hardware link (shared/spec/evaluation.md "Linking model and hardware").
+"""cocotb: the model-to-hardware link (docs/evaluation.md "Model-to-hardware link").
 
 One real SmolLM2 tile per scheme goes through the scheme's array on its generated Verilog: the
 weights of ``down_proj`` in block 10 (output channels x input columns that include the layer's

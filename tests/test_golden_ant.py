@@ -1,4 +1,4 @@
-"""ANT golden formats and quantizer against the tables and rules of shared/spec/ant.md."""
+"""ANT golden formats and quantizer against the tables and rules of docs/ant.md."""
 
 import json
 import subprocess

@@ -1,6 +1,9 @@
-"""The design card's boundary: hdl/ never imports golden/, golden/ never imports hdl/."""
+"""The design card's boundary: hdl/ never imports golden/, golden/ never imports hdl/; the layers
+of qarch; and a repository that refers to nothing outside itself."""
 
 import ast
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,40 @@ def test_no_scheme_name_comparisons_outside_the_registry():
                 if any(p.search(code) for p in patterns):
                     bad.append(f"{rel}:{i}: {line.strip()}")
     assert not bad, "scheme names compared outside the registry:\n" + "\n".join(bad)
+
+
+# -- self-contained: nothing in the repository points outside it ---------------------------------
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+# the workplace folders beside a checkout (spelled in pieces so that this file passes too)
+_OUTSIDE = ["/".join(p) for p in (("shared", "spec"), ("shared", "notes"), ("..", "shared"),
+                                  ("", "work", ""))]  # fmt: skip
+
+
+def _text_files() -> list[Path]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    files = out.stdout.split() if out.returncode == 0 else []
+    if not files:  # not a git checkout: the same folders by hand
+        files = [str(p.relative_to(ROOT)) for d in ("docs", "golden", "hdl", "qarch", "tb",
+                 "synth", "tests") for p in (ROOT / d).rglob("*") if p.is_file()]  # fmt: skip
+        files += ["README.md", "Makefile", "pyproject.toml", "BENCHMARKS.md"]
+    keep = (".md", ".py", ".toml", ".txt", "Makefile", ".cfg")
+    return [ROOT / f for f in files if f.endswith(keep) and (ROOT / f).is_file()]
+
+
+def test_nothing_refers_to_files_outside_the_repository():
+    files = _text_files()
+    assert any(f.name == "README.md" for f in files) and any(f.parent.name == "docs" for f in files)
+    for f in files:
+        text = f.read_text(errors="replace")
+        for bad in _OUTSIDE:
+            assert bad not in text, (
+                f"{f.relative_to(ROOT)} refers to {bad!r}, outside the repository"
+            )
+        if f.suffix == ".md":  # every relative markdown link resolves inside the repository
+            for target in _LINK.findall(text):
+                if "://" in target or target.startswith(("#", "mailto:")):
+                    continue
+                dest = (f.parent / target.split("#")[0]).resolve()
+                assert dest.is_relative_to(ROOT), f"{f.relative_to(ROOT)} links outside: {target}"
+                assert dest.exists(), f"{f.relative_to(ROOT)} links to a missing file: {target}"
