@@ -18,7 +18,7 @@ Format and design: docs/microscopiq.md.
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._params import check_choice, check_int
@@ -30,21 +30,42 @@ __all__ = [
     "MsqPE",
     "benes_switches",
     "recon_config_bits",
+    "recon_config_layout",
+    "LaneMode",
     "ReCoN",
     "MsqArray",
 ]
 
 pe_mode_layout = data.StructLayout({"split": 1, "signed_lo": 1, "signed_hi": 1})
-LANE_PASS, LANE_MERGE, LANE_ZERO = 0, 1, 2
+
+
+class LaneMode(enum.Enum, shape=2):
+    """What a ReCoN lane does with its product: pass it, merge the routed partner product into
+    it (``((p_i << b) + p_j) << dE``), or zero-fill (the partner's own lane)."""
+
+    PASS = 0
+    MERGE = 1
+    ZERO = 2
+
+
+LANE_PASS, LANE_MERGE, LANE_ZERO = LaneMode.PASS.value, LaneMode.MERGE.value, LaneMode.ZERO.value
 
 
 def benes_switches(n: int) -> int:
     return 1 if n == 2 else n + 2 * benes_switches(n // 2)
 
 
+def recon_config_layout(n: int, d: int) -> data.StructLayout:
+    """A ReCoN config word, LSB first: the Benes switch bits (``golden.microscopiq``'s router
+    compiler sets them), a :class:`LaneMode` per lane, dE."""
+    return data.StructLayout(
+        {"switches": benes_switches(n), "mode": data.ArrayLayout(LaneMode, n), "de": d}
+    )
+
+
 def recon_config_bits(n: int, d: int) -> int:
-    """Config word: Benes switch bits, then 2 mode bits per lane, then dE."""
-    return benes_switches(n) + 2 * n + d
+    """Width of :func:`recon_config_layout`."""
+    return recon_config_layout(n, d).size
 
 
 def _check_lanes(n: int) -> int:
@@ -145,7 +166,7 @@ class ReCoN(wiring.Component):
         super().__init__(
             {
                 "p": In(data.ArrayLayout(signed(prod_bits), lanes)),
-                "config": In(recon_config_bits(lanes, d)),
+                "config": In(recon_config_layout(lanes, d)),
                 "q": Out(data.ArrayLayout(signed(self.out_bits), lanes)),
             }
         )
@@ -156,9 +177,9 @@ class ReCoN(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, s = self.lanes, self.switches
+        n = self.lanes
         cfg = self.config
-        routed = _benes(m, cfg[:s], [self.p[i] for i in range(n)], "benes")
+        routed = _benes(m, cfg.switches, [self.p[i] for i in range(n)], "benes")
         # stage 1 registers: own product, routed partner product, lane mode, dE
         own = [Signal(signed(self.prod_bits), name=f"own{i}") for i in range(n)]
         part = [Signal(signed(self.prod_bits), name=f"part{i}") for i in range(n)]
@@ -168,9 +189,9 @@ class ReCoN(wiring.Component):
             m.d.sync += [
                 own[i].eq(self.p[i]),
                 part[i].eq(routed[i]),
-                mode[i].eq(cfg[s + 2 * i : s + 2 * i + 2]),
+                mode[i].eq(cfg.mode[i]),
             ]
-        m.d.sync += de.eq(cfg[s + 2 * n :])
+        m.d.sync += de.eq(cfg.de)
         # stage 2: lane units
         for i in range(n):
             merged = Signal(signed(self.prod_bits + self.b + 1), name=f"merged{i}")
@@ -243,7 +264,7 @@ class MsqArray(wiring.Component):
                 out_bits=out_bits,
                 acc_depth=acc_depth,
                 extra={
-                    "w_cfg": In(data.ArrayLayout(recon_config_bits(m, d), cols // m)),
+                    "w_cfg": In(data.ArrayLayout(recon_config_layout(m, d), cols // m)),
                     "a_shift": In(unsigned(shift_bits)),
                 },
             )
@@ -262,16 +283,15 @@ class MsqArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         R, C, mib = self.rows, self.cols, self.m
-        nb = recon_config_bits(mib, self.d)
-        s = benes_switches(mib)
+        layout = recon_config_layout(mib, self.d)
         weights = [[Signal(4, name=f"w_{r}_{c}") for c in range(C)] for r in range(R)]
         wsign = [[Signal(name=f"ws_{r}_{c}") for c in range(C)] for r in range(R)]
-        cfgs = [[Signal(nb, name=f"cfg_{r}_{g}") for g in range(C // mib)] for r in range(R)]
+        cfgs = [[Signal(layout, name=f"cfg_{r}_{g}") for g in range(C // mib)] for r in range(R)]
         for r in range(R):
             with m.If(self.w_load & (self.w_row == r)):
                 for c in range(C):
                     g, lane = divmod(c, mib)
-                    mode = self.w_cfg[g][s + 2 * lane : s + 2 * lane + 2]
+                    mode = self.w_cfg[g].mode[lane].as_value()
                     word, sgn = self._slot(self.w_data[c], mode)
                     m.d.sync += [weights[r][c].eq(word), wsign[r][c].eq(sgn)]
                 m.d.sync += [cfgs[r][g].eq(self.w_cfg[g]) for g in range(C // mib)]

@@ -25,7 +25,7 @@ def test_recon_sampled_configurations():
 
     async def bench(ctx):
         for word, p, _ in items + [(0, [0] * 8, None)]:
-            ctx.set(dut.config, word)
+            ctx.set(dut.config.as_value(), word)
             for i in range(8):
                 ctx.set(dut.p[i], p[i])
             await ctx.tick()
