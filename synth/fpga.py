@@ -14,15 +14,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from amaranth import Elaboratable, Module
+from amaranth import Module
 from amaranth.build import Pins, Resource, Subsignal
-from amaranth.lib import io
+from amaranth.lib import io, wiring
+from amaranth.lib.wiring import In, Out
 
 from hdl.host import SpiStepHost
 
 from .flow import _tool
 
-__all__ = ["BOARDS", "build_bitstream"]
+__all__ = ["BOARDS", "FpgaTop", "build_bitstream"]
 
 BOARDS = ("icebreaker",)
 # PMOD1A pins 1..4 (amaranth-boards connector "pmod" 0): the host interface
@@ -34,13 +35,23 @@ _TOOLS = {
 }
 
 
-class _Top(Elaboratable):
+class FpgaTop(wiring.Component):
+    """The complete FPGA design: ``core`` behind the SPI step host (hdl/host.py), its four
+    ports on the board's pins. Elaborated without a platform (simulation), the ports are the
+    top's own ``sclk`` / ``copi`` / ``cs_n`` / ``cipo``: what qarch/driver.py's SimLink
+    drives."""
+
     def __init__(self, core) -> None:
         self.host = SpiStepHost(core)
+        super().__init__({"sclk": In(1), "copi": In(1), "cs_n": In(1, init=1), "cipo": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.host = host = self.host
+        if platform is None:
+            m.d.comb += [host.sclk.eq(self.sclk), host.copi.eq(self.copi),
+                         host.cs_n.eq(self.cs_n), self.cipo.eq(host.cipo)]  # fmt: skip
+            return m
         pins = platform.request("host_spi", 0, dir="-")
         for name, (_pin, d) in HOST_PINS.items():
             m.submodules[name] = buf = io.Buffer(d, getattr(pins, name))
@@ -82,7 +93,7 @@ def build_bitstream(cfg, board: str = "icebreaker", build_dir: Path | None = Non
     plat = _platform(board)
     _use_yowasp()
     core = cfg.build()
-    top = _Top(core)
+    top = FpgaTop(core)
     # yowasp tools only see the working tree: build under build/, relative paths only
     out = build_dir or Path("build") / "fpga" / f"{cfg.slug}-{board}"
     try:
