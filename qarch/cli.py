@@ -151,7 +151,10 @@ def _cmd_synth(args) -> int:
     )
     print(rep["design"], f"[{args.target}]")
     for k in keys:
-        print(f"  {k:<12} {rep[k]}")
+        value = rep[k]
+        if k == "transistors" and rep.get("transistors_lower_bound"):
+            value = f"{value}+ (a lower bound: yosys's CMOS estimate has no count for some cells)"
+        print(f"  {k:<12} {value}")
     return 0
 
 

@@ -127,6 +127,38 @@ def _transformers():
     return transformers
 
 
+HUB_TIMEOUT_S = 3.0  # an unreachable hub fails in seconds, not after the hub client's retries
+
+
+def _check_hub(name: str) -> None:
+    """A hub id that is not in the local cache needs the hub: check in a few seconds that it can
+    be reached (``HF_ENDPOINT`` or huggingface.co on 443) instead of letting the hub client
+    retry for over a minute on an offline machine."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_TIMEOUT_S).close()
+    except OSError as e:
+        raise ModelUnavailable(
+            f"model {name!r} is neither a local path nor in the Hugging Face cache, and the hub "
+            f"({host}:{port}) cannot be reached ({e.strerror or e}); give a local path"
+        ) from None
+
+
+def _from_hub(load, name: str):
+    """``load(name, local_files_only=...)``: the cache first, then (if reachable) the hub."""
+    try:
+        return load(name, local_files_only=True)
+    except OSError:
+        if os.environ.get("HF_HUB_OFFLINE") == "1" or name.startswith(("/", ".", "~")):
+            raise
+    _check_hub(name)
+    return load(name, local_files_only=False)
+
+
 def load_causal_lm(name: str = SMOLLM2):
     """(model, tokenizer) in fp32, eval mode. ``name``: ``smollm2-135m`` or a local/hub path."""
     tf = _transformers()
@@ -135,8 +167,13 @@ def load_causal_lm(name: str = SMOLLM2):
         if local and not Path(name).expanduser().exists():
             raise ModelUnavailable(f"model path {name!r} does not exist")
         try:
-            tok = tf.AutoTokenizer.from_pretrained(name)
-            model = tf.AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+            tok = _from_hub(tf.AutoTokenizer.from_pretrained, name)
+            model = _from_hub(
+                lambda n, **kw: tf.AutoModelForCausalLM.from_pretrained(
+                    n, dtype=torch.float32, **kw
+                ),
+                name,
+            )
         except OSError as e:  # not a model folder, or a hub id that cannot be reached
             raise ModelUnavailable(f"cannot load model {name!r}: {e}") from None
         return model.eval(), tok
@@ -331,6 +368,8 @@ def load_minilm(name: str = MINILM):
         name = str(path / "model")
     elif not Path(name).expanduser().exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise ModelUnavailable(f"model path {name!r} does not exist")
+    elif not Path(name).expanduser().exists():
+        _check_hub(name)
     try:
         return SentenceTransformer(name, device="cpu").eval()
     except OSError as e:

@@ -157,3 +157,26 @@ def test_design_help_lists_the_parameter_keys_and_targets(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "msq-array: rows, cols, m, a_bits, d, acc_bits" in out and "shift_bits" in out
     assert "ice40: yosys synth_ice40 and nextpnr on the HX8K" in out
+
+
+def test_an_unreachable_hub_fails_in_seconds(monkeypatch, capsys):
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    t0 = time.monotonic()
+    assert main(["eval", "--model", "nobody/no-such-model", "--scheme", "fp32"]) == 2
+    assert time.monotonic() - t0 < 30
+    err = capsys.readouterr().err
+    assert "'nobody/no-such-model' is neither a local path nor in the Hugging Face cache" in err
+    assert "127.0.0.1:9" in err
+
+
+def test_synth_prints_the_transistor_lower_bound_mark(monkeypatch, capsys):
+    import qarch.cli as cli
+
+    rep = {"design": "d", "cells": 10, "transistors": 120, "transistors_lower_bound": True,
+           "area_um2": 1.5, "latches": 0}  # fmt: skip
+    monkeypatch.setattr(cli, "_synth_one", lambda *a, **k: (rep, 0.0))
+    assert main(["synth", "int4x8-pe-p16"]) == 0
+    assert "transistors  120+ (a lower bound" in capsys.readouterr().out
