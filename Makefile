@@ -58,8 +58,11 @@ test: setup
 sim: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tb
 
+FPGA_DESIGN := int4x8-array4x4-p16
 synth: setup
 	$(BIN)/qarch synth-all --out synth/reports
+	$(BIN)/qarch fpga $(FPGA_DESIGN) --json > synth/reports/fpga-icebreaker-$(FPGA_DESIGN).json.tmp
+	mv synth/reports/fpga-icebreaker-$(FPGA_DESIGN).json.tmp synth/reports/fpga-icebreaker-$(FPGA_DESIGN).json
 
 bench: setup
 	$(BIN)/python -m qarch.bench --out BENCHMARKS.md

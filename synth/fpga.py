@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.host import SpiStepHost
 
-from .flow import _tool
+from .flow import _tool, tool_versions
 
 __all__ = ["BOARDS", "FpgaTop", "build_bitstream"]
 
@@ -118,5 +118,6 @@ def build_bitstream(cfg, board: str = "icebreaker", build_dir: Path | None = Non
         "utilisation": util,
         "fmax_mhz": round(min(fmax.values()), 2) if fmax else None,
         "clock_mhz": plat.default_clk_frequency / 1e6,
+        "tools": tool_versions(),
     }
     return res

@@ -33,7 +33,7 @@ def test_import_boundary(package, forbidden):
 # core, the commands on top; no import runs back up ------------------------------------------
 
 CORE = ("qarch", "qarch.configs", "qarch.export", "qarch.schemes", "qarch.models")
-COMMANDS = ("qarch.cli", "qarch.bench", "qarch.report", "qarch.evaluate")
+COMMANDS = ("qarch.cli", "qarch.bench", "qarch.report", "qarch.evaluate", "qarch.driver")
 LAYERS = {"golden": 0, "hdl": 0, "core": 1, "synth": 2, "tb": 2, "commands": 3}
 
 
@@ -154,3 +154,18 @@ def test_nothing_refers_to_files_outside_the_repository():
                 dest = (f.parent / target.split("#")[0]).resolve()
                 assert dest.is_relative_to(ROOT), f"{f.relative_to(ROOT)} links outside: {target}"
                 assert dest.exists(), f"{f.relative_to(ROOT)} links to a missing file: {target}"
+
+
+def test_the_fpga_figures_in_the_docs_are_the_generated_ones():
+    """docs/evaluation.md quotes the iCEBreaker build that `make synth` records."""
+    import json
+
+    rep = json.loads((ROOT / "synth/reports/fpga-icebreaker-int4x8-array4x4-p16.json").read_text())
+    cells, total = rep["utilisation"]["ICESTORM_LC"]
+    text = " ".join((ROOT / "docs/evaluation.md").read_text().split())
+    quote = (
+        f"`qarch fpga int4x8-array4x4-p16`: {cells:,} of {total:,} logic cells, "
+        f"{rep['fmax_mhz']} MHz against the {rep['clock_mhz']:g} MHz board clock, "
+        f"{rep['frame_bits']['in']}-bit input and {rep['frame_bits']['out']}-bit output frames"
+    )
+    assert quote in text, f"docs/evaluation.md should quote: {quote}"
