@@ -306,7 +306,8 @@ def quantize_sequential(
     them (one block's activations in memory); ``capture="block"``: all layers of a block form
     one stage; ``"sequential"``: the layers reading the same input form a stage (q/k/v, o,
     gate/up, down), in call order. Selected layers before the block list, after it, or in a
-    model without one are stages of full calibration passes, grouped the same way. The blocks
+    model without one are each their own block: one stage per group of layers reading the same
+    input, in call order, each calibrated by a full pass over the partly quantized model. The blocks
     must form a chain (block i+1 reads block i's output, with block 0's other tensor
     arguments); where they do not (checked on the float model first), every stage uses full
     passes instead, with a warning. Blocks after the last one with selected layers run only
@@ -332,8 +333,7 @@ def quantize_sequential(
         missing = set(layers) - {n for n, _ in calls}
         if missing:
             raise ValueError(f"calibration never reached layer {sorted(missing)[0]!r}")
-        groups = _groups(calls)
-        for stage in groups if capture == "sequential" else [[n for g in groups for n in g]]:
+        for stage in _groups(calls):  # outside a block list each input group is its own block
             quantize_stage(stage, full_run(stage))
 
     if found is None:

@@ -114,11 +114,12 @@ def test_find_blocks_and_a_model_without_blocks():
     assert find_blocks(m, linear_names(m))[0] == "blocks"
     cnn = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     assert find_blocks(cnn, linear_names(cnn)) is None
-    seen = []
     xs = torch.randn(8, 4)
-    quantize_sequential(cnn, lambda m: m(xs), linear_names(cnn),
-                        lambda s, run: seen.append(s))  # fmt: skip
-    assert seen == [["0"], ["2"]]
+    for capture in ("sequential", "block"):  # without a block list each layer is its own block
+        seen = []
+        quantize_sequential(cnn, lambda m: m(xs), linear_names(cnn),
+                            lambda s, run, seen=seen: seen.append(s), capture=capture)  # fmt: skip
+        assert seen == [["0"], ["2"]]
 
 
 class _NotAChain(torch.nn.Module):
