@@ -306,8 +306,10 @@ def quantize_sequential(
     them (one block's activations in memory); ``capture="block"``: all layers of a block form
     one stage; ``"sequential"``: the layers reading the same input form a stage (q/k/v, o,
     gate/up, down), in call order. Selected layers before the block list, after it, or in a
-    model without one are each their own block: one stage per group of layers reading the same
-    input, in call order, each calibrated by a full pass over the partly quantized model. The blocks
+    model without one are calibrated by full passes over the partly quantized model: with
+    ``"sequential"`` one stage per group of layers reading the same input, in call order; with
+    ``"block"`` the layers before the list form one stage, and those after it another (a model
+    without a block list is then one stage, as with the float capture). The blocks
     must form a chain (block i+1 reads block i's output, with block 0's other tensor
     arguments); where they do not (checked on the float model first), every stage uses full
     passes instead, with a warning. Blocks after the last one with selected layers run only
@@ -333,7 +335,8 @@ def quantize_sequential(
         missing = set(layers) - {n for n, _ in calls}
         if missing:
             raise ValueError(f"calibration never reached layer {sorted(missing)[0]!r}")
-        for stage in _groups(calls):  # outside a block list each input group is its own block
+        groups = _groups(calls)
+        for stage in groups if capture == "sequential" else [[n for g in groups for n in g]]:
             quantize_stage(stage, full_run(stage))
 
     if found is None:

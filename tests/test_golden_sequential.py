@@ -115,11 +115,11 @@ def test_find_blocks_and_a_model_without_blocks():
     cnn = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     assert find_blocks(cnn, linear_names(cnn)) is None
     xs = torch.randn(8, 4)
-    for capture in ("sequential", "block"):  # without a block list each layer is its own block
+    for capture, want in (("sequential", [["0"], ["2"]]), ("block", [["0", "2"]])):
         seen = []
         quantize_sequential(cnn, lambda m: m(xs), linear_names(cnn),
                             lambda s, run, seen=seen: seen.append(s), capture=capture)  # fmt: skip
-        assert seen == [["0"], ["2"]]
+        assert seen == want
 
 
 class _NotAChain(torch.nn.Module):
