@@ -139,16 +139,18 @@ def accumulate_hessians(
     gate/up) share one product when there is no transform, or when ``transform_key(name)``
     says that their transforms are the same."""
     acc: dict[str, list] = {n: [None, 0] for n in names}
-    last: list = [None, None, None]  # the input tensor, its transform key, its product
+    last: list = [None, None, None, 0]  # the input tensor, its transform key, product, rows
+
+    def add(name: str, h: torch.Tensor, rows: int) -> None:
+        st = acc[name]
+        st[0] = h.clone() if st[0] is None else st[0].add_(h)
+        st[1] += rows
 
     def hook(name):
         def f(_m, args, _out):
-            key = None if transform is None else (transform_key(name) if transform_key else name)
-            if args[0] is last[0] and (transform is None or transform_key) and key == last[1]:
-                h = last[2]  # the same rows, the same transform: the same X~^T X~
-                st = acc[name]
-                st[0] = h.clone() if st[0] is None else st[0].add_(h)
-                st[1] += h_rows[0]
+            key = transform_key(name) if transform_key else (None if transform is None else name)
+            if args[0] is last[0] and key == last[1]:  # same rows, same transform: same product
+                add(name, last[2], last[3])
                 return
             x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
             check_finite(x, f"calibration input of {name}")
@@ -159,15 +161,11 @@ def accumulate_hessians(
                     raise ValueError("row_weight must give one weight >= 0 per input row")
                 xq = xq * a.sqrt()[:, None]
             h = xq.T @ xq
-            last[:] = [args[0], key, h]
-            h_rows[0] = x.shape[0]
-            st = acc[name]
-            st[0] = h.clone() if st[0] is None else st[0].add_(h)
-            st[1] += x.shape[0]
+            last[:] = [args[0], key, h, x.shape[0]]
+            add(name, h, x.shape[0])
 
         return f
 
-    h_rows = [0]
     _run(model, calibrate, names, hook, run)
     for name in names:
         if acc[name][0] is None:
@@ -231,8 +229,6 @@ def _record_calls(names: list[str], mods: dict[str, torch.nn.Module], run) -> li
     hooks = [mods[n].register_forward_hook(hook(n)) for n in names]
     try:
         run()
-    except _Stop:
-        pass
     finally:
         for h in hooks:
             h.remove()
@@ -254,6 +250,7 @@ class _BlockInputs:
     def __init__(self) -> None:
         self.calls: list[tuple[tuple, dict]] = []
         self.scalars: dict[int, tuple[tuple, dict]] = {}
+        self.first: list[str] = []  # selected layers outside the list called before block 0
 
     def capture(self, blocks: torch.nn.ModuleList):
         def hook(i):
@@ -331,12 +328,14 @@ def quantize_sequential(
     def full_stages(layers: list[str]) -> None:
         if not layers:
             return
+        if capture == "block":  # one stage: no pass needed to find the groups (an unreached
+            quantize_stage(layers, full_run(layers))  # layer is the stage's own error)
+            return
         calls = _record_calls(layers, live(), lambda: calibrate(model))
         missing = set(layers) - {n for n, _ in calls}
         if missing:
             raise ValueError(f"calibration never reached layer {sorted(missing)[0]!r}")
-        groups = _groups(calls)
-        for stage in groups if capture == "sequential" else [[n for g in groups for n in g]]:
+        for stage in _groups(calls):
             quantize_stage(stage, full_run(stage))
 
     if found is None:
@@ -350,12 +349,11 @@ def quantize_sequential(
     def capture_inputs() -> _BlockInputs:
         cache = _BlockInputs()
         hooks = cache.capture(blocks)
-        first: list[str] = []  # outside layers called before block 0
 
         def pre(name):
             def f(_m, _a, _o):
-                if not cache.calls and name not in first:
-                    first.append(name)
+                if not cache.calls and name not in cache.first:
+                    cache.first.append(name)
 
             return f
 
@@ -368,7 +366,6 @@ def quantize_sequential(
                 h.remove()
         if not cache.calls:
             raise ValueError(f"calibration never reached {prefix}.0")
-        cache.first = first
         return cache
 
     cache = capture_inputs()
@@ -384,7 +381,7 @@ def quantize_sequential(
     if before:
         full_stages(before)
         cache = capture_inputs()
-    inputs = [a for a, _ in cache.calls]
+    inputs = [a[0] for a, _ in cache.calls]  # each call's hidden state into the next block
     # blocks past the last one with selected layers only matter to the layers after the list
     after = [n for n in outside if n not in before]
     stop = len(blocks) if after else max(i for i, b in enumerate(per_block) if b) + 1
@@ -397,7 +394,7 @@ def quantize_sequential(
             return block(x, *args[1:], **kw)
 
         if per_block[i]:
-            calls = _record_calls(per_block[i], live(), partial(call, 0, inputs[0][0]))
+            calls = _record_calls(per_block[i], live(), partial(call, 0, inputs[0]))
             groups = _groups(calls)
             order = [n for g in groups for n in g]
             if set(order) != set(per_block[i]):
@@ -405,7 +402,7 @@ def quantize_sequential(
                 raise ValueError(f"calibration never reached layer {missing!r}")
             for stage in groups if capture == "sequential" else [order]:
                 quantize_stage(stage, _block_run(stage, live, call, inputs))
-        inputs = [(_hidden(call(j, x[0])).detach(),) for j, x in enumerate(inputs)]
+        inputs = [_hidden(call(j, x)).detach() for j, x in enumerate(inputs)]
     full_stages(after)
 
 
@@ -430,7 +427,7 @@ def _block_run(stage: list[str], live, call, inputs):
         try:
             for j, x in enumerate(inputs):
                 try:
-                    call(j, x[0])
+                    call(j, x)
                 except _Stop:
                     pass
         finally:

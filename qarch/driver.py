@@ -23,13 +23,19 @@ clock (1.5 MHz on the iCEBreaker).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from hdl.host import SpiStepHost, frame_layout
 
 __all__ = ["Link", "SimLink", "SpidevLink", "FtdiLink", "StepDriver", "to_bytes", "from_bytes"]
 
 MAX_SCLK_HZ = 1_500_000  # an eighth of the iCEBreaker's 12 MHz
+
+
+def _check_hz(hz: int) -> None:
+    """Before any package or device is opened: sclk at most an eighth of the FPGA clock."""
+    if not 0 < hz <= MAX_SCLK_HZ:
+        raise ValueError(f"hz must be in 1..{MAX_SCLK_HZ} (an eighth of 12 MHz), not {hz}")
 
 
 def to_bytes(bits: Sequence[int]) -> bytes:
@@ -57,8 +63,7 @@ class SpidevLink:
     """Linux spidev (``/dev/spidevB.C``), SPI mode 0, MSB first."""
 
     def __init__(self, bus: int = 0, device: int = 0, hz: int = 1_000_000) -> None:
-        if not 0 < hz <= MAX_SCLK_HZ:
-            raise ValueError(f"hz must be in 1..{MAX_SCLK_HZ} (an eighth of 12 MHz), not {hz}")
+        _check_hz(hz)
         try:
             import spidev
         except ImportError:
@@ -75,8 +80,7 @@ class FtdiLink:
     """An FTDI MPSSE adapter through pyftdi (``url`` e.g. ``ftdi://ftdi:232h/1``), CS0, mode 0."""
 
     def __init__(self, url: str = "ftdi://ftdi:232h/1", hz: int = 1_000_000) -> None:
-        if not 0 < hz <= MAX_SCLK_HZ:
-            raise ValueError(f"hz must be in 1..{MAX_SCLK_HZ} (an eighth of 12 MHz), not {hz}")
+        _check_hz(hz)
         try:
             from pyftdi.spi import SpiController
         except ImportError:
@@ -191,6 +195,3 @@ class StepDriver:
                 y = unpack_signed(o["y_data"], self.cfg.out_bits, self.cfg.cols)
                 out.append((o["y_addr"], y))
         return out
-
-    def describe(self) -> dict[str, Any]:
-        return {"in_bits": self.in_bits, "out_bits": self.out_bits, "transaction_bits": self.bits}

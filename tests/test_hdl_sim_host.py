@@ -51,3 +51,11 @@ def test_driver_bits_and_bytes():
         drv.frame({"w_lod": 1})
     with pytest.raises(ValueError, match="half must be at least 4"):
         SimLink(cfg, half=2)
+
+
+def test_board_links_check_the_spi_clock_before_opening_anything():
+    from qarch.driver import FtdiLink, SpidevLink
+
+    for link in (SpidevLink, FtdiLink):
+        with pytest.raises(ValueError, match=r"hz must be in 1\.\.1500000 .*not 12000000"):
+            link(hz=12_000_000)
