@@ -151,7 +151,11 @@ class AntPE(wiring.Component):
 
     latency = 1
 
-    def __init__(self, *, bits: int = 4, acc_bits: int = 32, policy: str = "wrap") -> None:
+    def __init__(
+        self, *, bits: int = 4, acc_bits: int = 32, policy: str = "wrap", pipeline: int = 0
+    ) -> None:
+        self.pipeline = check_int("pipeline", pipeline, 0, 1)
+        self.latency = 1 + pipeline  # pipeline 1: the shifted product is registered first
         self.bits = check_int("bits", bits, 3, 6)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.policy = check_choice("policy", policy, POLICIES)
@@ -182,7 +186,8 @@ class AntArray(SystolicArray):
     sampled while weights load, ``a_type`` while activations stream.
 
     Parameters (keyword only): rows, cols; bits (3..6, both operands); acc_bits (P_I);
-    out_bits (P_O); policy; acc_depth. Other ports and timing: see :class:`SystolicArray`.
+    out_bits (P_O); policy; acc_depth; double_buffer; pipeline. Other
+    ports and timing: see :class:`SystolicArray`.
     Golden model: ``golden.accum.gemm`` on ``golden.ant.AntType(...).values`` of the codes.
     """
 
@@ -196,6 +201,8 @@ class AntArray(SystolicArray):
         out_bits: int = 32,
         policy: str = "wrap",
         acc_depth: int = 4,
+        double_buffer: bool = False,
+        pipeline: int = 0,
     ) -> None:
         self.bits = self.w_bits = self.a_bits = check_int("bits", bits, 3, 6)
         super().__init__(
@@ -205,6 +212,8 @@ class AntArray(SystolicArray):
             out_bits=out_bits,
             policy=policy,
             acc_depth=acc_depth,
+            double_buffer=double_buffer,
+            pipeline=pipeline,
             w_code=unsigned(bits),
             a_code=unsigned(bits),
             extra_ports={"w_type": In(type_sel_layout), "a_type": In(type_sel_layout)},
@@ -217,4 +226,6 @@ class AntArray(SystolicArray):
         return dec.operand
 
     def _make_pe(self) -> wiring.Component:
-        return AntPE(bits=self.bits, acc_bits=self.acc_bits, policy=self.policy)
+        return AntPE(
+            bits=self.bits, acc_bits=self.acc_bits, policy=self.policy, pipeline=self.pe_pipeline
+        )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ._params import check_choice, check_int
+from ._params import check_bool, check_choice, check_int
 from .int_pe import POLICIES, IntPE, add_with_policy, check_pe_params
 
-__all__ = ["SystolicArray", "IntArray", "output_unit", "array_ports"]
+__all__ = ["SystolicArray", "IntArray", "output_unit", "array_ports", "check_acc_depth"]
 
 
 def _delay(m: Module, sig, cycles: int, name: str):
@@ -56,17 +57,28 @@ class SystolicArray(wiring.Component):
     Scheme arrays subclass this and override two hooks: ``_decode`` (an operand decoder at the
     array edge: one per loaded weight word, one per activation row) and ``_make_pe``.
 
+    Parameters (keyword only, besides the scheme's): rows, cols; acc_bits (P_I); out_bits
+    (P_O); policy; acc_depth (power of two: 2..256 with ``pipeline`` = 0, up to 4,096 with a
+    pipelined output unit, which keeps the entries in a memory); double_buffer: weights load
+    into shadow registers and swap in per PE as the first vector of the new tile reaches it
+    (no drain between K tiles); pipeline: 0 = one-cycle PEs and a one-cycle read-modify-write
+    output unit; 1 = decoded activations registered at the edge and the output unit split into
+    a registered memory read and an add + write stage; 2 = also the product registered in
+    every PE (multiplier and adder in different cycles).
+
     Members (packed buses are little-endian: element 0 in the least significant bits)
     -------
     w_load In(1), w_row In(log2 R), w_data In(C codes): load row ``w_row`` of the weight
-        tile (element c -> column c). Takes effect at the next edge; load a new tile only after
-        the last vector using the old one has left the grid (``latency`` cycles after it entered).
+        tile (element c -> column c). Takes effect at the next edge (into the shadow row with
+        ``double_buffer``). Timing rules: docs/design.md "Array schedule".
     a_valid In(1), a_data In(R codes): one activation vector (element r -> row r);
+    a_swap In(1) (``double_buffer`` only): this vector is the first of a new K tile: every PE
+    swaps its shadow weight in just before this vector reaches it;
     a_first In(1): this is the first K tile for this output (start the outer sum at 0);
     a_last In(1): last K tile (emit the result); a_addr In(log2 acc_depth): accumulator entry.
     y_valid Out(1), y_data Out(C x out_bits), y_ovf_inner Out(C), y_ovf_outer Out(C),
-    y_addr Out(log2 acc_depth): the finished outputs, ``latency`` = R + C cycles after the
-    vector with ``a_last`` entered. Flags are sticky over the K tiles of one output.
+    y_addr Out(log2 acc_depth): the finished outputs, ``latency`` cycles after the vector with
+    ``a_last`` entered. Flags are sticky over the K tiles of one output.
 
     Golden model: ``golden.accum.gemm(W, A, inner_bits=P_I, tile=R, outer_bits=P_O, policy)``
     on the decoded integer operands.
@@ -85,6 +97,8 @@ class SystolicArray(wiring.Component):
         a_code,
         extra_ports=None,
         rows_per_code: int = 1,
+        double_buffer: bool = False,
+        pipeline: int = 0,
     ) -> None:
         self.rows = check_int("rows", rows, 1, 64)
         # A code may cover several adjacent K rows (OliVe pairs: 2); rows must tile by it.
@@ -96,9 +110,12 @@ class SystolicArray(wiring.Component):
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.policy = check_choice("policy", policy, POLICIES)
         self.out_bits = check_int("out_bits", out_bits, acc_bits, 62)
-        self.acc_depth = check_int("acc_depth", acc_depth, 2, 256)
-        if acc_depth & (acc_depth - 1):
-            raise ValueError(f"acc_depth must be a power of two, not {acc_depth}")
+        self.double_buffer = check_bool("double_buffer", double_buffer)
+        self.pipeline = check_int("pipeline", pipeline, 0, 2)
+        self.acc_depth = check_acc_depth(acc_depth, pipeline)
+        extra = dict(extra_ports or {})
+        if double_buffer:
+            extra["a_swap"] = In(1)
         super().__init__(
             array_ports(
                 w_rows=codes_per_col,
@@ -107,14 +124,26 @@ class SystolicArray(wiring.Component):
                 cols=cols,
                 out_bits=out_bits,
                 acc_depth=acc_depth,
-                extra=extra_ports,
+                extra=extra,
             )
         )
 
     @property
+    def edge_stages(self) -> int:
+        """Registers between the activation port (after its decoders) and row 0: one when the
+        operands are pipelined or a swap must run one cycle ahead of its vector."""
+        return int(self.pipeline >= 1 or self.double_buffer)
+
+    @property
+    def pe_pipeline(self) -> int:
+        return int(self.pipeline >= 2)
+
+    @property
     def latency(self) -> int:
-        """Cycles from a vector on ``a_data`` to its outputs on ``y_data``."""
-        return self.rows + self.cols
+        """Cycles from a vector on ``a_data`` to its outputs on ``y_data``:
+        R + C + edge_stages + pe_pipeline (the pipelined output unit reads its memory one cycle
+        ahead, so it adds none)."""
+        return self.rows + self.cols + self.edge_stages + self.pe_pipeline
 
     def _decode(self, m: Module, code, which: str, name: str):
         """Operand decoder at the array edge (``which`` is "w" or "a"): INT uses the code."""
@@ -131,33 +160,47 @@ class SystolicArray(wiring.Component):
     def _make_pe(self) -> wiring.Component:
         raise NotImplementedError
 
-    def elaborate(self, platform):
-        m = Module()
-        R, C = self.rows, self.cols
-        # Weights: decoders on the loaded words, one register per PE, a row (or a group of
-        # rows_per_code rows) at a time.
+    def _weights(self, m: Module) -> list[list]:
+        """The loaded weight registers (the shadow rows with ``double_buffer``), a row (or a
+        group of rows_per_code rows) per load."""
         w_in = self._decode_w(m, self.w_data)
-        per = self.rows_per_code
-        weights = [
-            [Signal(w_in[r % per][c].shape(), name=f"w_{r}_{c}") for c in range(C)]
-            for r in range(R)
+        per, name = self.rows_per_code, "wsh" if self.double_buffer else "w"
+        regs = [
+            [Signal(w_in[r % per][c].shape(), name=f"{name}_{r}_{c}") for c in range(self.cols)]
+            for r in range(self.rows)
         ]
-        for j in range(R // per):
+        for j in range(self.rows // per):
             with m.If(self.w_load & (self.w_row == j)):
                 m.d.sync += [
-                    weights[j * per + k][c].eq(w_in[k][c]) for k in range(per) for c in range(C)
+                    regs[j * per + k][c].eq(w_in[k][c])
+                    for k in range(per)
+                    for c in range(self.cols)
                 ]
+        return regs
 
-        # Grid: a_in[r] enters column 0 skewed by r; psum/ovf enter row 0 as 0.
+    def elaborate(self, platform):
+        m = Module()
+        R, C, e = self.rows, self.cols, self.edge_stages
+        loaded = self._weights(m)
         psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
         ovf = [Signal(name=f"ovf_top_{c}") for c in range(C)]
-        acts = self._decode_a(m, self.a_data)
+        acts = [_delay(m, a, e, f"edge_{r}") for r, a in enumerate(self._decode_a(m, self.a_data))]
+        # The swap token runs one cycle ahead of its vector (e = 1): PE (r, c) copies its shadow
+        # weight at the edge before the vector reaches it.
+        swap = self.a_valid & self.a_swap if self.double_buffer else None
         for r in range(R):
-            act = _delay(m, acts[r], r, f"skew_{r}")
+            act = _delay(m, acts[r], r, f"skew_{r}")  # row r sees the vector r cycles later
+            tok = _delay(m, swap, r, f"swap_skew_{r}") if swap is not None else None
             for c in range(C):
                 pe = m.submodules[f"pe_{r}_{c}"] = self._make_pe()
+                weight = loaded[r][c]
+                if tok is not None:
+                    weight = Signal(loaded[r][c].shape(), name=f"w_{r}_{c}")
+                    with m.If(tok):
+                        m.d.sync += weight.eq(loaded[r][c])
+                    tok = _delay(m, tok, 1, f"swap_{r}_{c}")
                 m.d.comb += [
-                    pe.w.eq(weights[r][c]),
+                    pe.w.eq(weight),
                     pe.a.eq(act),
                     pe.psum_in.eq(psum[c]),
                     pe.ovf_in.eq(ovf[c]),
@@ -165,34 +208,79 @@ class SystolicArray(wiring.Component):
                 psum[c], ovf[c] = pe.psum_out, pe.ovf_out
                 act = _delay(m, act, 1, f"act_{r}_{c}")  # moves right one PE per cycle
 
-        # De-skew: column c's tile sum leaves the grid R + c cycles after the vector entered.
+        # De-skew: column c's tile sum leaves the grid R + c (+ stages) cycles after the vector
+        # entered; all columns are aligned at latency - 1.
         tile = [_delay(m, psum[c], C - 1 - c, f"deskew_{c}") for c in range(C)]
         tile_ovf = [_delay(m, ovf[c], C - 1 - c, f"deskew_ovf_{c}") for c in range(C)]
-        ctrl_in = [self.a_valid, self.a_first, self.a_last, self.a_addr]
-        valid, first, last, addr = (
-            _delay(m, s, R + C - 1, f"ctrl{i}") for i, s in enumerate(ctrl_in)
-        )
-
-        output_unit(m, self, tile, tile_ovf, valid, first, last, addr)
+        ctrl = [self.a_valid, self.a_first, self.a_last, self.a_addr]
+        output_unit(m, self, tile, tile_ovf, *ctrl)
         return m
 
 
-def output_unit(m: Module, arr, tile, tile_ovf, valid, first, last, addr) -> None:
+def check_acc_depth(acc_depth, pipeline: int) -> int:
+    """Entries per output column: a power of two, 2..256 as flip-flops (``pipeline`` = 0, a
+    one-cycle read-modify-write), up to 4,096 as a memory with a registered read."""
+    check_int("acc_depth", acc_depth, 2, 4096)
+    if acc_depth & (acc_depth - 1):
+        raise ValueError(f"acc_depth must be a power of two, not {acc_depth}")
+    if acc_depth > 256 and pipeline == 0:
+        raise ValueError(
+            f"acc_depth above 256 needs pipeline >= 1 (a memory with a registered read), "
+            f"not acc_depth={acc_depth} with pipeline=0"
+        )
+    return acc_depth
+
+
+def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr) -> None:
     """The outer accumulators of an array: ``acc_depth`` entries of ``out_bits`` (P_O) per
-    column, read-modify-write in one cycle: entry ``addr`` += ``tile[c]`` (restarting at 0 on
-    ``first``), with the policy and sticky inner / outer flags; registered outputs, ``y_valid``
-    on ``last``. ``arr`` supplies cols, out_bits, policy, acc_depth and the y_* ports."""
-    for c in range(arr.cols):
-        mem = Array(Signal(signed(arr.out_bits), name=f"acc_{c}_{i}") for i in range(arr.acc_depth))
-        mem_oi = Array(Signal(name=f"acc_ovfi_{c}_{i}") for i in range(arr.acc_depth))
-        mem_oo = Array(Signal(name=f"acc_ovfo_{c}_{i}") for i in range(arr.acc_depth))
-        prev = Signal(signed(arr.out_bits), name=f"prev_{c}")
-        m.d.comb += prev.eq(Mux(first, 0, mem[addr]))
-        total, o_ovf = add_with_policy(m, prev, tile[c], arr.out_bits, arr.policy)
-        new_oi = Mux(first, 0, mem_oi[addr]) | tile_ovf[c]
-        new_oo = Mux(first, 0, mem_oo[addr]) | o_ovf
-        with m.If(valid):
-            m.d.sync += [mem[addr].eq(total), mem_oi[addr].eq(new_oi), mem_oo[addr].eq(new_oo)]
+    column: entry ``addr`` += ``tile[c]`` (restarting at 0 on ``first``), with the policy and
+    sticky inner / outer flags; registered outputs, ``y_valid`` on ``last``. ``tile`` /
+    ``tile_ovf`` arrive ``arr.latency - 1`` cycles after the vector's control inputs
+    ``a_*``, which this unit delays to match. ``arr`` supplies cols, out_bits, policy,
+    acc_depth, latency, pipeline (0: flip-flop entries, read-modify-write in one cycle;
+    >= 1: one memory, read a cycle ahead through a port transparent to the write, so a vector
+    may update the entry the previous vector wrote) and the y_* ports."""
+    stage = arr.latency - 1
+    valid, first, last = (
+        _delay(m, s, stage, f"ctrl{i}") for i, s in enumerate((a_valid, a_first, a_last))
+    )
+    addr_early = _delay(m, a_addr, stage - 1, "ctrl_addr")
+    addr = _delay(m, addr_early, 1, "ctrl_addr_s")
+    C, P = arr.cols, arr.out_bits
+    if getattr(arr, "pipeline", 0) == 0:
+        prev = [Array(Signal(signed(P), name=f"acc_{c}_{i}") for i in range(arr.acc_depth))
+                for c in range(C)]  # fmt: skip
+        p_oi = [Array(Signal(name=f"acc_ovfi_{c}_{i}") for i in range(arr.acc_depth))
+                for c in range(C)]  # fmt: skip
+        p_oo = [Array(Signal(name=f"acc_ovfo_{c}_{i}") for i in range(arr.acc_depth))
+                for c in range(C)]  # fmt: skip
+        read = [(prev[c][addr], p_oi[c][addr], p_oo[c][addr]) for c in range(C)]
+    else:
+        entry = data.StructLayout({"sum": signed(P), "oi": 1, "oo": 1})
+        mem = m.submodules.acc_mem = Memory(
+            shape=data.ArrayLayout(entry, C), depth=arr.acc_depth, init=[]
+        )
+        wp = mem.write_port()
+        rp = mem.read_port(transparent_for=(wp,))
+        m.d.comb += [rp.addr.eq(addr_early), wp.addr.eq(addr), wp.en.eq(valid)]
+        read = [(rp.data[c].sum, rp.data[c].oi, rp.data[c].oo) for c in range(C)]
+    for c in range(C):
+        old, old_oi, old_oo = read[c]
+        base = Signal(signed(P), name=f"prev_{c}")
+        m.d.comb += base.eq(Mux(first, 0, old))
+        total, o_ovf = add_with_policy(m, base, tile[c], P, arr.policy)
+        new_oi = Mux(first, 0, old_oi) | tile_ovf[c]
+        new_oo = Mux(first, 0, old_oo) | o_ovf
+        if getattr(arr, "pipeline", 0) == 0:
+            with m.If(valid):
+                m.d.sync += [prev[c][addr].eq(total), p_oi[c][addr].eq(new_oi),
+                             p_oo[c][addr].eq(new_oo)]  # fmt: skip
+        else:
+            m.d.comb += [
+                wp.data[c].sum.eq(total),
+                wp.data[c].oi.eq(new_oi),
+                wp.data[c].oo.eq(new_oo),
+            ]
         m.d.sync += [
             arr.y_data[c].eq(total),
             arr.y_ovf_inner[c].eq(new_oi),
@@ -207,8 +295,8 @@ class IntArray(SystolicArray):
 
     Parameters (keyword only): rows, cols (1..64); w_bits/a_bits/w_signed/a_signed: operand
     formats; acc_bits: P_I; out_bits: P_O (>= P_I); policy: ``wrap`` / ``saturate`` (both
-    stages); acc_depth: output-accumulator entries per column (power of two, 2..256).
-    Ports and timing: see :class:`SystolicArray`.
+    stages); acc_depth: output-accumulator entries per column (power of two); double_buffer,
+    pipeline: see :class:`SystolicArray`. Ports and timing: see :class:`SystolicArray`.
     """
 
     def __init__(
@@ -224,6 +312,8 @@ class IntArray(SystolicArray):
         out_bits: int = 32,
         policy: str = "wrap",
         acc_depth: int = 4,
+        double_buffer: bool = False,
+        pipeline: int = 0,
     ) -> None:
         self._pe_params = check_pe_params(
             w_bits=w_bits,
@@ -242,9 +332,11 @@ class IntArray(SystolicArray):
             out_bits=out_bits,
             policy=policy,
             acc_depth=acc_depth,
+            double_buffer=double_buffer,
+            pipeline=pipeline,
             w_code=signed(w_bits) if w_signed else unsigned(w_bits),
             a_code=signed(a_bits) if a_signed else unsigned(a_bits),
         )
 
     def _make_pe(self) -> wiring.Component:
-        return IntPE(**self._pe_params)
+        return IntPE(**self._pe_params, pipeline=self.pe_pipeline)

@@ -29,17 +29,21 @@ def add_with_policy(m: Module, acc, addend, bits: int, policy: str):
     Returns ``(result, overflow)`` signals.
     """
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    exact = Signal(signed(max(len(acc), len(addend)) + 2))
+    width = max(len(acc), len(addend), bits) + 2
+    exact = Signal(signed(width))
     result = Signal(signed(bits))
     overflow = Signal()
+    # Overflow from the bits above P - 1, not from full-width compares against the limits: the
+    # exact sum fits P bits iff bits P-1 .. top are all equal (all 0 or all 1).
+    top = exact[bits - 1 :]
     m.d.comb += [
         exact.eq(acc + addend),
-        overflow.eq((exact < lo) | (exact > hi)),
+        overflow.eq((top != 0) & (top != (1 << len(top)) - 1)),
     ]
     if policy == "wrap":
         m.d.comb += result.eq(exact[:bits])  # keep the low P bits: two's complement wrap
-    else:
-        m.d.comb += result.eq(Mux(exact < lo, lo, Mux(exact > hi, hi, exact)))
+    else:  # clamp by the sign of the exact sum
+        m.d.comb += result.eq(Mux(overflow, Mux(exact[-1], lo, hi), exact[:bits]))
     return result, overflow
 
 
@@ -56,7 +60,13 @@ def pe_signature(w_shape, a_shape, acc_bits: int) -> dict:
 
 
 def pe_accumulate(m: Module, pe, addend) -> None:
-    """Register ``psum_in + addend`` (pe.policy, pe.acc_bits) and the sticky flag."""
+    """Register ``psum_in + addend`` (pe.policy, pe.acc_bits) and the sticky flag. With
+    ``pe.pipeline`` = 1 the addend (the product) is registered first: the multiplier and the
+    adder sit in different cycles and ``psum_in`` is expected one cycle after the operands."""
+    if getattr(pe, "pipeline", 0):
+        staged = Signal(addend.shape(), name="product_q")
+        m.d.sync += staged.eq(addend)
+        addend = staged
     result, overflow = add_with_policy(m, pe.psum_in, addend, pe.acc_bits, pe.policy)
     m.d.sync += [pe.psum_out.eq(result), pe.ovf_out.eq(pe.ovf_in | overflow)]
 
@@ -89,6 +99,8 @@ class IntPE(wiring.Component):
     w, a: In, operand codes (signed or unsigned per parameter).
     psum_in: In(signed(acc_bits)), ovf_in: In(1): partial sum and sticky flag from above.
     psum_out: Out(signed(acc_bits)), ovf_out: Out(1): registered, ``latency`` = 1 cycle.
+    pipeline: 1 registers the product first (``latency`` = 2; ``psum_in`` one cycle after the
+    operands), as the arrays' ``pipeline`` = 2 uses it.
     ovf_out = ovf_in | (the exact sum left the P-bit range, or a clamp happened).
 
     Golden model: one step of ``golden.accum.accumulate`` (the partial sum enters as the
@@ -106,7 +118,10 @@ class IntPE(wiring.Component):
         a_signed: bool = True,
         acc_bits: int = 32,
         policy: str = "wrap",
+        pipeline: int = 0,
     ) -> None:
+        self.pipeline = check_int("pipeline", pipeline, 0, 1)
+        self.latency = 1 + pipeline
         check_pe_params(
             w_bits=w_bits,
             a_bits=a_bits,

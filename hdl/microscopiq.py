@@ -320,14 +320,11 @@ class MsqArray(wiring.Component):
                     m.d.sync += [nps.eq(total), nov.eq(ovf[c] | o)]
                     psum[c], ovf[c] = nps, nov
         # control travels with the vector to the bottom of the grid
-        ctrl = [self.a_valid, self.a_first, self.a_last, self.a_addr, self.a_shift]
-        valid, first, last, addr, shift = (
-            _delay(m, sig, self.latency - 1, f"ctrl{i}") for i, sig in enumerate(ctrl)
-        )
+        shift = _delay(m, self.a_shift, self.latency - 1, "ctrl_shift")
         shifted = []
         for c in range(C):
             sh = Signal(signed(self.acc_bits + 2**self.shift_bits - 1), name=f"sh_{c}")
             m.d.comb += sh.eq(psum[c] << shift)  # exact: never truncated
             shifted.append(sh)
-        output_unit(m, self, shifted, ovf, valid, first, last, addr)
+        output_unit(m, self, shifted, ovf, self.a_valid, self.a_first, self.a_last, self.a_addr)
         return m

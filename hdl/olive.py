@@ -153,8 +153,16 @@ class OlivePE(wiring.Component):
     latency = 1
 
     def __init__(
-        self, *, bits: int = 4, e_bits: int = 2, acc_bits: int = 32, policy: str = "wrap"
+        self,
+        *,
+        bits: int = 4,
+        e_bits: int = 2,
+        acc_bits: int = 32,
+        policy: str = "wrap",
+        pipeline: int = 0,
     ) -> None:
+        self.pipeline = check_int("pipeline", pipeline, 0, 1)
+        self.latency = 1 + pipeline  # pipeline 1: the shifted product is registered first
         self.bits, self.e_bits = _check(bits, e_bits)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.policy = check_choice("policy", policy, POLICIES)
@@ -178,7 +186,8 @@ class OliveArray(SystolicArray):
     (0 int4, 1 flint4), sampled while weights load / activations stream.
 
     Parameters (keyword only): rows (even), cols; bits (4 or 8); e_bits (abfloat exponent
-    bits, 2); acc_bits (P_I); out_bits (P_O); policy; acc_depth. Other ports and timing: see
+    bits, 2); acc_bits (P_I); out_bits (P_O); policy; acc_depth; double_buffer; pipeline. Other
+    ports and timing: see
     :class:`SystolicArray`. Golden model: ``golden.accum.gemm`` on
     ``golden.olive.decode_pairs`` of the codes.
     """
@@ -194,6 +203,8 @@ class OliveArray(SystolicArray):
         out_bits: int = 32,
         policy: str = "wrap",
         acc_depth: int = 4,
+        double_buffer: bool = False,
+        pipeline: int = 0,
     ) -> None:
         self.bits, self.e_bits = _check(bits, e_bits)
         self.w_bits = self.a_bits = bits
@@ -205,6 +216,8 @@ class OliveArray(SystolicArray):
             out_bits=out_bits,
             policy=policy,
             acc_depth=acc_depth,
+            double_buffer=double_buffer,
+            pipeline=pipeline,
             w_code=unsigned(2 * bits),
             a_code=unsigned(2 * bits),
             extra_ports=extra,
@@ -230,5 +243,9 @@ class OliveArray(SystolicArray):
 
     def _make_pe(self) -> wiring.Component:
         return OlivePE(
-            bits=self.bits, e_bits=self.e_bits, acc_bits=self.acc_bits, policy=self.policy
+            bits=self.bits,
+            e_bits=self.e_bits,
+            acc_bits=self.acc_bits,
+            policy=self.policy,
+            pipeline=self.pe_pipeline,
         )

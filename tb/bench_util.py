@@ -12,7 +12,15 @@ from cocotb.triggers import FallingEdge
 from golden.accum import accumulate
 from tb.schedule import gemm_schedule, unpack_signed
 
-__all__ = ["start", "record", "drive_pe", "run_gemm", "run_schedule", "ARRAY_INPUTS"]
+__all__ = [
+    "start",
+    "record",
+    "drive_pe",
+    "run_gemm",
+    "run_schedule",
+    "array_inputs",
+    "ARRAY_INPUTS",
+]
 
 ARRAY_INPUTS = ("w_load", "w_row", "w_data", "a_valid", "a_data", "a_first", "a_last", "a_addr")
 
@@ -106,19 +114,31 @@ async def run_gemm(
     return await run_schedule(dut, cfg, sched, label=label, seed=seed)
 
 
+def array_inputs(cfg) -> tuple[str, ...]:
+    """The streaming inputs of an array config's ports."""
+    return ARRAY_INPUTS + (("a_swap",) if getattr(cfg, "double_buffer", False) else ())
+
+
 async def run_schedule(
-    dut, cfg, sched, *, label: str, seed: int, inputs=ARRAY_INPUTS
+    dut, cfg, sched, *, label: str, seed: int, inputs=None, latency: int | None = None
 ) -> torch.Tensor:
     """Drive a schedule's cycles on ``inputs``, compare every output word and flag, and return
-    the outputs the array produced as ``[N, M]`` (int64)."""
+    the outputs the array produced as ``[N, M]`` (int64). ``sched.measured`` receives the
+    cycles counted from the first schedule cycle to the last valid output, inclusive."""
     C, P = cfg.cols, cfg.out_bits
+    inputs = inputs or array_inputs(cfg)
+    latency = cfg.latency if latency is None else latency
     await start(dut, inputs)
     got = []
     t0 = time.monotonic()
     ports = [getattr(dut, n) for n in inputs]
-    drain = [None] * (cfg.rows + cfg.cols + 2)
-    for cyc in sched.cycles + drain:
+    drain = [None] * (latency + 2)
+    last_out = None
+    for i, cyc in enumerate(sched.cycles + drain):
+        # Iteration i sees the registers of cycle i: the state after the edge that sampled
+        # cycle i - 1's inputs.
         if int(dut.y_valid.value):
+            last_out = i
             oi, oo = int(dut.y_ovf_inner.value), int(dut.y_ovf_outer.value)
             got.append(
                 (
@@ -146,14 +166,16 @@ async def run_schedule(
         if addr != e.addr:
             errors.append(f"{e.where}: y_addr {addr}, expected {e.addr}")
     assert not errors, f"{label}: {len(errors)} mismatches:\n" + "\n".join(errors[:10])
+    sched.measured = last_out + 1
     n_ovf = sum(sum(e.ovf_inner) + sum(e.ovf_outer) for e in sched.expected)
     dut._log.info(
-        "%s: %d outputs x %d columns bit-exact (%d overflow flags set), %d cycles, %.0f cycles/s",
+        "%s: %d outputs x %d columns bit-exact (%d overflow flags set), %d cycles first input "
+        "to last output, %.0f cycles/s",
         label,
         len(got),
         C,
         n_ovf,
-        len(sched.cycles),
+        sched.measured,
         len(sched.cycles) / dt,
     )
     record(label, len(sched.cycles), dt)

@@ -4,10 +4,13 @@ Pure Python + golden: shared by the cocotb testbenches (generated Verilog) and t
 simulator tests, so both levels check the same thing against the same reference.
 
 A GEMM ``Y = W @ A`` (W [N, K], A [K, M]) runs as: for each block of C output channels, for each
-batch of up to ``acc_depth`` activation vectors, for each K tile of R rows: load the R weight
-rows, stream the batch (optionally with idle cycles between vectors), then wait ``latency``
-cycles so no vector still needs the old weights. The outer accumulator entry is the vector's
-index within its batch.
+batch of up to ``acc_depth`` activation vectors, for each K tile of R rows, one pass: the tile's
+weight rows load as a wavefront and the batch streams (optionally with idle cycles between
+vectors). The outer accumulator entry is the vector's index within its batch.
+
+``gemm_schedule`` places every load and vector at the earliest cycle the array's timing rules
+allow (docs/design.md "Array schedule"), one rule at a time; it never reads the closed-form
+``cycles()`` of the config, which the benches compare against the cycles they count.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Cycle:
     a_addr: int = 0
     w_cfg: int = 0  # MicroScopiQ: the row's ReCoN config words
     a_shift: int = 0  # MicroScopiQ: E[tile] - E_min of the vector's K tile
+    a_swap: int = 0  # double-buffered arrays: first vector of a new K tile
 
 
 @dataclass
@@ -51,6 +55,13 @@ class Expected:
 class Schedule:
     cycles: list[Cycle] = field(default_factory=list)
     expected: list[Expected] = field(default_factory=list)
+    measured: int | None = None  # cycles counted by a bench, first input to last output
+
+    def at(self, t: int) -> Cycle:
+        """The cycle at index ``t``, extending the schedule with idle cycles as needed."""
+        while len(self.cycles) <= t:
+            self.cycles.append(Cycle())
+        return self.cycles[t]
 
 
 def pack(values: list[int], bits: int) -> int:
@@ -91,20 +102,21 @@ def gemm_schedule(
     a_codes: torch.Tensor | None = None,
     idle: float = 0.0,
     seed: int = 0,
+    slack: int = 0,
 ) -> Schedule:
     """Build the input cycles and the expected outputs for an array config.
 
     ``w`` [N, K] and ``a`` [K, M] are the decoded integer *values* (int64) that define the
     golden GEMM; ``w_codes`` / ``a_codes`` are the codes driven on the ports (default: the
     values themselves, which is what INT codes are; padding uses code 0 = value 0). ``idle`` is
-    the probability of an idle cycle before each vector (timing stress).
+    the probability of an idle cycle before each vector (timing stress). ``slack`` shifts the
+    reload rule (tests only: -1 breaks it by one cycle, which must corrupt the outputs).
     """
     R, C, D = cfg.rows, cfg.cols, cfg.acc_depth
     n, k = w.shape
     m = a.shape[1]
     rng = random.Random(seed)
     ref = gemm(w, a, inner_bits=cfg.acc_bits, tile=R, outer_bits=cfg.out_bits, policy=cfg.policy)
-    latency = R + C
     tiles = -(-k // R)
     # Pair-coded arrays (OliVe) take two adjacent K rows per port word, even element low.
     per = 2 if getattr(cfg, "pair_codes", False) else 1
@@ -113,30 +125,51 @@ def gemm_schedule(
     wp[:n, :k] = w if w_codes is None else w_codes
     ap = torch.zeros(tiles * R, m, dtype=torch.int64)
     ap[:k] = a if a_codes is None else a_codes
+    db = bool(getattr(cfg, "double_buffer", False))
+    # Registers between the activation port and row 0 (hdl.array.SystolicArray.edge_stages).
+    edge = int(getattr(cfg, "pipeline", 0) >= 1 or db)
+    # Row group j of a pass starting at cycle S loads at S + off + per * j: one cycle before
+    # its first row needs the weight (a PE at row r sees the vector S + edge + r), one more
+    # with double buffering, where the swap runs a cycle ahead of the vector into the shadow.
+    off = edge - 1 - int(db)
     s = Schedule()
+    start = v_last = None
     for n0 in range(0, n, C):
         real = min(C, n - n0)
         for m0 in range(0, m, D):
             batch = list(range(m0, min(m, m0 + D)))
             for t in range(tiles):
+                if start is None:
+                    t0 = -off  # the first load at cycle 0
+                else:
+                    # Loads of consecutive passes never share a cycle (one load port).
+                    t0 = max(v_last + 1, start + R - per + 1)
+                    # A row group may reload only after the previous pass's last reader of its
+                    # last row, PE (r, C-1): single-buffered, the pass's last vector reaches it
+                    # at v_last + edge + r + C - 1; double-buffered, the pass's swap (a cycle
+                    # ahead of its first vector) reaches it at start + edge + r + C - 2.
+                    last_use = start if db else v_last
+                    t0 = max(t0, last_use + C + per - 1 + slack)
+                times = []  # each vector's cycle, idle gaps included
+                for _ in batch:
+                    v = times[-1] + 1 if times else t0
+                    while idle and rng.random() < idle:
+                        v += 1
+                    times.append(v)
+                start = times[0]
                 for r in range(R // per):
                     rows = wp[n0 : n0 + C, t * R + r * per : t * R + (r + 1) * per]
                     row = [pack(x, cfg.w_bits) for x in rows.tolist()]  # a pair: even low
-                    s.cycles.append(Cycle(w_load=1, w_row=r, w_data=pack(row, w_word)))
-                for j in batch:
-                    while idle and rng.random() < idle:
-                        s.cycles.append(Cycle())
+                    cyc = s.at(start + off + per * r)
+                    cyc.w_load, cyc.w_row, cyc.w_data = 1, r, pack(row, w_word)
+                for i, (j, v) in enumerate(zip(batch, times)):
                     vec = ap[t * R : (t + 1) * R, j].reshape(R // per, per).tolist()
-                    s.cycles.append(
-                        Cycle(
-                            a_valid=1,
-                            a_data=pack([pack(x, cfg.a_bits) for x in vec], a_word),
-                            a_first=int(t == 0),
-                            a_last=int(t == tiles - 1),
-                            a_addr=j - m0,
-                        )
-                    )
-                s.cycles.extend(Cycle() for _ in range(latency))
+                    cyc = s.at(v)
+                    cyc.a_valid = 1
+                    cyc.a_data = pack([pack(x, cfg.a_bits) for x in vec], a_word)
+                    cyc.a_first, cyc.a_last = int(t == 0), int(t == tiles - 1)
+                    cyc.a_addr, cyc.a_swap = j - m0, int(db and i == 0)
+                v_last = times[-1]
             s.expected += [_expected(cfg, ref, n0, n0 + real, j, m0) for j in batch]
     return s
 

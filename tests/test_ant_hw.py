@@ -13,9 +13,15 @@ from tb.schedule import gemm_schedule
 from tests.amaranth_sim import run_array
 
 
+STREAM = [{}, {"double_buffer": True}, {"pipeline": 2}, {"double_buffer": True, "pipeline": 1}]
+
+
+@pytest.mark.parametrize("stream", STREAM, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
 @pytest.mark.parametrize("w_mode,a_mode", [("flint", "pot"), ("int", "flint"), ("pot", "int")])
-def test_ant_array_gemm_vs_golden(w_mode, a_mode):
-    cfg = AntArrayConfig(rows=3, cols=2, bits=4, acc_bits=14, out_bits=15, policy="wrap")
+def test_ant_array_gemm_vs_golden(w_mode, a_mode, stream):
+    cfg = AntArrayConfig(
+        rows=3, cols=2, bits=4, acc_bits=14, out_bits=15, policy="wrap", **stream
+    )
     torch.manual_seed(3)
     wq = quantize_ant(torch.randn(3, 7), 4, role="weight", mode=w_mode)
     aq = quantize_ant(torch.randn(7, 5), 4, role="activation", mode=a_mode)

@@ -37,9 +37,16 @@ def test_pair_decoder_every_byte(normal, sel):
     assert not bad
 
 
+STREAM = [{}, {"double_buffer": True}, {"pipeline": 1}, {"double_buffer": True, "pipeline": 2}]
+
+
+@pytest.mark.parametrize("stream", STREAM, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("idle", [0.0, 0.2])
 @pytest.mark.parametrize("bits,normals", [(4, ("int4", "flint4")), (8, ("int8", "int8"))])
-def test_olive_array_gemm_vs_golden(bits, normals):
-    cfg = OliveArrayConfig(rows=4, cols=2, bits=bits, acc_bits=18, out_bits=20, policy="wrap")
+def test_olive_array_gemm_vs_golden(bits, normals, idle, stream):
+    cfg = OliveArrayConfig(
+        rows=4, cols=2, bits=bits, acc_bits=18, out_bits=20, policy="wrap", **stream
+    )
     g = torch.Generator().manual_seed(5)
     w, a = torch.randn(3, 17, generator=g), torch.randn(5, 17, generator=g)
     w[0, 3], w[2, 10], w[1, 4], w[1, 5] = 25.0, -30.0, 20.0, -28.0  # incl. an outlier pair
@@ -50,12 +57,15 @@ def test_olive_array_gemm_vs_golden(bits, normals):
     aq = quantize_olive(a, bits, role="activation", normal=normals[1])
     assert wq.stats.outlier_pairs and aq.stats.outlier_pairs
     wv, av = decode_pairs(wq.codes, wq.fmt), decode_pairs(aq.codes, aq.fmt).T
-    s = gemm_schedule(cfg, wv, av, w_codes=wq.codes, a_codes=aq.codes.T, idle=0.2)
+    s = gemm_schedule(cfg, wv, av, w_codes=wq.codes, a_codes=aq.codes.T, idle=idle)
     dut = cfg.build()
     consts = []
     if bits == 4:
         consts = [(Value.cast(dut.w_normal), 0), (Value.cast(dut.a_normal), 1)]
-    got = run_array(dut, s.cycles, constants=consts)
+    timing = []
+    got = run_array(dut, s.cycles, constants=consts, timing=timing)
+    if not idle:  # the published cycle formula, pair rows included
+        assert timing == [cfg.cycles(av.shape[1], av.shape[0], wv.shape[0])]
     assert len(got) == len(s.expected)
     for (addr, y, oi, oo), e in zip(got, s.expected):
         n = len(e.y)

@@ -9,7 +9,7 @@ from typing import ClassVar
 from golden.numerics import check_policy, datatype_bound
 from hdl._params import check_int as _check_int
 
-from .base import Config, check_accumulators, warn_narrow
+from .base import Config, StreamingArray, check_accumulators, warn_narrow
 
 __all__ = ["AntDecoderConfig", "AntPEConfig", "AntArrayConfig"]
 
@@ -74,7 +74,7 @@ class AntPEConfig(Config):
 
 
 @dataclass(frozen=True)
-class AntArrayConfig(Config):
+class AntArrayConfig(Config, StreamingArray):
     """The ANT array: the foundation array with ANT decoders at its edges (``hdl.ant.AntArray``).
 
     ``acc_bits`` (P_I) defaults to the exact data-type bound for K = rows over every runtime
@@ -88,6 +88,8 @@ class AntArrayConfig(Config):
     out_bits: int = 32
     policy: str = "wrap"
     acc_depth: int = 4
+    double_buffer: bool = False
+    pipeline: int = 0  # 0..2: see hdl.array.SystolicArray
 
     component: ClassVar[str] = "ant-array"
     golden: ClassVar[str] = "golden.accum.gemm"
@@ -117,7 +119,7 @@ class AntArrayConfig(Config):
     def slug(self) -> str:
         return (
             f"ant_array{self.rows}x{self.cols}_b{self.bits}_pi{self.acc_bits}"
-            f"_po{self.out_bits}_{self.policy}_d{self.acc_depth}"
+            f"_po{self.out_bits}_{self.policy}_d{self.acc_depth}{self.stream_suffix}"
         )
 
     def build(self):

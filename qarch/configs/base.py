@@ -16,9 +16,19 @@ import warnings
 from typing import Any, ClassVar
 
 from golden.numerics import check_policy
+from hdl._params import check_bool as _check_bool
 from hdl._params import check_int as _check_int
+from hdl.array import check_acc_depth
 
-__all__ = ["AccumulatorWidthWarning", "Config", "sgn", "check_accumulators", "warn_narrow"]
+__all__ = [
+    "AccumulatorWidthWarning",
+    "Config",
+    "StreamingArray",
+    "sgn",
+    "check_accumulators",
+    "warn_narrow",
+    "batches",
+]
 
 
 class AccumulatorWidthWarning(UserWarning):
@@ -50,9 +60,11 @@ def check_accumulators(cfg) -> None:
     _check_int("acc_bits", cfg.acc_bits, 2, 62)
     _check_int("out_bits", cfg.out_bits, cfg.acc_bits, 62)
     check_policy(cfg.policy)
-    _check_int("acc_depth", cfg.acc_depth, 2, 256)
-    if cfg.acc_depth & (cfg.acc_depth - 1):
-        raise ValueError(f"acc_depth must be a power of two, not {cfg.acc_depth}")
+    pipeline = getattr(cfg, "pipeline", 0)
+    if hasattr(cfg, "pipeline"):
+        _check_int("pipeline", pipeline, 0, 2)
+        _check_bool("double_buffer", cfg.double_buffer)
+    check_acc_depth(cfg.acc_depth, pipeline)
 
 
 def warn_narrow(cfg) -> None:
@@ -64,3 +76,89 @@ def warn_narrow(cfg) -> None:
             AccumulatorWidthWarning,
             stacklevel=3,
         )
+
+
+def batches(m: int, depth: int) -> list[int]:
+    """Vectors per pass through a K tile: ``m`` vectors in groups of the accumulator depth."""
+    return [min(depth, m - m0) for m0 in range(0, m, depth)]
+
+
+def _check_gemm(m: int, k: int, n: int) -> None:
+    for name, v in (("M", m), ("K", k), ("N", n)):
+        _check_int(name, v, 1)
+
+
+class StreamingArray:
+    """Timing of the systolic arrays (INT, ANT, OliVe; AXE runs on INT): the published cycle
+    formula, a pure function of the config and the GEMM shape, which the cocotb benches assert
+    against the cycles they count on the generated Verilog (docs/design.md "Array schedule").
+
+    A GEMM ``Y = W @ A`` (W [N, K], A [K, M]) streams as: for each block of C output columns,
+    for each batch of up to ``acc_depth`` vectors, for each K tile of R rows, one *pass*: the
+    tile's weight rows load as a wavefront (row group j one cycle before the first vector needs
+    it) and the batch's B vectors enter back to back. Consecutive passes start ``period(B)``
+    cycles apart:
+
+    - single-buffered: ``max(B + C + p - 2, R - p + 1)``: a row may reload only after the
+      previous pass's last vector has crossed all C columns of it;
+    - double-buffered: ``max(B, R - p + 1, C + p - 1)``: the next tile's rows load into the
+      shadow registers while the current pass streams; no drain.
+
+    p is the rows one weight word covers (OliVe pairs: 2; otherwise 1). The first vector enters
+    ``lead`` cycles after the first load (1, or 0 single-buffered with an edge register), and
+    the last output leaves ``latency`` cycles after the last vector:
+    ``cycles = lead + sum(period(B) for every pass but the last) + B_last + latency``, counted
+    from the first input cycle to the last output cycle, inclusive.
+    """
+
+    rows: int
+    cols: int
+    acc_depth: int
+    double_buffer: bool
+    pipeline: int
+
+    @property
+    def stream_suffix(self) -> str:
+        """Slug suffix for the non-default streaming options (today's slugs stay unchanged)."""
+        db = "_db" if self.double_buffer else ""
+        return db + (f"_pl{self.pipeline}" if self.pipeline else "")
+
+    @property
+    def rows_per_code(self) -> int:
+        return 2 if getattr(self, "pair_codes", False) else 1
+
+    @property
+    def edge_stages(self) -> int:
+        return int(self.pipeline >= 1 or self.double_buffer)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a vector on ``a_data`` to its outputs (equal to the component's)."""
+        return self.rows + self.cols + self.edge_stages + int(self.pipeline >= 2)
+
+    @property
+    def lead(self) -> int:
+        """Cycles from the first weight load to the first vector."""
+        return 1 if self.double_buffer else 1 - self.edge_stages
+
+    def period(self, b: int) -> int:
+        """Cycles between the first vectors of two consecutive passes of ``b`` vectors."""
+        R, C, p = self.rows, self.cols, self.rows_per_code
+        if self.double_buffer:
+            return max(b, R - p + 1, C + p - 1)
+        return max(b + C + p - 2, R - p + 1)
+
+    def passes(self, m: int, k: int, n: int) -> list[int]:
+        """The vectors of every pass, in schedule order."""
+        _check_gemm(m, k, n)
+        tiles, blocks = -(-k // self.rows), -(-n // self.cols)
+        return [b for _ in range(blocks) for b in batches(m, self.acc_depth) for _ in range(tiles)]
+
+    def cycles(self, m: int, k: int, n: int) -> int:
+        """Clock cycles of the GEMM [N, K] x [K, M], first input to last output inclusive."""
+        seq = self.passes(m, k, n)
+        return self.lead + sum(self.period(b) for b in seq[:-1]) + seq[-1] + self.latency
+
+    def utilisation(self, m: int, k: int, n: int) -> float:
+        """Useful MACs over the array's peak (R x C MACs per cycle) for that GEMM."""
+        return m * k * n / (self.rows * self.cols * self.cycles(m, k, n))

@@ -10,7 +10,7 @@ from golden.numerics import IntFormat, check_policy, datatype_bound
 from hdl._params import check_bool as _check_bool
 from hdl._params import check_int as _check_int
 
-from .base import Config, check_accumulators, sgn, warn_narrow
+from .base import Config, StreamingArray, check_accumulators, sgn, warn_narrow
 
 __all__ = ["IntPEConfig", "IntArrayConfig"]
 
@@ -64,7 +64,7 @@ class IntPEConfig(_IntOperands):
 
 
 @dataclass(frozen=True)
-class IntArrayConfig(_IntOperands):
+class IntArrayConfig(_IntOperands, StreamingArray):
     """A weight-stationary R x C INT array (``hdl.array.IntArray``); tile T = rows.
 
     ``acc_bits`` (P_I) defaults to the exact data-type bound for K = rows; a narrower P_I warns
@@ -76,6 +76,8 @@ class IntArrayConfig(_IntOperands):
     acc_bits: int = field(default=0)  # 0: the data-type bound for K = rows
     out_bits: int = 32
     acc_depth: int = 4
+    double_buffer: bool = False
+    pipeline: int = 0  # 0..2: see hdl.array.SystolicArray
 
     component: ClassVar[str] = "int-array"
     golden: ClassVar[str] = "golden.accum.gemm"
@@ -100,7 +102,7 @@ class IntArrayConfig(_IntOperands):
         return (
             f"int_array{self.rows}x{self.cols}_w{self.w_bits}{sgn(self.w_signed)}"
             f"_a{self.a_bits}{sgn(self.a_signed)}_pi{self.acc_bits}_po{self.out_bits}"
-            f"_{self.policy}_d{self.acc_depth}"
+            f"_{self.policy}_d{self.acc_depth}{self.stream_suffix}"
         )
 
     def build(self):

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from hdl._params import check_int as _check_int
 
-from .base import Config, check_accumulators
+from .base import Config, batches, check_accumulators
 
 __all__ = ["MsqPEConfig", "ReconConfig", "MsqArrayConfig"]
 
@@ -95,6 +95,23 @@ class MsqArrayConfig(Config):
         _check_int("d", self.d, 1, 4)
         check_accumulators(self)
         _check_int("shift_bits", self.shift_bits, 1, 6)
+
+    @property
+    def latency(self) -> int:
+        """Vector in to outputs out: skew, PE register, two ReCoN stages, the P_I add, the
+        output register (equal to ``hdl.microscopiq.MsqArray.latency``)."""
+        return self.rows + 4
+
+    def cycles(self, m: int, k: int, n: int) -> int:
+        """Cycles of the GEMM [N, K] x [K, M] on tb/schedule.py's ``msq_schedule``: every pass
+        loads R rows, streams its B vectors, then drains ``latency`` cycles (none after the
+        last output), first input to last output inclusive."""
+        tiles, blocks = -(-k // self.rows), -(-n // self.cols)
+        seq = [b for _ in range(blocks) for b in batches(m, self.acc_depth) for _ in range(tiles)]
+        return sum(self.rows + b + self.latency for b in seq)
+
+    def utilisation(self, m: int, k: int, n: int) -> float:
+        return m * k * n / (self.rows * self.cols * self.cycles(m, k, n))
 
     @property
     def slug(self) -> str:

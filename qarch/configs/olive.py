@@ -9,7 +9,7 @@ from typing import ClassVar
 from golden.numerics import check_policy, datatype_bound
 from hdl._params import check_int as _check_int
 
-from .base import Config, check_accumulators, warn_narrow
+from .base import Config, StreamingArray, check_accumulators, warn_narrow
 
 __all__ = ["OliveDecoderConfig", "OlivePEConfig", "OliveArrayConfig"]
 
@@ -83,7 +83,7 @@ class OlivePEConfig(Config):
 
 
 @dataclass(frozen=True)
-class OliveArrayConfig(Config):
+class OliveArrayConfig(Config, StreamingArray):
     """The OliVe array: pair decoders at the edges feed adjacent K rows
     (``hdl.olive.OliveArray``). ``rows`` (the K tile) must be even; ``acc_bits`` 0 gives the
     data-type bound for K = rows over every decodable value."""
@@ -96,6 +96,8 @@ class OliveArrayConfig(Config):
     out_bits: int = 32
     policy: str = "wrap"
     acc_depth: int = 4
+    double_buffer: bool = False
+    pipeline: int = 0  # 0..2: see hdl.array.SystolicArray
 
     component: ClassVar[str] = "olive-array"
     golden: ClassVar[str] = "golden.accum.gemm"
@@ -128,7 +130,7 @@ class OliveArrayConfig(Config):
     def slug(self) -> str:
         return (
             f"olive_array{self.rows}x{self.cols}_b{self.bits}_e{self.e_bits}_pi{self.acc_bits}"
-            f"_po{self.out_bits}_{self.policy}_d{self.acc_depth}"
+            f"_po{self.out_bits}_{self.policy}_d{self.acc_depth}{self.stream_suffix}"
         )
 
     def build(self):
