@@ -247,7 +247,8 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
     addr_early = _delay(m, a_addr, stage - 1, "ctrl_addr")
     addr = _delay(m, addr_early, 1, "ctrl_addr_s")
     C, P = arr.cols, arr.out_bits
-    if getattr(arr, "pipeline", 0) == 0:
+    piped = getattr(arr, "pipeline", 0) >= 1
+    if not piped:
         prev = [Array(Signal(signed(P), name=f"acc_{c}_{i}") for i in range(arr.acc_depth))
                 for c in range(C)]  # fmt: skip
         p_oi = [Array(Signal(name=f"acc_ovfi_{c}_{i}") for i in range(arr.acc_depth))
@@ -268,10 +269,10 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
         old, old_oi, old_oo = read[c]
         base = Signal(signed(P), name=f"prev_{c}")
         m.d.comb += base.eq(Mux(first, 0, old))
-        total, o_ovf = add_with_policy(m, base, tile[c], P, arr.policy)
+        total, o_ovf = add_with_policy(m, base, tile[c], P, arr.policy, carries=piped)
         new_oi = Mux(first, 0, old_oi) | tile_ovf[c]
         new_oo = Mux(first, 0, old_oo) | o_ovf
-        if getattr(arr, "pipeline", 0) == 0:
+        if not piped:
             with m.If(valid):
                 m.d.sync += [prev[c][addr].eq(total), p_oi[c][addr].eq(new_oi),
                              p_oo[c][addr].eq(new_oo)]  # fmt: skip

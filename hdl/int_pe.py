@@ -20,30 +20,34 @@ __all__ = [
 POLICIES = ("wrap", "saturate")
 
 
-def add_with_policy(m: Module, acc, addend, bits: int, policy: str):
+def add_with_policy(m: Module, acc, addend, bits: int, policy: str, *, carries: bool = False):
     """Combinational ``acc + addend`` into a ``bits``-bit signed result, plus an overflow bit.
 
     The sum is first formed exactly (Amaranth widens ``+`` by one bit), then either truncated to
     the low ``bits`` bits (wrap: a deliberate truncation, mirrored by ``golden.numerics.wrap``)
     or clamped to the P-bit range (saturate, mirrored by ``golden.numerics.saturate``).
-    Returns ``(result, overflow)`` signals.
+    ``carries``: detect overflow from the bits above P - 1 (the exact sum fits iff they are all
+    equal) instead of comparing it against both limits; the same function, which the pipelined
+    datapaths use (the committed pipeline-0 reports keep the compares). Returns
+    ``(result, overflow)`` signals.
     """
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    width = max(len(acc), len(addend), bits) + 2
-    exact = Signal(signed(width))
+    exact = Signal(signed(max(len(acc), len(addend), bits) + 2))
     result = Signal(signed(bits))
     overflow = Signal()
-    # Overflow from the bits above P - 1, not from full-width compares against the limits: the
-    # exact sum fits P bits iff bits P-1 .. top are all equal (all 0 or all 1).
-    top = exact[bits - 1 :]
-    m.d.comb += [
-        exact.eq(acc + addend),
-        overflow.eq((top != 0) & (top != (1 << len(top)) - 1)),
-    ]
+    m.d.comb += exact.eq(acc + addend)
+    if carries:
+        top = exact[bits - 1 :]
+        m.d.comb += overflow.eq((top != 0) & (top != (1 << len(top)) - 1))
+        # the sign of the exact sum picks the limit
+        clamped = Mux(overflow, Mux(exact[-1], lo, hi), exact[:bits])
+    else:
+        m.d.comb += overflow.eq((exact < lo) | (exact > hi))
+        clamped = Mux(exact < lo, lo, Mux(exact > hi, hi, exact))
     if policy == "wrap":
         m.d.comb += result.eq(exact[:bits])  # keep the low P bits: two's complement wrap
-    else:  # clamp by the sign of the exact sum
-        m.d.comb += result.eq(Mux(overflow, Mux(exact[-1], lo, hi), exact[:bits]))
+    else:
+        m.d.comb += result.eq(clamped)
     return result, overflow
 
 
@@ -63,11 +67,14 @@ def pe_accumulate(m: Module, pe, addend) -> None:
     """Register ``psum_in + addend`` (pe.policy, pe.acc_bits) and the sticky flag. With
     ``pe.pipeline`` = 1 the addend (the product) is registered first: the multiplier and the
     adder sit in different cycles and ``psum_in`` is expected one cycle after the operands."""
-    if getattr(pe, "pipeline", 0):
+    piped = bool(getattr(pe, "pipeline", 0))
+    if piped:
         staged = Signal(addend.shape(), name="product_q")
         m.d.sync += staged.eq(addend)
         addend = staged
-    result, overflow = add_with_policy(m, pe.psum_in, addend, pe.acc_bits, pe.policy)
+    result, overflow = add_with_policy(
+        m, pe.psum_in, addend, pe.acc_bits, pe.policy, carries=piped
+    )
     m.d.sync += [pe.psum_out.eq(result), pe.ovf_out.eq(pe.ovf_in | overflow)]
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "run_gemm",
     "run_schedule",
     "array_inputs",
+    "check_cycles",
     "ARRAY_INPUTS",
 ]
 
@@ -111,7 +112,23 @@ async def run_gemm(
     """Stream a full GEMM through an array and compare every output with golden.accum.gemm;
     returns the array's outputs ``[N, M]``."""
     sched = gemm_schedule(cfg, w, a, w_codes=w_codes, a_codes=a_codes, idle=idle, seed=seed)
-    return await run_schedule(dut, cfg, sched, label=label, seed=seed)
+    out = await run_schedule(dut, cfg, sched, label=label, seed=seed)
+    if not idle:  # the published cycle formula, exactly
+        check_cycles(dut, cfg, sched, a.shape[1], a.shape[0], w.shape[0], label)
+    return out
+
+
+def check_cycles(dut, cfg, sched, m: int, k: int, n: int, label: str) -> None:
+    """Assert the cycles a bench counted equal the config's ``cycles(M, K, N)``."""
+    want = cfg.cycles(m, k, n)
+    assert sched.measured == want, (
+        f"{label}: {sched.measured} cycles measured, the formula gives {want} (M={m} K={k} N={n})"
+    )
+    dut._log.info(
+        "%s: %d cycles = cycles(M=%d, K=%d, N=%d), MAC utilisation %.1f %%",
+        label, want, m, k, n, 100 * cfg.utilisation(m, k, n),
+    )  # fmt: skip
+    record(f"{label} utilisation", want, cfg.utilisation(m, k, n))
 
 
 def array_inputs(cfg) -> tuple[str, ...]:

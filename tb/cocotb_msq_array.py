@@ -16,7 +16,7 @@ import torch
 from golden.microscopiq import MsqParams, quantize_msq
 from qarch.configs import config_from_json
 from qarch.models import layer_sample
-from tb.bench_util import ARRAY_INPUTS, run_schedule
+from tb.bench_util import ARRAY_INPUTS, check_cycles, run_schedule
 from tb.schedule import msq_schedule
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])
@@ -39,6 +39,8 @@ async def run(dut, quant, x, label, idle=0.25):
         quant.exp.tolist(),
     )  # fmt: skip
     await run_schedule(dut, CFG, sched, label=label, seed=SEED, inputs=INPUTS)
+    if not idle:
+        check_cycles(dut, CFG, sched, x.shape[1], x.shape[0], quant.codes.shape[0], label)
 
 
 @cocotb.test()
@@ -49,7 +51,7 @@ async def real_layer_gptq(dut):
     w, x = w[top][:, :k], x[: 2 * CFG.acc_depth + 1, :k]
     quant = quantize_msq(w, PARAMS, inputs=x)
     assert quant.n_outliers > 0
-    await run(dut, quant, act_codes(x), "real down_proj slice")
+    await run(dut, quant, act_codes(x), "real down_proj slice", idle=0.0)
 
 
 @cocotb.test()

@@ -37,6 +37,11 @@ def test_ant_pe(cfg):
         AntArrayConfig(
             rows=3, cols=2, bits=4, acc_bits=10, out_bits=11, policy="wrap", acc_depth=2
         ),
+        # streaming options: double-buffered weights, pipelined operands / products
+        PRESETS["ant4-array4x4-p32"].replace(double_buffer=True, pipeline=2),
+        AntArrayConfig(
+            rows=4, cols=3, bits=4, acc_bits=12, out_bits=14, policy="saturate", pipeline=1
+        ),
     ],
     ids=lambda c: c.slug,
 )

@@ -24,6 +24,22 @@ CONFIGS = [
     IntArrayConfig(
         rows=4, cols=2, w_bits=4, a_bits=4, acc_bits=6, out_bits=7, policy="saturate", acc_depth=4
     ),
+    # streaming options: double-buffered weights, every pipeline depth, deep accumulators
+    PRESETS["int4x8-array4x4-p16"].replace(double_buffer=True, pipeline=2),
+    IntArrayConfig(
+        rows=3,
+        cols=5,
+        w_bits=4,
+        a_bits=8,
+        acc_bits=10,
+        out_bits=11,
+        policy="saturate",
+        acc_depth=2,
+        double_buffer=True,
+        pipeline=1,
+    ),
+    IntArrayConfig(rows=4, cols=2, w_bits=4, a_bits=4, acc_bits=6, out_bits=7, pipeline=2),
+    PRESETS["int8x8-array8x8-p32"].replace(acc_depth=512, double_buffer=True, pipeline=1),
 ]
 
 

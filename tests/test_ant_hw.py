@@ -12,7 +12,6 @@ from qarch.configs import PRESETS, AntArrayConfig, config_from_json
 from tb.schedule import gemm_schedule
 from tests.amaranth_sim import run_array
 
-
 STREAM = [{}, {"double_buffer": True}, {"pipeline": 2}, {"double_buffer": True, "pipeline": 1}]
 
 
