@@ -155,6 +155,13 @@ def _cmd_synth(args) -> int:
         if k == "transistors" and rep.get("transistors_lower_bound"):
             value = f"{value}+ (a lower bound: yosys's CMOS estimate has no count for some cells)"
         print(f"  {k:<12} {value}")
+    mem = rep.get("memory")
+    if mem:
+        shape = ", ".join(f"{w} x {b}" for w, b in zip(mem["words"], mem["width"]))
+        print(
+            f"  {'memory':<12} {mem['bits']} bits ({shape}), not in area_um2; "
+            f"{mem['area_um2']} um^2 as a {mem['model']} ({mem['model_note']})"
+        )
     return 0
 
 

@@ -66,8 +66,73 @@ def _latches(cells: dict[str, int]) -> int:
     return sum(n for t, n in cells.items() if "LATCH" in t.upper())
 
 
+# The accumulator memories of the pipelined arrays stay out of the gate-level netlist: the
+# generic flow runs yosys's `synth` script without its `memory_map` step, so every memory is one
+# `$mem_v2` macro (what an ASIC flow hands to an SRAM compiler) and the cell / transistor / um^2
+# figures are the compute logic alone. The memory is reported beside them: bits, words, width,
+# and its area under MEMORY_MODEL, a named model from the same liberty (this flow has no SRAM
+# compiler, so a memory would be flip-flops). For a design without memories the script is
+# exactly `synth -flatten` (memory_map has nothing to do).
+MEMORY_MODEL = {
+    "name": "osu018 flip-flop register file",
+    "per_bit": ("DFFPOSX1", "MUX2X1"),  # a bit register and its write-enable hold mux
+    "note": "a lower bound: the read multiplexer and the write decoder are not counted",
+}
+_SYNTH_KEEP_MEMORIES = (
+    "synth -flatten -top {top} -run :fine\n"
+    "opt -fast -full\n"
+    "opt -full\n"
+    "techmap\n"
+    "opt -fast\n"
+    "abc\n"
+    "opt -fast\n"
+    "hierarchy -check\n"
+    "check\n"
+)
+
+
+def _cell_areas(liberty: Path, names) -> dict[str, float]:
+    text = liberty.read_text()
+    out = {}
+    for n in names:
+        m = re.search(r"cell \(" + re.escape(n) + r"\) \{\s*area : ([0-9.]+);", text)
+        if not m:
+            raise ValueError(f"{liberty.name} has no cell {n} with an area")
+        out[n] = float(m.group(1))
+    return out
+
+
+def _memories(path: Path) -> dict[str, Any] | None:
+    """The ``$mem_v2`` macros left in a generic netlist (``write_json`` of them), or None."""
+    mods = json.loads(path.read_text()).get("modules", {})
+    macros = [
+        c["parameters"]
+        for mod in mods.values()
+        for c in mod.get("cells", {}).values()
+        if c["type"] == "$mem_v2"
+    ]
+    if not macros:
+        return None
+    words = [int(p["SIZE"], 2) for p in macros]
+    width = [int(p["WIDTH"], 2) for p in macros]
+    bits = sum(w * b for w, b in zip(words, width))
+    n = len(macros)
+    per_bit = sum(_cell_areas(LIBERTY, MEMORY_MODEL["per_bit"]).values())
+    return {
+        "macros": n,
+        "words": words,
+        "width": width,
+        "bits": bits,
+        "model": MEMORY_MODEL["name"],
+        "model_cells_per_bit": "+".join(MEMORY_MODEL["per_bit"]),
+        "model_note": MEMORY_MODEL["note"],
+        "area_um2": round(bits * per_bit, 1),
+    }
+
+
 def synth_generic(verilog: str, top: str, work: Path) -> dict[str, Any]:
-    """Generic gates (``synth -flatten``), ``stat -tech cmos``, then OSU 0.18 um area."""
+    """Generic gates (``synth -flatten``, memories kept as macros), ``stat -tech cmos``, then
+    OSU 0.18 um area; memories reported apart (``memory``)."""
     if not LIBERTY.exists():
         raise FileNotFoundError(f"liberty file missing ({LIBERTY.name}); run `make setup` first")
     work.mkdir(parents=True, exist_ok=True)
@@ -75,8 +140,11 @@ def synth_generic(verilog: str, top: str, work: Path) -> dict[str, Any]:
     shutil.copyfile(LIBERTY, work / "cells.lib")
     (work / "generic.ys").write_text(
         "read_verilog -sv design.v\n"
-        f"synth -flatten -top {top}\n"
-        "tee -q -o generic.json stat -json -tech cmos\n"
+        + _SYNTH_KEEP_MEMORIES.format(top=top)
+        + "tee -q -o generic.json stat -json -tech cmos\n"
+        "select t:$mem_v2\n"
+        "write_json -selected memories.json\n"
+        "select -clear\n"
         "dfflibmap -liberty cells.lib\n"
         "abc -liberty cells.lib\n"
         "opt_clean\n"
@@ -87,7 +155,8 @@ def synth_generic(verilog: str, top: str, work: Path) -> dict[str, Any]:
     lib = _module_stat(work / "liberty.json")
     cells = dict(sorted(gen["num_cells_by_type"].items()))
     transistors = str(gen.get("estimated_num_transistors", ""))
-    return {
+    mem = _memories(work / "memories.json")
+    out = {
         "cells": gen["num_cells"],
         "cells_by_type": cells,
         "latches": _latches(cells) + _latches(lib["num_cells_by_type"]),
@@ -98,6 +167,9 @@ def synth_generic(verilog: str, top: str, work: Path) -> dict[str, Any]:
         "area_um2": round(float(lib["area"]), 1),
         "sequential_area_um2": round(float(lib.get("sequential_area", 0.0)), 1),
     }
+    if mem:
+        out["memory"] = mem
+    return out
 
 
 def synth_ice40(verilog: str, top: str, work: Path, place: bool = True) -> dict[str, Any]:

@@ -60,7 +60,10 @@ def area_table(reports: dict[tuple[str, str], dict[str, Any]], names: dict[str, 
         "Reading the table: a P_I above the exact data-type bound of one tile (K = rows) costs",
         "little, because yosys (`wreduce`) drops adder and register bits it proves to be sign",
         "copies; e.g. the INT4 x INT8 4x4 arrays (bound 14 bits) are the same size at P_I = 16, 20",
-        "and 32. Each array includes 4 output-accumulator entries of P_O bits per column.",
+        "and 32. Each array includes 4 output-accumulator entries of P_O bits per column, as",
+        "flip-flops; the pipelined arrays (`-stream`) keep theirs in a memory, which the",
+        "generic flow leaves as a macro: their cells, transistors and area are the compute logic",
+        "alone, and the last column gives the memory's bits (see \"Streaming arrays\").",
         "yosys's generic flow maps a signed multiplier by sign-extending both operands to the",
         "product width (a signed 4 x 4 costs about a truncated 9 x 9 array), while the ANT and",
         "OliVe PEs multiply unsigned magnitudes (sign-magnitude operands): keep that in mind",
@@ -71,8 +74,8 @@ def area_table(reports: dict[tuple[str, str], dict[str, Any]], names: dict[str, 
         f"amaranth {tools.get('amaranth', '?')}.",
         "",
         "| design | P_I | P_O | cells | transistors | area (um^2) | LUT4 | FF | carry "
-        "| Fmax (MHz) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Fmax (MHz) | acc memory (bits) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for slug, name in names.items():
         g = reports.get((slug, "generic"), {})
@@ -84,9 +87,10 @@ def area_table(reports: dict[tuple[str, str], dict[str, Any]], names: dict[str, 
             f"| {name} | {cfg.get('acc_bits', '')} | {cfg.get('out_bits', '—')} | "
             f"{_fmt(g.get('cells'))} | {tr_s} | {_fmt(g.get('area_um2'))} | "
             f"{_fmt(i.get('lut4'))} | {_fmt(i.get('ff'))} | {_fmt(i.get('carry'))} | "
-            f"{_fmt(i.get('fmax_mhz'))} |"
+            f"{_fmt(i.get('fmax_mhz'))} | {_fmt((g.get('memory') or {}).get('bits'))} |"
         )
     slug_of = {name: slug for slug, name in names.items()}
+    lines += _stream_section(reports, slug_of)
     lines += _ant_section(reports, slug_of)
     lines += _olive_section(reports, slug_of)
     lines += _msq_section(reports, slug_of)
@@ -294,3 +298,52 @@ def _msq_section(reports, slug_of) -> list[str]:
         "adder sits after ReCoN, in the column chain), so the PE ratio compares a multiplier "
         "with a full MAC.",
     ]
+
+
+def _stream_section(reports, slug_of) -> list[str]:
+    """Double buffering's cost at 8x8, and the streaming arrays' area against their size."""
+    from qarch.configs import PRESETS, STREAM_BASES
+
+    lines = [
+        "",
+        "## Streaming arrays (liberty area, OSU 0.18 um)",
+        "",
+        "`-db`: double-buffered weights (a shadow register per PE and a one-bit swap token that",
+        "travels with the activations); `-stream`: double-buffered, pipeline 2 (activation",
+        "edge register, a product register in every PE, an output unit reading its memory a",
+        "cycle ahead) and 512 accumulator entries per column. Cycle formulas and utilisation:",
+        "docs/design.md \"Array schedule\"; measured utilisation: BENCHMARKS.md.",
+        "",
+        "| array (8x8) | single-buffered (um^2) | double-buffered (um^2) | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for base in STREAM_BASES:
+        a, b = _area(reports, slug_of, base), _area(reports, slug_of, f"{base}-db")
+        if a and b:
+            lines.append(f"| {base} | {a:,.1f} | {b:,.1f} | {b / a:.2f} |")
+    lines += [
+        "",
+        "Area against size (`-stream`): compute logic, per PE, and the accumulator memory",
+        "apart: its bits and their area as a flip-flop register file of this liberty (a lower",
+        "bound: DFFPOSX1 + MUX2X1 per bit, no read multiplexer or decoder; an SRAM macro would",
+        "be several times smaller). iCE40 Fmax for the 4x4 arrays (the memory in block RAM).",
+        "",
+        "| scheme | size | compute (um^2) | per PE (um^2) | memory (bits) | memory as FFs (um^2) "
+        "| iCE40 Fmax (MHz) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for base in STREAM_BASES:
+        for n in (4, 8, 16):
+            name = base.replace("array8x8", f"array{n}x{n}") + "-stream"
+            g = reports.get((slug_of.get(name, ""), "generic"))
+            if not g:
+                continue
+            i = reports.get((slug_of[name], "ice40"), {})
+            mem = g.get("memory") or {}
+            cfg = PRESETS[name]
+            lines.append(
+                f"| {base.split('-array')[0]} | {n}x{n} | {g['area_um2']:,.1f} | "
+                f"{g['area_um2'] / (cfg.rows * cfg.cols):,.1f} | {_fmt(mem.get('bits'))} | "
+                f"{_fmt(mem.get('area_um2'))} | {_fmt(i.get('fmax_mhz'))} |"
+            )
+    return lines

@@ -36,6 +36,8 @@ __all__ = [
     "COMPONENTS",
     "PRESETS",
     "AXE_SWEEP_PI",
+    "STREAM",
+    "STREAM_BASES",
     "synth_targets",
     "resolve",
     "config_from_json",
@@ -69,7 +71,27 @@ def synth_targets(name: str) -> tuple[str, ...]:
     cfg = PRESETS[name]
     if isinstance(cfg, IntArrayConfig) and cfg.rows == 8 and cfg.acc_bits not in (16, 20, 32):
         return ("generic",)
+    if getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0) > 64 and name.endswith(STREAM_SUFFIXES):
+        return ("generic",)  # the streaming 8x8 / 16x16 variants: area only (nothing fits)
     return ("generic", "ice40")
+
+
+# The streaming variants of the arrays (`make synth`, make bench's utilisation table):
+# "-db": today's array with double-buffered weights (the area of the shadow registers and the
+# swap chain); "-stream": double-buffered, fully pipelined (pipeline 2) and 512-deep
+# accumulators, so a 512-token prefill streams through every K tile: the arrays that stay busy.
+STREAM = {"-db": dict(double_buffer=True), "-stream": dict(double_buffer=True, pipeline=2,
+                                                             acc_depth=512)}  # fmt: skip
+STREAM_SUFFIXES = tuple(STREAM)
+# The arrays that get streaming variants, by scheme (8x8 presets; 4x4 and 16x16 derived).
+STREAM_BASES = (
+    "int4x8-array8x8-p32",
+    "int8x8-array8x8-p32",
+    "int4x4-array8x8-p32",
+    "ant4-array8x8-p32",
+    "olive4-array8x8-p32",
+    "olive8-array8x8-p32",
+)
 
 
 def _presets() -> dict[str, Config]:
@@ -107,6 +129,13 @@ def _presets() -> dict[str, Config]:
     p["msq-pe"] = MsqPEConfig()
     p["msq-recon8"] = ReconConfig()
     p["msq-array8x8-p32"] = MsqArrayConfig(rows=8, cols=8, acc_bits=32, out_bits=32)
+    # Streaming variants: "-db" at 8x8; "-stream" at 4x4, 8x8 and 16x16 (area vs size).
+    for base in STREAM_BASES:
+        cfg = p[base]
+        p[f"{base}-db"] = cfg.replace(**STREAM["-db"])
+        for n in (4, 8, 16):
+            name = base.replace("array8x8", f"array{n}x{n}") + "-stream"
+            p[name] = cfg.replace(rows=n, cols=n, **STREAM["-stream"])
     return p
 
 
