@@ -22,7 +22,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._params import check_choice, check_int
-from .array import _delay, array_ports, output_unit
+from .array import _delay, array_ports, check_acc_depth, output_unit
 from .int_pe import POLICIES, add_with_policy
 
 __all__ = [
@@ -151,13 +151,16 @@ class ReCoN(wiring.Component):
     Members: ``p``: In(lanes x signed(prod_bits)); ``config``: In(recon_config_bits) — the
     router compiler's word (``golden.microscopiq.compile_router``): Benes switch bits, lane modes
     (0 pass, 1 merge, 2 zero; 2 bits each), dE. ``q``: Out(lanes x signed(out_bits)) with
-    ``out_bits = prod_bits + b + 1 + 2^d - 1``. Pipelined, ``latency`` = 2 (a register after the
-    network, one after the lane units). Golden model: ``golden.microscopiq.recon``.
+    ``out_bits = prod_bits + b + 1 + 2^d - 1``. Pipelined, ``latency`` = ``stages``: 2 registers
+    after the network and after the lane units, 1 only after the lane units. Golden model:
+    ``golden.microscopiq.recon``.
     """
 
-    latency = 2
-
-    def __init__(self, *, lanes: int = 8, prod_bits: int = 13, b: int = 4, d: int = 2) -> None:
+    def __init__(
+        self, *, lanes: int = 8, prod_bits: int = 13, b: int = 4, d: int = 2, stages: int = 2
+    ) -> None:
+        self.stages = check_int("stages", stages, 1, 2)
+        self.latency = stages  # 1: only the lane outputs are registered
         self.lanes = _check_lanes(lanes)
         self.prod_bits = check_int("prod_bits", prod_bits, 2, 40)
         self.b = check_choice("b", b, (2, 4, 8))
@@ -180,18 +183,15 @@ class ReCoN(wiring.Component):
         n = self.lanes
         cfg = self.config
         routed = _benes(m, cfg.switches, [self.p[i] for i in range(n)], "benes")
-        # stage 1 registers: own product, routed partner product, lane mode, dE
+        # stage 1 registers (stages = 2): own product, routed partner product, lane mode, dE
         own = [Signal(signed(self.prod_bits), name=f"own{i}") for i in range(n)]
         part = [Signal(signed(self.prod_bits), name=f"part{i}") for i in range(n)]
         mode = [Signal(2, name=f"mode{i}") for i in range(n)]
         de = Signal(self.d)
+        dom = m.d.sync if self.stages == 2 else m.d.comb
         for i in range(n):
-            m.d.sync += [
-                own[i].eq(self.p[i]),
-                part[i].eq(routed[i]),
-                mode[i].eq(cfg.mode[i]),
-            ]
-        m.d.sync += de.eq(cfg.de)
+            dom += [own[i].eq(self.p[i]), part[i].eq(routed[i]), mode[i].eq(cfg.mode[i])]
+        dom += de.eq(cfg.de)
         # stage 2: lane units
         for i in range(n):
             merged = Signal(signed(self.prod_bits + self.b + 1), name=f"merged{i}")
@@ -207,7 +207,8 @@ class ReCoN(wiring.Component):
 
 
 class MsqArray(wiring.Component):
-    """The MicroScopiQ array (b = 4 slots, one per PE; ReCoN per row and micro-block).
+    """The MicroScopiQ array (b = 4 slots, one per PE; ReCoN per micro-block, per row or
+    shared by a group of rows).
 
     Members (packed buses little-endian)
     -------
@@ -217,8 +218,17 @@ class MsqArray(wiring.Component):
         merge = outlier hi half (two's complement), zero = partner lo half (unsigned).
     a_valid, a_data (R signed activations), a_first, a_last, a_addr: as the foundation array;
     a_shift In(shift_bits): ``E[tile] - E_min`` of this K tile for this column block.
-    y_valid, y_data (C x out_bits), y_ovf_inner, y_ovf_outer, y_addr: ``latency`` = R + 4
-        cycles after the vector with ``a_last``.
+    y_valid, y_data (C x out_bits), y_ovf_inner, y_ovf_outer, y_addr: ``latency`` =
+        R + 2 + recon_stages cycles after the vector with ``a_last``.
+
+    ``recon_rows`` = G: rows per ReCoN. G = 1 gives every row its own ReCoNs (one per MiB);
+    G > 1 shares one set among G consecutive rows, time-multiplexed: a row whose config has an
+    outlier (any lane not ``pass``) sends its products through the shared ReCoN in the cycle it
+    holds a valid vector's products, every other row bypasses it through ``recon_stages``
+    registers. At most one outlier row of a group may hold a vector in any cycle: the schedule
+    spaces the vectors of a K tile by ``recon_spacing`` (the stall cycles), docs/microscopiq.md.
+    ``recon_stages``: 2 (registers after the network and the lane units) or 1. ``pipeline`` 1:
+    the output accumulators are a memory read a cycle ahead (``acc_depth`` up to 4,096).
 
     Column sums are P_I bits (``acc_bits``, policy, sticky flag) over the R rows of a tile (the
     MaB tile is the array's K tile, T = R); the outputs add ``sum << a_shift`` into ``out_bits``
@@ -239,6 +249,9 @@ class MsqArray(wiring.Component):
         policy: str = "wrap",
         acc_depth: int = 4,
         shift_bits: int = 4,
+        recon_rows: int = 1,
+        recon_stages: int = 2,
+        pipeline: int = 0,
     ) -> None:
         self.rows = check_int("rows", rows, 1, 64)
         self.m = _check_lanes(m)
@@ -250,10 +263,13 @@ class MsqArray(wiring.Component):
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.out_bits = check_int("out_bits", out_bits, acc_bits, 62)
         self.policy = check_choice("policy", policy, POLICIES)
-        self.acc_depth = check_int("acc_depth", acc_depth, 2, 256)
-        if acc_depth & (acc_depth - 1):
-            raise ValueError(f"acc_depth must be a power of two, not {acc_depth}")
+        self.pipeline = check_int("pipeline", pipeline, 0, 1)
+        self.acc_depth = check_acc_depth(acc_depth, pipeline)
         self.shift_bits = check_int("shift_bits", shift_bits, 1, 6)
+        self.recon_rows = check_int("recon_rows", recon_rows, 1, rows)
+        if rows % recon_rows:
+            raise ValueError(f"recon_rows must divide rows = {rows}, not {recon_rows}")
+        self.recon_stages = check_int("recon_stages", recon_stages, 1, 2)
         self.b = 4
         super().__init__(
             array_ports(
@@ -272,7 +288,7 @@ class MsqArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return self.rows + MsqPE.latency + ReCoN.latency + 1
+        return self.rows + MsqPE.latency + self.recon_stages + 1
 
     def _slot(self, code, mode):
         """Edge decode of one 4-bit slot by its lane mode -> (PE weight word, signed)."""
@@ -280,9 +296,57 @@ class MsqArray(wiring.Component):
         word = Mux(mode == LANE_PASS, sm[:4], code)
         return word, mode != LANE_ZERO
 
+    def _recon(self, name: str) -> ReCoN:
+        return ReCoN(
+            lanes=self.m, prod_bits=self.a_bits + 5, b=4, d=self.d, stages=self.recon_stages
+        )
+
+    def _routed(self, m: Module, r0: int, products, cfgs) -> list[list]:
+        """The ReCoN outputs (the addends of the column sums) of rows r0 .. r0 + G - 1, each
+        ``recon_stages`` cycles after its products: their own ReCoNs (G = 1) or the group's
+        shared ones, which the one outlier row holding a vector uses while the others bypass."""
+        G, C, mib, S = self.recon_rows, self.cols, self.m, self.recon_stages
+        if G == 1:
+            out = []
+            for g in range(C // mib):
+                rc = m.submodules[f"recon_{r0}_{g}"] = self._recon(f"recon_{r0}_{g}")
+                m.d.comb += rc.config.eq(cfgs[r0][g])
+                m.d.comb += [rc.p[lane].eq(products[0][g * mib + lane]) for lane in range(mib)]
+                out += [rc.q[lane] for lane in range(mib)]
+            return [out]
+        # A row uses the shared ReCoN when its config routes anything and its products are a
+        # vector's (the valid bit reaches row r's product registers r + 1 cycles after entry).
+        sel = []
+        for i in range(G):
+            r = r0 + i
+            outl = Signal(name=f"outlier_row_{r}")
+            modes = [cfgs[r][g].mode[k].as_value() for g in range(C // mib) for k in range(mib)]
+            m.d.comb += outl.eq(Cat(*[md != LANE_PASS for md in modes]).any())
+            sel.append(outl & _delay(m, self.a_valid, r + MsqPE.latency, f"row_valid_{r}"))
+        took = [_delay(m, sel[i], S, f"took_{r0 + i}") for i in range(G)]  # with the outputs
+        out = [[] for _ in range(G)]
+        layout = recon_config_layout(mib, self.d)
+        for g in range(C // mib):
+            rc = m.submodules[f"recon_{r0 // G}_{g}"] = self._recon(f"recon_{r0 // G}_{g}")
+            cfg_in = Signal(layout, name=f"recon_cfg_{r0 // G}_{g}")
+            # one-hot row multiplexers: an AND-OR of the selected row's products and config
+            m.d.comb += cfg_in.as_value().eq(
+                _or_of([Mux(sel[i], cfgs[r0 + i][g].as_value(), 0) for i in range(G)])
+            )
+            m.d.comb += rc.config.eq(cfg_in)
+            for lane in range(mib):
+                c = g * mib + lane
+                m.d.comb += rc.p[lane].eq(
+                    _or_of([Mux(sel[i], products[i][c], 0) for i in range(G)])
+                )
+                for i in range(G):
+                    bypass = _delay(m, products[i][c], S, f"bypass_{r0 + i}_{c}")
+                    out[i].append(Mux(took[i], rc.q[lane], bypass))
+        return out
+
     def elaborate(self, platform):
         m = Module()
-        R, C, mib = self.rows, self.cols, self.m
+        R, C, mib, G = self.rows, self.cols, self.m, self.recon_rows
         layout = recon_config_layout(mib, self.d)
         weights = [[Signal(4, name=f"w_{r}_{c}") for c in range(C)] for r in range(R)]
         wsign = [[Signal(name=f"ws_{r}_{c}") for c in range(C)] for r in range(R)]
@@ -297,29 +361,32 @@ class MsqArray(wiring.Component):
                 m.d.sync += [cfgs[r][g].eq(self.w_cfg[g]) for g in range(C // mib)]
         psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
         ovf = [Signal(name=f"ovf_top_{c}") for c in range(C)]
-        for r in range(R):
-            act = _delay(m, self.a_data[r], r, f"skew_{r}")  # row r sees the vector r later
-            for g in range(C // mib):
-                rc = m.submodules[f"recon_{r}_{g}"] = ReCoN(
-                    lanes=mib, prod_bits=self.a_bits + 5, b=4, d=self.d
-                )
-                m.d.comb += rc.config.eq(cfgs[r][g])
-                for lane in range(mib):
-                    c = g * mib + lane
+        for r0 in range(0, R, G):
+            products = []
+            for r in range(r0, r0 + G):
+                act = _delay(m, self.a_data[r], r, f"skew_{r}")  # row r sees the vector r later
+                row = []
+                for c in range(C):
                     pe = m.submodules[f"pe_{r}_{c}"] = MsqPE(a_bits=self.a_bits)
                     m.d.comb += [
                         pe.a.eq(act),
                         pe.w.eq(weights[r][c]),
                         pe.mode.split.eq(0),
                         pe.mode.signed_hi.eq(wsign[r][c]),
-                        rc.p[lane].eq(pe.p0),
                     ]
-                    total, o = add_with_policy(m, psum[c], rc.q[lane], self.acc_bits, self.policy)
+                    row.append(pe.p0)
+                products.append(row)
+            routed = self._routed(m, r0, products, cfgs)
+            for i in range(G):
+                r = r0 + i
+                for c in range(C):
+                    total, o = add_with_policy(
+                        m, psum[c], routed[i][c], self.acc_bits, self.policy
+                    )
                     nps = Signal(signed(self.acc_bits), name=f"psum_{r}_{c}")
                     nov = Signal(name=f"ovf_{r}_{c}")
                     m.d.sync += [nps.eq(total), nov.eq(ovf[c] | o)]
                     psum[c], ovf[c] = nps, nov
-        # control travels with the vector to the bottom of the grid
         shift = _delay(m, self.a_shift, self.latency - 1, "ctrl_shift")
         shifted = []
         for c in range(C):
@@ -328,3 +395,11 @@ class MsqArray(wiring.Component):
             shifted.append(sh)
         output_unit(m, self, shifted, ovf, self.a_valid, self.a_first, self.a_last, self.a_addr)
         return m
+
+
+def _or_of(values: list):
+    """The bitwise OR of ``values`` (a one-hot multiplexer's second level)."""
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out

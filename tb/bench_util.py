@@ -120,13 +120,13 @@ async def run_gemm(
 
 def check_cycles(dut, cfg, sched, m: int, k: int, n: int, label: str) -> None:
     """Assert the cycles a bench counted equal the config's ``cycles(M, K, N)``."""
-    want = cfg.cycles(m, k, n)
+    want = cfg.cycles(m, k, n, **sched.model_args)
     assert sched.measured == want, (
         f"{label}: {sched.measured} cycles measured, the formula gives {want} (M={m} K={k} N={n})"
     )
     dut._log.info(
         "%s: %d cycles = cycles(M=%d, K=%d, N=%d), MAC utilisation %.1f %%",
-        label, want, m, k, n, 100 * cfg.utilisation(m, k, n),
+        label, want, m, k, n, 100 * cfg.utilisation(m, k, n, **sched.model_args),
     )  # fmt: skip
     record(f"{label} [cycles]", sched.measured, 0.0)
 

@@ -17,7 +17,7 @@ from golden.microscopiq import MsqParams, quantize_msq
 from qarch.configs import config_from_json
 from qarch.models import layer_sample
 from tb.bench_util import ARRAY_INPUTS, check_cycles, run_schedule
-from tb.schedule import msq_schedule
+from tb.schedule import msq_outlier_rows, msq_schedule
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])
 SEED = int(os.environ.get("QARCH_SEED", "1"))
@@ -34,9 +34,12 @@ def act_codes(x: torch.Tensor) -> torch.Tensor:
 
 async def run(dut, quant, x, label, idle=0.25):
     sched = msq_schedule(CFG, quant, x, idle=idle, seed=SEED)
+    outl = sched.model_args["outliers"]
+    rows = [sum(t) for blk in outl for t in blk]
+    spacing = [CFG.spacing(t) for blk in outl for t in blk]
     dut._log.info(
-        "%s: %d outliers, dE max %d, E %s", label, quant.n_outliers, int(quant.de.max()),
-        quant.exp.tolist(),
+        "%s: %d outliers, dE max %d, E %s; outlier rows per tile %s, vector spacing %s",
+        label, quant.n_outliers, int(quant.de.max()), quant.exp.tolist(), rows, spacing,
     )  # fmt: skip
     await run_schedule(dut, CFG, sched, label=label, seed=SEED, inputs=INPUTS)
     if not idle:
@@ -48,10 +51,25 @@ async def real_layer_gptq(dut):
     w, x = layer_sample("model.layers.10.mlp.down_proj")
     k = 3 * CFG.rows + 1
     top = torch.argsort(w.abs().amax(1), descending=True)[: PARAMS.M]  # rows with outliers
-    w, x = w[top][:, :k], x[: 2 * CFG.acc_depth + 1, :k]
+    w, x = w[top][:, :k], x[: 2 * min(CFG.acc_depth, 8) + 1, :k]
     quant = quantize_msq(w, PARAMS, inputs=x)
     assert quant.n_outliers > 0
+    if CFG.recon_rows == CFG.rows:  # one ReCoN for the array: some real tile stalls it
+        outl = msq_outlier_rows(CFG, quant)
+        assert max(CFG.spacing(t) for blk in outl for t in blk) > 1
     await run(dut, quant, act_codes(x), "real down_proj slice", idle=0.0)
+
+
+@cocotb.test(skip=CFG.acc_depth < 512)
+async def prefill(dut):
+    """512 real tokens back to back through deep accumulators, on the rows of a real layer with
+    the most outliers (the shared ReCoN's stalls included); cycles = the published formula."""
+    w, x = layer_sample("model.layers.10.mlp.down_proj")
+    k = 2 * CFG.rows
+    top = torch.argsort(w.abs().amax(1), descending=True)[: PARAMS.M]
+    w, x = w[top][:, :k], x[: CFG.acc_depth, :k]
+    quant = quantize_msq(w, PARAMS, inputs=x)
+    await run(dut, quant, act_codes(x), "prefill 512", idle=0.0)
 
 
 @cocotb.test()
@@ -64,5 +82,5 @@ async def heavy_tailed_de_values(dut):
     w[:, CFG.rows : 2 * CFG.rows] *= 8  # a MaB tile with a larger exponent: shifts > 0
     quant = quantize_msq(w, PARAMS)
     assert int(quant.de.max()) >= 2 and int(quant.exp.max() - quant.exp.min()) > 0
-    x = torch.randint(-128, 128, (k, 2 * CFG.acc_depth + 1), generator=g)
+    x = torch.randint(-128, 128, (k, 2 * min(CFG.acc_depth, 8) + 1), generator=g)
     await run(dut, quant, x, "heavy-tailed dE", idle=0.1)

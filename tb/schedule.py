@@ -22,7 +22,15 @@ import torch
 
 from golden.accum import gemm
 
-__all__ = ["Cycle", "Expected", "pack", "unpack_signed", "gemm_schedule", "msq_schedule"]
+__all__ = [
+    "Cycle",
+    "Expected",
+    "pack",
+    "unpack_signed",
+    "gemm_schedule",
+    "msq_schedule",
+    "msq_outlier_rows",
+]
 
 
 @dataclass
@@ -56,6 +64,7 @@ class Schedule:
     cycles: list[Cycle] = field(default_factory=list)
     expected: list[Expected] = field(default_factory=list)
     measured: int | None = None  # cycles counted by a bench, first input to last output
+    model_args: dict = field(default_factory=dict)  # data the cycle formula needs (MicroScopiQ)
 
     def at(self, t: int) -> Cycle:
         """The cycle at index ``t``, extending the schedule with idle cycles as needed."""
@@ -174,11 +183,37 @@ def gemm_schedule(
     return s
 
 
-def msq_schedule(cfg, quant, x: torch.Tensor, *, idle: float = 0.0, seed: int = 0) -> Schedule:
+def msq_outlier_rows(cfg, quant) -> list[list[list[bool]]]:
+    """[column block][K tile][row]: the row's ReCoN config routes something (an outlier's hi
+    half somewhere in the block's micro-blocks at that input column)."""
+    from golden.microscopiq import KIND_HI
+
+    n, k = quant.codes.shape
+    R, C = cfg.rows, cfg.cols
+    hi = quant.kind == KIND_HI
+    return [
+        [
+            [bool(t * R + r < k and hi[n0 : n0 + C, t * R + r].any()) for r in range(R)]
+            for t in range(-(-k // R))
+        ]
+        for n0 in range(0, n, C)
+    ]
+
+
+def msq_schedule(
+    cfg, quant, x: torch.Tensor, *, idle: float = 0.0, seed: int = 0, slack: int = 0
+) -> Schedule:
     """Cycles and expected outputs of the MicroScopiQ array for ``quant`` (a
     ``golden.microscopiq.MsqQuant`` with T = cfg.rows, M a multiple of cfg.cols, m = cfg.m) and
     activation codes ``x`` [K, B]. Each weight load carries a row's slot codes and the router
-    compiler's config words for its micro-blocks; each vector carries its tile's shift."""
+    compiler's config words for its micro-blocks; each vector carries its tile's shift.
+
+    Passes as ``gemm_schedule``'s: row r of a pass loads one cycle before its first vector
+    reaches it (S + r - 1); a pass starts 2 cycles after the previous pass's last vector (a row's
+    config is read one cycle after its product), or G with a ReCoN shared by G rows, and at
+    least R cycles after the previous pass started (one load port); a pass's
+    vectors are ``cfg.spacing`` cycles apart (the shared ReCoN's stalls), idle cycles come in
+    whole spacings. ``slack`` (tests only) shortens the spacing of passes that stall."""
     from golden.microscopiq import KIND_HI, compile_router, msq_gemm, router_bits
 
     p = quant.params
@@ -215,31 +250,39 @@ def msq_schedule(cfg, quant, x: torch.Tensor, *, idle: float = 0.0, seed: int = 
             words.append(compile_router(pairs, de, mib, p.d))
         return pack(words, nb)
 
-    s = Schedule()
-    latency = cfg.rows + 4
-    for n0 in range(0, n, C):
+    outliers = msq_outlier_rows(cfg, quant)
+    s = Schedule(model_args={"outliers": outliers})
+    start = v_last = None
+    for blk, n0 in enumerate(range(0, n, C)):
         for m0 in range(0, m, D):
             batch = list(range(m0, min(m, m0 + D)))
             for t in range(tiles):
+                sp = cfg.spacing(outliers[blk][t])
+                if sp > 1:
+                    sp += slack
+                times: list[int] = []
+                for _ in batch:
+                    if times:
+                        v = times[-1] + sp
+                    elif v_last is None:
+                        v = 1
+                    else:  # the reload rule, and one load port: R loads per pass
+                        v = max(v_last + max(2, cfg.recon_rows), start + R)
+                    while idle and rng.random() < idle:
+                        v += sp  # whole spacings keep the outlier rows apart
+                    times.append(v)
                 for r in range(R):
                     col = t * R + r
-                    row = codes[n0 : n0 + C, col].tolist()
-                    s.cycles.append(
-                        Cycle(w_load=1, w_row=r, w_data=pack(row, 4), w_cfg=row_cfg(n0, col))
-                    )
-                for j in batch:
-                    while idle and rng.random() < idle:
-                        s.cycles.append(Cycle())
-                    s.cycles.append(
-                        Cycle(
-                            a_valid=1,
-                            a_data=pack(xp[t * R : (t + 1) * R, j].tolist(), cfg.a_bits),
-                            a_first=int(t == 0),
-                            a_last=int(t == tiles - 1),
-                            a_addr=j - m0,
-                            a_shift=int(shift[n0 // p.M, t]),
-                        )
-                    )
-                s.cycles.extend(Cycle() for _ in range(latency))
+                    cyc = s.at(times[0] + r - 1)
+                    cyc.w_load, cyc.w_row = 1, r
+                    cyc.w_data = pack(codes[n0 : n0 + C, col].tolist(), 4)
+                    cyc.w_cfg = row_cfg(n0, col)
+                for j, v in zip(batch, times):
+                    cyc = s.at(v)
+                    cyc.a_valid = 1
+                    cyc.a_data = pack(xp[t * R : (t + 1) * R, j].tolist(), cfg.a_bits)
+                    cyc.a_first, cyc.a_last = int(t == 0), int(t == tiles - 1)
+                    cyc.a_addr, cyc.a_shift = j - m0, int(shift[n0 // p.M, t])
+                start, v_last = times[0], times[-1]
             s.expected += [_expected(cfg, ref, n0, n0 + C, j, m0) for j in batch]
     return s

@@ -23,6 +23,12 @@ def test_recon_every_configuration():
         PRESETS["msq-array8x8-p32"],
         MsqArrayConfig(rows=4, cols=8, acc_bits=16, out_bits=18, policy="saturate"),
         MsqArrayConfig(rows=4, cols=8, acc_bits=14, out_bits=16, policy="wrap", acc_depth=2),
+        # a ReCoN shared by a group of rows (with the stall spacing), one register stage
+        PRESETS["msq-array8x8-p32"].replace(recon_rows=8, recon_stages=1),
+        MsqArrayConfig(
+            rows=4, cols=8, acc_bits=16, out_bits=18, policy="saturate", recon_rows=2
+        ),
+        PRESETS["msq-array8x8-p32"].replace(recon_rows=8, pipeline=1, acc_depth=512),
     ],
     ids=lambda c: c.slug,
 )

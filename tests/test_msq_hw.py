@@ -40,19 +40,50 @@ def test_recon_sampled_configurations():
 
 
 @pytest.mark.parametrize("policy,acc,out", [("wrap", 24, 28), ("saturate", 14, 16)])
-def test_msq_array_gemm_vs_golden(policy, acc, out):
-    cfg = MsqArrayConfig(rows=4, cols=8, acc_bits=acc, out_bits=out, policy=policy)
-    g = torch.Generator().manual_seed(0)
+@pytest.mark.parametrize(
+    "shared",
+    [{}, {"recon_rows": 4}, {"recon_rows": 2, "recon_stages": 1}, {"recon_stages": 1},
+     {"recon_rows": 4, "pipeline": 1, "acc_depth": 8}],
+    ids=lambda d: "-".join(f"{k}={v}" for k, v in d.items()) or "per-row",
+)  # fmt: skip
+@pytest.mark.parametrize("idle", [0.0, 0.2])
+def test_msq_array_gemm_vs_golden(policy, acc, out, idle, shared):
+    cfg = MsqArrayConfig(rows=4, cols=8, acc_bits=acc, out_bits=out, policy=policy, **shared)
+    # outliers in several rows of most tiles (a shared ReCoN stalls 1 or 2 cycles), dE up to 3
+    g = torch.Generator().manual_seed(1)
     w = torch.randn(16, 10, generator=g)
-    w = torch.where(torch.rand(16, 10, generator=g) < 0.06, w * 300, w)
+    w = torch.where(torch.rand(16, 10, generator=g) < 0.12, w * 300, w)
     q = quantize_msq(w, MsqParams(b=4, m=8, M=16, T=4))
     assert q.n_outliers > 0 and int(q.de.max()) > 0
     x = torch.randint(-128, 128, (10, 6), generator=g)
-    s = msq_schedule(cfg, q, x, idle=0.2)
-    got = run_array(cfg.build(), s.cycles, inputs=(*INPUTS, "w_cfg", "a_shift"))
+    s = msq_schedule(cfg, q, x, idle=idle)
+    timing = []
+    got = run_array(cfg.build(), s.cycles, inputs=(*INPUTS, "w_cfg", "a_shift"), timing=timing)
     assert len(got) == len(s.expected)
     for (addr, y, oi, oo), e in zip(got, s.expected):
         assert (addr, y, oi, oo) == (e.addr, e.y, e.ovf_inner, e.ovf_outer), e.where
+    if not idle:
+        assert timing == [cfg.cycles(6, 10, 16, **s.model_args)]
+        if cfg.recon_rows > 1:  # the shared ReCoN stalled somewhere
+            assert cfg.cycles(6, 10, 16, **s.model_args) > cfg.cycles(6, 10, 16)
+
+
+def test_shared_recon_spacing_is_needed():
+    """One cycle less between the vectors of a stalling tile puts two outlier rows on the
+    shared ReCoN in the same cycle, and the outputs go wrong."""
+    cfg = MsqArrayConfig(rows=4, cols=8, recon_rows=4)
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(16, 10, generator=g)
+    w = torch.where(torch.rand(16, 10, generator=g) < 0.12, w * 300, w)
+    q = quantize_msq(w, MsqParams(b=4, m=8, M=16, T=4))
+    x = torch.randint(-128, 128, (10, 6), generator=g)
+    inputs = (*INPUTS, "w_cfg", "a_shift")
+    ok = msq_schedule(cfg, q, x)
+    bad = msq_schedule(cfg, q, x, slack=-1)
+    assert len(bad.cycles) < len(ok.cycles)
+    want = [e.y for e in ok.expected]
+    assert [y for _a, y, _i, _o in run_array(cfg.build(), ok.cycles, inputs=inputs)] == want
+    assert [y for _a, y, _i, _o in run_array(cfg.build(), bad.cycles, inputs=inputs)] != want
 
 
 def test_configs_round_trip_and_latency():

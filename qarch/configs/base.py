@@ -61,7 +61,7 @@ def check_accumulators(cfg) -> None:
     _check_int("out_bits", cfg.out_bits, cfg.acc_bits, 62)
     check_policy(cfg.policy)
     pipeline = getattr(cfg, "pipeline", 0)
-    if hasattr(cfg, "pipeline"):
+    if hasattr(cfg, "double_buffer"):
         _check_int("pipeline", pipeline, 0, 2)
         _check_bool("double_buffer", cfg.double_buffer)
     check_acc_depth(cfg.acc_depth, pipeline)
