@@ -1,4 +1,6 @@
-"""``make bench``: simulation throughput (Icarus, Verilator), export and synthesis times.
+"""``make bench``: MAC utilisation of the arrays on SmolLM2 layers (measured on the generated
+Verilog, and the published cycle formula), simulation throughput (Icarus, Verilator), export and
+synthesis times.
 
 Writes BENCHMARKS.md with the machine, the tool versions and every figure, all measured here.
 Run: ``python -m qarch.bench --out BENCHMARKS.md``.
@@ -53,6 +55,139 @@ def _throughput(cfg, module: str, sim: str, testcase: list[str]) -> list[tuple[s
         wall = time.monotonic() - t0
         rows = [ln.split("\t") for ln in f.read().splitlines()]
     return [(lbl, int(n), float(s)) for lbl, n, s in rows] + [("launch wall", 0, wall)]
+
+
+# SmolLM2-135M's Linear shapes (K, N) and a real layer of each (block 10), prefill of 512 tokens.
+SMOLLM2_LAYERS = {
+    "q_proj, o_proj": (576, 576, "model.layers.10.self_attn.q_proj"),
+    "k_proj, v_proj": (576, 192, "model.layers.10.self_attn.k_proj"),
+    "gate_proj, up_proj": (576, 1536, "model.layers.10.mlp.up_proj"),
+    "down_proj": (1536, 576, "model.layers.10.mlp.down_proj"),
+}
+PREFILL = 512
+
+
+def _measured_cycles(cfg, module: str, sim: str, env: dict[str, str], test: str) -> int:
+    """Cycles a cocotb bench counted on the generated Verilog (it asserted them against the
+    config's formula first)."""
+    from tb.runner import run_cocotb
+
+    with tempfile.NamedTemporaryFile("r", suffix=".tsv") as f:
+        env = {"QARCH_BENCH_OUT": f.name, **env}
+        run_cocotb(cfg, module, sim=sim, env=env, testcase=[test])
+        rows = [ln.split("\t") for ln in f.read().splitlines()]
+    return next(int(n) for lbl, n, _ in rows if lbl.endswith("[cycles]"))
+
+
+def utilisation_lines(
+    sim: str, sizes=(8, 16), k: int = 576, m: int = PREFILL, msq_sizes=(8, 16)
+) -> list[str]:
+    """The utilisation table: each streaming array (``-stream`` presets: double-buffered,
+    pipelined, 512 accumulator entries) and its single-buffered option, measured on one output
+    block of a real SmolLM2 layer (K = ``k``, ``m`` vectors) and from the formula on every
+    SmolLM2 layer shape; MicroScopiQ with its stalls on the real layers' outliers."""
+    from qarch.configs import STREAM_BASES
+
+    out = [
+        "## MAC utilisation on SmolLM2 layers (prefill of 512 tokens)",
+        "",
+        "Useful MACs over R x C per cycle, counted from the first input to the last output.",
+        f"*Measured*: cocotb ({sim}) on the generated Verilog streams one output block (C "
+        f"columns) of `model.layers.10.self_attn.q_proj`, K = {k}, {m} real tokens, codes "
+        "from the scheme's quantizer, every output bit-exact, and asserts the counted cycles "
+        "equal `cycles(M, K, N)`. *Layer* columns: that formula on the whole layer. Arrays: the "
+        "`-stream` presets (double-buffered, pipeline 2, 512 accumulator entries) and the same "
+        "arrays single-buffered; today's drain schedule for reference (4 entries, R loads, "
+        "R + C drain per pass).",
+        "",
+        "| array | buffering | measured block | " + " | ".join(SMOLLM2_LAYERS) + " |",
+        "|---|---|---:|" + "---:|" * len(SMOLLM2_LAYERS),
+    ]
+    for n in sizes:
+        for base in STREAM_BASES:
+            name = base.replace("array8x8", f"array{n}x{n}") + "-stream"
+            cfg = PRESETS[name]
+            for db in (True, False):
+                c = cfg.replace(double_buffer=db)
+                measure = db or base.startswith("int4x8")
+                cell = "—"
+                if measure:
+                    print(f"bench: utilisation {c.slug} ({sim})", flush=True)
+                    env = {"QARCH_STREAM_K": str(k), "QARCH_STREAM_M": str(m)}
+                    cyc = _measured_cycles(c, "cocotb_stream", sim, env, "layer_block")
+                    cell = f"{m * k * c.cols / (c.rows * c.cols * cyc):.1%}"
+                layers = " | ".join(
+                    f"{c.utilisation(m, kk, nn):.1%}" for kk, nn, _ in SMOLLM2_LAYERS.values()
+                )
+                mode = "double" if db else "single"
+                out.append(f"| {name} | {mode} | {cell} | {layers} |")
+    old = PRESETS["int8x8-array8x8-p32"]
+    shapes = SMOLLM2_LAYERS.values()
+    layers = " | ".join(f"{old.utilisation(m, kk, nn):.1%}" for kk, nn, _ in shapes)
+    out.append(f"| int8x8-array8x8-p32 (4 entries) | single, wavefront | — | {layers} |")
+    drain = " | ".join(
+        f"{_drain_utilisation(old, m, kk, nn):.1%}" for kk, nn, _ in SMOLLM2_LAYERS.values()
+    )
+    out += [f"| int8x8-array8x8-p32 (4 entries) | single, drain (round 1) | — | {drain} |", ""]
+    return out + (_msq_utilisation(sim, m, msq_sizes) if msq_sizes else [])
+
+
+def _drain_utilisation(cfg, m: int, k: int, n: int) -> float:
+    """Round 1's schedule: per pass R loads, B vectors, then R + C idle cycles."""
+    from qarch.configs.base import batches
+
+    tiles, blocks = -(-k // cfg.rows), -(-n // cfg.cols)
+    cyc = blocks * tiles * sum(2 * cfg.rows + b + cfg.cols for b in batches(m, cfg.acc_depth))
+    return m * k * n / (cfg.rows * cfg.cols * cyc)
+
+
+def _msq_utilisation(sim: str, m: int, sizes) -> list[str]:
+    """MicroScopiQ on the real layers' outliers: per-row ReCoNs against one shared ReCoN."""
+    from golden.microscopiq import MsqParams, quantize_msq
+    from tb.schedule import msq_outlier_rows
+
+    from .models import layer_sample
+
+    out = [
+        "MicroScopiQ (`msq-array*-stream`: pipelined output unit, 512 entries; ReCoN per row, "
+        "or shared by G rows with the stall spacing of `MsqArrayConfig.spacing`): outlier rows "
+        "from each real layer quantized with MicroScopiQ's outlier rule (RTN, T = rows, M = 64). "
+        "*Stalled tiles*: K tiles whose vectors are spaced more than one cycle apart. "
+        "*Measured block*: 512 real tokens through the 2 K tiles x 16 output rows of "
+        "`down_proj` with the largest weights (its worst outliers), on the generated Verilog.",
+        "",
+        "| array | ReCoN | measured block | "
+        + " | ".join(SMOLLM2_LAYERS)
+        + " | stalled tiles (all layers) |",
+        "|---|---|---:|" + "---:|" * (len(SMOLLM2_LAYERS) + 1),
+    ]
+    for n in sizes:
+        base = PRESETS[f"msq-array{n}x{n}-p32-stream"]
+        params = MsqParams(b=4, m=base.m, M=64, T=n)
+        outl = {}
+        for name, (_, _, layer) in SMOLLM2_LAYERS.items():
+            w, _x = layer_sample(layer)
+            outl[name] = msq_outlier_rows(base, quantize_msq(w.float(), params))
+        for g in sorted({1, base.recon_rows, n}):
+            c = base.replace(recon_rows=g)
+            cell = "—"
+            if g == base.recon_rows and n == 8:
+                print(f"bench: utilisation {c.slug} ({sim})", flush=True)
+                cyc = _measured_cycles(c, "cocotb_msq_array", sim, {}, "prefill")
+                # 512 tokens x K = 2R x N = 2C, the rows of down_proj with the most outliers
+                cell = f"{m * 2 * n * 2 * n / (n * n * cyc):.1%}"
+            cells, stalled, total = [], 0, 0
+            for name, (kk, nn, _) in SMOLLM2_LAYERS.items():
+                cells.append(f"{c.utilisation(m, kk, nn, outliers=outl[name]):.1%}")
+                sp = [c.spacing(t) for blk in outl[name] for t in blk]
+                stalled += sum(s > 1 for s in sp)
+                total += len(sp)
+            rc = "per row" if g == 1 else f"shared by {g} rows"
+            out.append(
+                f"| msq-array{n}x{n}-p32-stream | {rc} | {cell} | {' | '.join(cells)} | "
+                f"{stalled} of {total} |"
+            )
+    return out + [""]
 
 
 def _axe_timings() -> list[str]:
@@ -166,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     tv = {**tool_versions(), **_sim_versions()}
     lines += ["Tools: " + ", ".join(f"{k} {v}" for k, v in sorted(tv.items())) + ".", ""]
 
+    lines += utilisation_lines("verilator" if "verilator" in args.sims else "icarus")
     array = PRESETS["int8x8-array8x8-p32"]
     pe = IntPEConfig(w_bits=4, a_bits=8, acc_bits=16)
     lines += [

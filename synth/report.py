@@ -289,7 +289,7 @@ def _msq_section(reports, slug_of) -> list[str]:
         ),
     )
     share = 8 * rc / arr  # one 8-lane ReCoN per row of the 8x8 array
-    return [
+    out = [
         *_ratio_table("MicroScopiQ", rows),
         "",
         f"ReCoN (8 lanes, 20 Benes 2x2 switches, 8 lane units, two pipeline register stages): "
@@ -298,6 +298,22 @@ def _msq_section(reports, slug_of) -> list[str]:
         "adder sits after ReCoN, in the column chain), so the PE ratio compares a multiplier "
         "with a full MAC.",
     ]
+    sh, rc1 = _area(reports, slug_of, "msq-array8x8-p32-shared"), _area(
+        reports, slug_of, "msq-recon8-s1"
+    )
+    if sh and rc1:
+        out += [
+            "",
+            f"Shared (`msq-array8x8-p32-shared`, as the paper organises it): one ReCoN for the "
+            f"whole array, one register stage ({rc1:,.1f} um^2), time-multiplexed over the rows "
+            f"whose config routes an outlier; the other rows bypass it. ReCoN share "
+            f"{rc1 / sh:.1%} ({rc1:,.1f} / {sh:,.1f}); the array is {sh / arr:.2f}x the "
+            "per-row one. The row multiplexers and the bypass registers, which exist because "
+            "of the sharing, are counted in the array, not in the ReCoN. The price is stall "
+            "cycles: a K tile whose outlier rows collide spaces its vectors "
+            "(`MsqArrayConfig.spacing`); BENCHMARKS.md measures them on real layers.",
+        ]
+    return out
 
 
 def _stream_section(reports, slug_of) -> list[str]:

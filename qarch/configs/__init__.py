@@ -71,7 +71,8 @@ def synth_targets(name: str) -> tuple[str, ...]:
     cfg = PRESETS[name]
     if isinstance(cfg, IntArrayConfig) and cfg.rows == 8 and cfg.acc_bits not in (16, 20, 32):
         return ("generic",)
-    if getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0) > 64 and name.endswith(STREAM_SUFFIXES):
+    big = getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0) > 64
+    if big and name.endswith((*STREAM_SUFFIXES, "-shared")):
         return ("generic",)  # the streaming 8x8 / 16x16 variants: area only (nothing fits)
     return ("generic", "ice40")
 
@@ -129,6 +130,15 @@ def _presets() -> dict[str, Config]:
     p["msq-pe"] = MsqPEConfig()
     p["msq-recon8"] = ReconConfig()
     p["msq-array8x8-p32"] = MsqArrayConfig(rows=8, cols=8, acc_bits=32, out_bits=32)
+    # MicroScopiQ as its paper organises it: one ReCoN for the whole array (time-multiplexed
+    # over the rows with outliers, one register stage), and streaming with deep accumulators.
+    p["msq-recon8-s1"] = ReconConfig(stages=1)
+    shared = dict(recon_rows=8, recon_stages=1)
+    p["msq-array8x8-p32-shared"] = p["msq-array8x8-p32"].replace(**shared)
+    p["msq-array8x8-p32-stream"] = p["msq-array8x8-p32"].replace(
+        **shared, pipeline=1, acc_depth=512
+    )
+    p["msq-array16x16-p32-stream"] = p["msq-array8x8-p32-stream"].replace(rows=16, cols=16)
     # Streaming variants: "-db" at 8x8; "-stream" at 4x4, 8x8 and 16x16 (area vs size).
     for base in STREAM_BASES:
         cfg = p[base]
