@@ -17,7 +17,7 @@ help:
 	@echo "make synth   regenerate synth/reports/ (area: cells, transistors, um^2, iCE40 LUTs, Fmax; the iCEBreaker build)"
 	@echo "make test    the whole suite: golden, Amaranth sim, export, CLI, cocotb (Icarus), synth smoke"
 	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
-	@echo "make bench   simulation / export / synthesis throughput -> BENCHMARKS.md"
+	@echo "make bench   MAC utilisation on SmolLM2 layers, simulation / export / synthesis throughput -> BENCHMARKS.md"
 	@echo "make report  every scheme on SmolLM2, MiniLM and two CNNs: docs/results.md + plots (about 27 min)"
 	@echo "make report-layers  real-layer studies: docs/{axe,olive,microscopiq}_results.md (about 25 min)"
 	@echo "make setup   apt packages, .venv, pinned packages, OSU 0.18um liberty, yowasp warm-up"
