@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -139,11 +139,16 @@ class SystolicArray(wiring.Component):
         return int(self.pipeline >= 2)
 
     @property
+    def split_add(self) -> bool:
+        """``pipeline`` = 2 splits the output unit's P_O add over two cycles."""
+        return self.pipeline >= 2
+
+    @property
     def latency(self) -> int:
         """Cycles from a vector on ``a_data`` to its outputs on ``y_data``:
-        R + C + edge_stages + pe_pipeline (the pipelined output unit reads its memory one cycle
-        ahead, so it adds none)."""
-        return self.rows + self.cols + self.edge_stages + self.pe_pipeline
+        R + C + edge_stages + pe_pipeline + split_add (the pipelined output unit reads its
+        memory one cycle ahead, so that adds none)."""
+        return self.rows + self.cols + self.edge_stages + self.pe_pipeline + int(self.split_add)
 
     def _decode(self, m: Module, code, which: str, name: str):
         """Operand decoder at the array edge (``which`` is "w" or "a"): INT uses the code."""
@@ -239,7 +244,12 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
     ``a_*``, which this unit delays to match. ``arr`` supplies cols, out_bits, policy,
     acc_depth, latency, pipeline (0: flip-flop entries, read-modify-write in one cycle;
     >= 1: one memory, read a cycle ahead through a port transparent to the write, so a vector
-    may update the entry the previous vector wrote) and the y_* ports."""
+    may update the entry the previous vector wrote), split_add (the add over two cycles, low
+    half then high half with the carry: an entry may then be updated every other cycle) and the
+    y_* ports."""
+    if getattr(arr, "split_add", False):
+        _split_output_unit(m, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr)
+        return
     stage = arr.latency - 1
     valid, first, last = (
         _delay(m, s, stage, f"ctrl{i}") for i, s in enumerate((a_valid, a_first, a_last))
@@ -288,6 +298,75 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
             arr.y_ovf_outer[c].eq(new_oo),
         ]
     m.d.sync += [arr.y_valid.eq(valid & last), arr.y_addr.eq(addr)]
+
+
+def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr):
+    """``output_unit`` with the P_O add in two stages: A (``latency`` - 2 after the vector) adds
+    the low halves of the entry (read a cycle ahead) and the tile sum and registers the carry;
+    B adds the high halves and the carry, applies the policy (overflow from the bits above
+    P - 1), writes the entry and the outputs. The same entry may be updated every other cycle:
+    B writes at the end of the cycle in which the next vector's A would need it."""
+    C, P = arr.cols, arr.out_bits
+    H = P // 2
+    stage = arr.latency - 2  # stage A
+    valid, first, last = (
+        _delay(m, s, stage, f"ctrl{i}") for i, s in enumerate((a_valid, a_first, a_last))
+    )
+    addr_early = _delay(m, a_addr, stage - 1, "ctrl_addr")
+    addr = _delay(m, addr_early, 1, "ctrl_addr_s")
+    v_b, f_b, l_b, a_b = (
+        _delay(m, s, 1, f"stage_b{i}") for i, s in enumerate((valid, first, last, addr))
+    )
+    entry = data.StructLayout({"sum": signed(P), "oi": 1, "oo": 1})
+    mem = m.submodules.acc_mem = Memory(
+        shape=data.ArrayLayout(entry, C), depth=arr.acc_depth, init=[]
+    )
+    wp = mem.write_port()
+    rp = mem.read_port(transparent_for=(wp,))
+    m.d.comb += [rp.addr.eq(addr_early), wp.addr.eq(a_b), wp.en.eq(v_b)]
+    lo, hi = -(2 ** (P - 1)), 2 ** (P - 1) - 1
+    for c in range(C):
+        width = max(P, len(tile[c]))
+        t_x = Signal(signed(width), name=f"tile_x_{c}")
+        p_x = Signal(signed(width), name=f"prev_x_{c}")
+        m.d.comb += [t_x.eq(tile[c]), p_x.eq(Mux(first, 0, rp.data[c].sum))]
+        # stage A: low halves (unsigned) and their carry
+        lo_sum = Signal(H + 1, name=f"lo_sum_{c}")
+        m.d.comb += lo_sum.eq(p_x[:H] + t_x[:H])
+        lo_q = Signal(H, name=f"lo_q_{c}")
+        carry_q = Signal(name=f"carry_q_{c}")
+        t_hi = Signal(signed(width - H), name=f"tile_hi_q_{c}")
+        p_hi = Signal(signed(width - H), name=f"prev_hi_q_{c}")
+        oi_q, oo_q = Signal(name=f"oi_q_{c}"), Signal(name=f"oo_q_{c}")
+        m.d.sync += [
+            lo_q.eq(lo_sum[:H]),
+            carry_q.eq(lo_sum[H]),
+            t_hi.eq(t_x[H:].as_signed()),
+            p_hi.eq(p_x[H:].as_signed()),
+            oi_q.eq(Mux(first, 0, rp.data[c].oi) | tile_ovf[c]),
+            oo_q.eq(Mux(first, 0, rp.data[c].oo)),
+        ]
+        # stage B: high halves with the carry; the exact sum is {hi, lo}
+        hi_sum = Signal(signed(width - H + 2), name=f"hi_sum_{c}")
+        m.d.comb += hi_sum.eq(p_hi + t_hi + carry_q)
+        exact = Signal(signed(width + 2), name=f"exact_{c}")
+        m.d.comb += exact.eq(Cat(lo_q, hi_sum).as_signed())
+        top = exact[P - 1 :]
+        ovf = Signal(name=f"ovf_o_{c}")
+        m.d.comb += ovf.eq((top != 0) & (top != (1 << len(top)) - 1))
+        total = Signal(signed(P), name=f"total_{c}")
+        if arr.policy == "wrap":
+            m.d.comb += total.eq(exact[:P])  # keep the low P bits: two's complement wrap
+        else:
+            m.d.comb += total.eq(Mux(ovf, Mux(exact[-1], lo, hi), exact[:P]))
+        new_oo = oo_q | ovf
+        m.d.comb += [wp.data[c].sum.eq(total), wp.data[c].oi.eq(oi_q), wp.data[c].oo.eq(new_oo)]
+        m.d.sync += [
+            arr.y_data[c].eq(total),
+            arr.y_ovf_inner[c].eq(oi_q),
+            arr.y_ovf_outer[c].eq(new_oo),
+        ]
+    m.d.sync += [arr.y_valid.eq(v_b & l_b), arr.y_addr.eq(a_b)]
 
 
 class IntArray(SystolicArray):

@@ -159,6 +159,8 @@ def gemm_schedule(
                     # ahead of its first vector) reaches it at start + edge + r + C - 2.
                     last_use = start if db else v_last
                     t0 = max(t0, last_use + C + per - 1 + slack)
+                    if getattr(cfg, "pipeline", 0) >= 2:  # the two-cycle output add
+                        t0 = max(t0, start + 2)
                 times = []  # each vector's cycle, idle gaps included
                 for _ in batch:
                     v = times[-1] + 1 if times else t0

@@ -83,7 +83,8 @@ def test_array_latency_is_published():
     for db in (False, True):
         for pl in (0, 1, 2):
             cfg = IntArrayConfig(rows=4, cols=8, double_buffer=db, pipeline=pl)
-            assert cfg.build().latency == cfg.latency == 12 + int(db or pl >= 1) + int(pl == 2)
+            want = 12 + int(db or pl >= 1) + 2 * int(pl == 2)  # product register, split add
+            assert cfg.build().latency == cfg.latency == want
 
 
 STREAMS = [
@@ -94,6 +95,8 @@ STREAMS = [
     dict(rows=3, cols=5, acc_depth=2, pipeline=1, double_buffer=True),  # C > R
     dict(rows=5, cols=2, acc_depth=2, pipeline=2, policy="saturate"),  # R > C
     dict(rows=4, cols=4, acc_depth=512, pipeline=1, double_buffer=True),  # a memory
+    dict(rows=1, cols=1, acc_depth=2, pipeline=2),  # the split add's every-other-cycle rule
+    dict(rows=1, cols=1, acc_depth=2, pipeline=1, policy="saturate"),  # transparent reads
 ]
 
 

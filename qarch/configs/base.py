@@ -102,7 +102,9 @@ class StreamingArray:
     - single-buffered: ``max(B + C + p - 2, R - p + 1)``: a row may reload only after the
       previous pass's last vector has crossed all C columns of it;
     - double-buffered: ``max(B, R - p + 1, C + p - 1)``: the next tile's rows load into the
-      shadow registers while the current pass streams; no drain.
+      shadow registers while the current pass streams; no drain;
+    - and at least 2 with ``pipeline`` = 2, whose output add takes two cycles (only a 1 x 1
+      array would otherwise update an entry in consecutive cycles).
 
     p is the rows one weight word covers (OliVe pairs: 2; otherwise 1). The first vector enters
     ``lead`` cycles after the first load (1, or 0 single-buffered with an edge register), and
@@ -134,7 +136,7 @@ class StreamingArray:
     @property
     def latency(self) -> int:
         """Cycles from a vector on ``a_data`` to its outputs (equal to the component's)."""
-        return self.rows + self.cols + self.edge_stages + int(self.pipeline >= 2)
+        return self.rows + self.cols + self.edge_stages + 2 * int(self.pipeline >= 2)
 
     @property
     def lead(self) -> int:
@@ -144,9 +146,11 @@ class StreamingArray:
     def period(self, b: int) -> int:
         """Cycles between the first vectors of two consecutive passes of ``b`` vectors."""
         R, C, p = self.rows, self.cols, self.rows_per_code
+        # pipeline 2 splits the output add over two cycles: an entry every other cycle at most
+        floor = 2 if self.pipeline >= 2 else 1
         if self.double_buffer:
-            return max(b, R - p + 1, C + p - 1)
-        return max(b + C + p - 2, R - p + 1)
+            return max(b, R - p + 1, C + p - 1, floor)
+        return max(b + C + p - 2, R - p + 1, floor)
 
     def passes(self, m: int, k: int, n: int) -> list[int]:
         """The vectors of every pass, in schedule order."""
