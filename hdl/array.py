@@ -245,8 +245,8 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
     acc_depth, latency, pipeline (0: flip-flop entries, read-modify-write in one cycle;
     >= 1: one memory, read a cycle ahead through a port transparent to the write, so a vector
     may update the entry the previous vector wrote), split_add (the add over two cycles, low
-    half then high half with the carry, the read registered: an entry may then be updated
-    every third cycle) and the y_* ports."""
+    half then high half with the carry: an entry may then be updated every other cycle) and the
+    y_* ports."""
     if getattr(arr, "split_add", False):
         _split_output_unit(m, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr)
         return
@@ -304,20 +304,16 @@ def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last,
     """``output_unit`` with the P_O add in two stages: A (``latency`` - 2 after the vector) adds
     the low halves of the entry (read a cycle ahead) and the tile sum and registers the carry;
     B adds the high halves and the carry, applies the policy (overflow from the bits above
-    P - 1), writes the entry and the outputs. The entry is read two cycles before A through a
-    port transparent to the write, its data registered: the same entry may be updated every
-    third cycle."""
+    P - 1), writes the entry and the outputs. The same entry may be updated every other cycle:
+    B writes at the end of the cycle in which the next vector's A would need it."""
     C, P = arr.cols, arr.out_bits
     H = P // 2
     stage = arr.latency - 2  # stage A
     valid, first, last = (
         _delay(m, s, stage, f"ctrl{i}") for i, s in enumerate((a_valid, a_first, a_last))
     )
-    # The read is issued two cycles ahead and its data registered (a block RAM's slow
-    # clock-to-out stays off the adder path); so the entry a vector updates must have been
-    # written at least 3 cycles before its stage A.
-    addr_early = _delay(m, a_addr, stage - 2, "ctrl_addr")
-    addr = _delay(m, addr_early, 2, "ctrl_addr_s")
+    addr_early = _delay(m, a_addr, stage - 1, "ctrl_addr")
+    addr = _delay(m, addr_early, 1, "ctrl_addr_s")
     v_b, f_b, l_b, a_b = (
         _delay(m, s, 1, f"stage_b{i}") for i, s in enumerate((valid, first, last, addr))
     )
@@ -328,14 +324,12 @@ def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last,
     wp = mem.write_port()
     rp = mem.read_port(transparent_for=(wp,))
     m.d.comb += [rp.addr.eq(addr_early), wp.addr.eq(a_b), wp.en.eq(v_b)]
-    rd = Signal(data.ArrayLayout(entry, C), name="acc_rd_q")
-    m.d.sync += rd.eq(rp.data)
     lo, hi = -(2 ** (P - 1)), 2 ** (P - 1) - 1
     for c in range(C):
         width = max(P, len(tile[c]))
         t_x = Signal(signed(width), name=f"tile_x_{c}")
         p_x = Signal(signed(width), name=f"prev_x_{c}")
-        m.d.comb += [t_x.eq(tile[c]), p_x.eq(Mux(first, 0, rd[c].sum))]
+        m.d.comb += [t_x.eq(tile[c]), p_x.eq(Mux(first, 0, rp.data[c].sum))]
         # stage A: low halves (unsigned) and their carry
         lo_sum = Signal(H + 1, name=f"lo_sum_{c}")
         m.d.comb += lo_sum.eq(p_x[:H] + t_x[:H])
@@ -349,8 +343,8 @@ def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last,
             carry_q.eq(lo_sum[H]),
             t_hi.eq(t_x[H:].as_signed()),
             p_hi.eq(p_x[H:].as_signed()),
-            oi_q.eq(Mux(first, 0, rd[c].oi) | tile_ovf[c]),
-            oo_q.eq(Mux(first, 0, rd[c].oo)),
+            oi_q.eq(Mux(first, 0, rp.data[c].oi) | tile_ovf[c]),
+            oo_q.eq(Mux(first, 0, rp.data[c].oo)),
         ]
         # stage B: high halves with the carry; the exact sum is {hi, lo}
         hi_sum = Signal(signed(width - H + 2), name=f"hi_sum_{c}")

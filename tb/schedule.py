@@ -143,8 +143,6 @@ def gemm_schedule(
     off = edge - 1 - int(db)
     s = Schedule()
     start = v_last = None
-    split = getattr(cfg, "pipeline", 0) >= 2
-    entry_time: dict[int, int] = {}  # accumulator entry -> cycle of its last vector
     for n0 in range(0, n, C):
         real = min(C, n - n0)
         for m0 in range(0, m, D):
@@ -161,15 +159,13 @@ def gemm_schedule(
                     # ahead of its first vector) reaches it at start + edge + r + C - 2.
                     last_use = start if db else v_last
                     t0 = max(t0, last_use + C + per - 1 + slack)
+                    if getattr(cfg, "pipeline", 0) >= 2:  # the two-cycle output add
+                        t0 = max(t0, start + 2)
                 times = []  # each vector's cycle, idle gaps included
-                for j in batch:
+                for _ in batch:
                     v = times[-1] + 1 if times else t0
                     while idle and rng.random() < idle:
                         v += 1
-                    # pipeline 2's output unit reads an entry two cycles before its add and
-                    # writes it a cycle after: the same entry at most every third cycle
-                    v = max(v, entry_time.get(j - m0, -3) + (3 if split else 1))
-                    entry_time[j - m0] = v
                     times.append(v)
                 start = times[0]
                 for r in range(R // per):

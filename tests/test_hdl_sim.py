@@ -95,7 +95,7 @@ STREAMS = [
     dict(rows=3, cols=5, acc_depth=2, pipeline=1, double_buffer=True),  # C > R
     dict(rows=5, cols=2, acc_depth=2, pipeline=2, policy="saturate"),  # R > C
     dict(rows=4, cols=4, acc_depth=512, pipeline=1, double_buffer=True),  # a memory
-    dict(rows=1, cols=1, acc_depth=2, pipeline=2),  # the split add's every-third-cycle rule
+    dict(rows=1, cols=1, acc_depth=2, pipeline=2),  # the split add's every-other-cycle rule
     dict(rows=1, cols=1, acc_depth=2, pipeline=1, policy="saturate"),  # transparent reads
 ]
 

@@ -103,9 +103,8 @@ class StreamingArray:
       previous pass's last vector has crossed all C columns of it;
     - double-buffered: ``max(B, R - p + 1, C + p - 1)``: the next tile's rows load into the
       shadow registers while the current pass streams; no drain;
-    - and at least 3 with ``pipeline`` = 2, whose output unit reads an entry two cycles before
-      its add and writes it a cycle after (only arrays below 3 x 3 with passes of fewer than 3
-      vectors are affected).
+    - and at least 2 with ``pipeline`` = 2, whose output add takes two cycles (only a 1 x 1
+      array would otherwise update an entry in consecutive cycles).
 
     p is the rows one weight word covers (OliVe pairs: 2; otherwise 1). The first vector enters
     ``lead`` cycles after the first load (1, or 0 single-buffered with an edge register), and
@@ -147,9 +146,8 @@ class StreamingArray:
     def period(self, b: int) -> int:
         """Cycles between the first vectors of two consecutive passes of ``b`` vectors."""
         R, C, p = self.rows, self.cols, self.rows_per_code
-        # pipeline 2 splits the output add over two cycles and registers the entry's read:
-        # an entry may be updated every third cycle at most
-        floor = 3 if self.pipeline >= 2 else 1
+        # pipeline 2 splits the output add over two cycles: an entry every other cycle at most
+        floor = 2 if self.pipeline >= 2 else 1
         if self.double_buffer:
             return max(b, R - p + 1, C + p - 1, floor)
         return max(b + C + p - 2, R - p + 1, floor)
