@@ -90,6 +90,28 @@ def test_configs_round_trip_and_latency():
     for name in ("msq-pe", "msq-recon8", "msq-array8x8-p32"):
         assert config_from_json(PRESETS[name].to_json()) == PRESETS[name]
     assert MsqArray(rows=8, cols=8).latency == 12
+    for name in ("msq-array8x8-p32-shared", "msq-array8x8-p32-stream"):
+        cfg = PRESETS[name]
+        assert config_from_json(cfg.to_json()) == cfg
+        assert cfg.build().latency == cfg.latency == 8 + 2 + cfg.recon_stages
+
+
+def test_shared_recon_spacing():
+    """The least spacing that keeps a group's outlier rows apart (distinct modulo s)."""
+    cfg = MsqArrayConfig(rows=8, cols=8, recon_rows=8)
+    row = [False] * 8
+    assert cfg.spacing(row) == 1
+    assert cfg.spacing([True] + row[1:]) == 1  # one outlier row: no stall
+    assert cfg.spacing([True, True] + row[2:]) == 2  # rows 0, 1
+    assert cfg.spacing([True, False, True] + row[3:]) == 3  # rows 0, 2: even s collide
+    assert cfg.spacing([True, False, False, False, True] + row[5:]) == 3  # rows 0, 4
+    assert cfg.spacing([True, False, True, True] + row[4:]) == 4  # rows 0, 2, 3
+    halves = cfg.replace(recon_rows=4)  # rows 0 and 4 in different groups: no stall
+    assert halves.spacing([True, False, False, False, True] + row[5:]) == 1
+    assert MsqArrayConfig(rows=8, cols=8).spacing([True] * 8) == 1  # a ReCoN per row
+    # the stalls enter the cycle count through the tile's spacing: 4 vectors, one tile
+    stall = [[[True, False, True] + row[3:]]]
+    assert cfg.cycles(4, 8, 8, outliers=stall) - cfg.cycles(4, 8, 8) == 3 * (3 - 1)
 
 
 @pytest.mark.parametrize(
@@ -100,6 +122,10 @@ def test_configs_round_trip_and_latency():
         (ReCoN, dict(b=3), "b must be one of 2, 4, 8"),
         (MsqArray, dict(cols=12), "cols must be a multiple of m = 8, not 12"),
         (MsqArrayConfig, dict(acc_depth=3), "acc_depth must be a power of two, not 3"),
+        (MsqArrayConfig, dict(recon_rows=3), "recon_rows must divide rows = 8, not 3"),
+        (MsqArray, dict(recon_stages=3), "recon_stages must be at most 2, not 3"),
+        (MsqArrayConfig, dict(acc_depth=512), "acc_depth above 256 needs pipeline >= 1"),
+        (ReCoN, dict(stages=0), "stages must be at least 1, not 0"),
     ],
 )
 def test_parameter_errors(cls, kwargs, msg):
