@@ -226,7 +226,12 @@ def _cmd_synth_all(args) -> int:
     selected = [n for n in PRESETS if not args.only or any(f in n for f in args.only)]
     if not selected:
         raise ValueError(f"--only {args.only} matches no preset; see `qarch list`")
-    jobs = [(name, t) for name in selected for t in synth_targets(name)]
+    jobs = [
+        (name, t)
+        for name in selected
+        for t in synth_targets(name)
+        if not args.target or t in args.target
+    ]
     # Longest first (8x8 arrays), so two workers finish together.
     jobs.sort(key=lambda j: -(PRESETS[j[0]].__dict__.get("rows", 0) ** 2))
     t0 = time.monotonic()
@@ -356,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="TEXT",
         help="only presets whose name contains TEXT (repeatable); the table covers every report",
+    )
+    s.add_argument(
+        "--target",
+        action="append",
+        choices=("generic", "ice40"),
+        default=[],
+        help="only this target (repeatable; default: each preset's targets)",
     )
     s.set_defaults(func=_cmd_synth_all)
 

