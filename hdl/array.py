@@ -267,13 +267,7 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
                 for c in range(C)]  # fmt: skip
         read = [(prev[c][addr], p_oi[c][addr], p_oo[c][addr]) for c in range(C)]
     else:
-        entry = data.StructLayout({"sum": signed(P), "oi": 1, "oo": 1})
-        mem = m.submodules.acc_mem = Memory(
-            shape=data.ArrayLayout(entry, C), depth=arr.acc_depth, init=[]
-        )
-        wp = mem.write_port()
-        rp = mem.read_port(transparent_for=(wp,))
-        m.d.comb += [rp.addr.eq(addr_early), wp.addr.eq(addr), wp.en.eq(valid)]
+        wp, rp = _acc_memory(m, arr, addr_early, addr, valid)
         read = [(rp.data[c].sum, rp.data[c].oi, rp.data[c].oo) for c in range(C)]
     for c in range(C):
         old, old_oi, old_oo = read[c]
@@ -300,6 +294,19 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
     m.d.sync += [arr.y_valid.eq(valid & last), arr.y_addr.eq(addr)]
 
 
+def _acc_memory(m: Module, arr, read_addr, write_addr, write_en):
+    """The accumulator entries as one memory, C x (P_O sum, inner flag, outer flag) wide: a
+    registered read port (address ``read_addr``) transparent to the write port."""
+    entry = data.StructLayout({"sum": signed(arr.out_bits), "oi": 1, "oo": 1})
+    mem = m.submodules.acc_mem = Memory(
+        shape=data.ArrayLayout(entry, arr.cols), depth=arr.acc_depth, init=[]
+    )
+    wp = mem.write_port()
+    rp = mem.read_port(transparent_for=(wp,))
+    m.d.comb += [rp.addr.eq(read_addr), wp.addr.eq(write_addr), wp.en.eq(write_en)]
+    return wp, rp
+
+
 def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr):
     """``output_unit`` with the P_O add in two stages: A (``latency`` - 2 after the vector) adds
     the low halves of the entry (read a cycle ahead) and the tile sum and registers the carry;
@@ -317,13 +324,7 @@ def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last,
     v_b, f_b, l_b, a_b = (
         _delay(m, s, 1, f"stage_b{i}") for i, s in enumerate((valid, first, last, addr))
     )
-    entry = data.StructLayout({"sum": signed(P), "oi": 1, "oo": 1})
-    mem = m.submodules.acc_mem = Memory(
-        shape=data.ArrayLayout(entry, C), depth=arr.acc_depth, init=[]
-    )
-    wp = mem.write_port()
-    rp = mem.read_port(transparent_for=(wp,))
-    m.d.comb += [rp.addr.eq(addr_early), wp.addr.eq(a_b), wp.en.eq(v_b)]
+    wp, rp = _acc_memory(m, arr, addr_early, a_b, v_b)
     lo, hi = -(2 ** (P - 1)), 2 ** (P - 1) - 1
     for c in range(C):
         width = max(P, len(tile[c]))
