@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qarch.configs import PRESETS
+from qarch.configs import PRESETS, IntArrayConfig
 from synth.flow import LIBERTY, synthesize
 from synth.report import write_report
 
@@ -116,3 +116,23 @@ def test_synth_all_stops_cleanly_on_a_signal(tmp_path, sig):
     done = re.findall(r"^\[\d+/\d+\] (\S+)\s+(\S+)\s", stdout, flags=re.M)
     written = sorted(p.name for p in out.glob("*")) if out.exists() else []
     assert written == sorted(f"{PRESETS[n].slug}.{t}.json" for n, t in done)  # no table either
+
+
+@pytest.mark.synth
+@pytest.mark.skipif(not LIBERTY.exists(), reason="liberty missing: run make setup")
+def test_accumulator_memory_is_reported_apart(tmp_path, capsys):
+    """A pipelined array's accumulators stay one memory macro: its bits and model area are
+    reported beside (not inside) the compute area, and `qarch synth` prints them."""
+    from qarch.cli import main
+
+    cfg = IntArrayConfig(rows=2, cols=2, w_bits=4, a_bits=4, out_bits=16, pipeline=1, acc_depth=8)
+    rep = synthesize(cfg, "generic", tmp_path / "work")
+    mem = rep["memory"]
+    assert (mem["macros"], mem["words"], mem["width"]) == (1, [8], [2 * (16 + 2)])
+    assert mem["bits"] == 8 * 36 and mem["area_um2"] == mem["bits"] * (96 + 48)  # DFF + MUX2
+    flops = synthesize(cfg.replace(pipeline=0), "generic", tmp_path / "work0")
+    assert "memory" not in flops and flops["area_um2"] > rep["area_um2"]  # its entries are FFs
+    assert main(["synth", "int-array", "-p", "rows=2", "-p", "cols=2", "-p", "w_bits=4",
+                 "-p", "a_bits=4", "-p", "out_bits=16", "-p", "pipeline=1", "-p", "acc_depth=8",
+                 "--work", str(tmp_path / "cli")]) == 0  # fmt: skip
+    assert "memory       288 bits (8 x 36), not in area_um2" in capsys.readouterr().out
