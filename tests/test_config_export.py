@@ -13,6 +13,7 @@ from qarch.configs import (
     AXE_SWEEP_PI,
     COMPONENTS,
     PRESETS,
+    STREAM_BASES,
     AccumulatorWidthWarning,
     IntArrayConfig,
     IntPEConfig,
@@ -28,10 +29,21 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_presets_cover_the_issue_matrix():
     slugs = [c.slug for c in PRESETS.values()]
     assert len(set(slugs)) == len(slugs)
-    arrays = [c for c in PRESETS.values() if isinstance(c, IntArrayConfig)]
+    # round 1's arrays (single-buffered, pipeline 0); the streaming variants below
+    arrays = [
+        c
+        for c in PRESETS.values()
+        if isinstance(c, IntArrayConfig) and not c.double_buffer and not c.pipeline
+    ]
     pes = [c for c in PRESETS.values() if isinstance(c, IntPEConfig)]
     assert {(c.w_bits, c.a_bits) for c in pes} == {(4, 8), (8, 8), (4, 4)}
     assert {(c.rows, c.cols) for c in arrays} == {(4, 4), (8, 8)}
+    # every scheme's array double-buffered at 8x8, and streaming at 4x4, 8x8 and 16x16
+    for base in STREAM_BASES:
+        assert PRESETS[f"{base}-db"] == PRESETS[base].replace(double_buffer=True)
+        names = [base.replace("array8x8", f"array{n}x{n}") + "-stream" for n in (4, 8, 16)]
+        assert [PRESETS[n].rows for n in names] == [4, 8, 16]
+    assert synth_targets("int4x8-array16x16-p32-stream") == ("generic",)
     assert {c.acc_bits for c in arrays if c.rows == 4} == {16, 20, 32}
     # The AXE accumulator sweep: PEs and 8x8 arrays at every P_I, W4/A8 and W8/A8.
     for wb in (4, 8):
