@@ -296,7 +296,7 @@ class MsqArray(wiring.Component):
         word = Mux(mode == LANE_PASS, sm[:4], code)
         return word, mode != LANE_ZERO
 
-    def _recon(self, name: str) -> ReCoN:
+    def _recon(self) -> ReCoN:
         return ReCoN(
             lanes=self.m, prod_bits=self.a_bits + 5, b=4, d=self.d, stages=self.recon_stages
         )
@@ -309,7 +309,7 @@ class MsqArray(wiring.Component):
         if G == 1:
             out = []
             for g in range(C // mib):
-                rc = m.submodules[f"recon_{r0}_{g}"] = self._recon(f"recon_{r0}_{g}")
+                rc = m.submodules[f"recon_{r0}_{g}"] = self._recon()
                 m.d.comb += rc.config.eq(cfgs[r0][g])
                 m.d.comb += [rc.p[lane].eq(products[0][g * mib + lane]) for lane in range(mib)]
                 out += [rc.q[lane] for lane in range(mib)]
@@ -327,7 +327,7 @@ class MsqArray(wiring.Component):
         out = [[] for _ in range(G)]
         layout = recon_config_layout(mib, self.d)
         for g in range(C // mib):
-            rc = m.submodules[f"recon_{r0 // G}_{g}"] = self._recon(f"recon_{r0 // G}_{g}")
+            rc = m.submodules[f"recon_{r0 // G}_{g}"] = self._recon()
             cfg_in = Signal(layout, name=f"recon_cfg_{r0 // G}_{g}")
             # one-hot row multiplexers: an AND-OR of the selected row's products and config
             m.d.comb += cfg_in.as_value().eq(

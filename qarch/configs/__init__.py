@@ -72,7 +72,7 @@ def synth_targets(name: str) -> tuple[str, ...]:
     if isinstance(cfg, IntArrayConfig) and cfg.rows == 8 and cfg.acc_bits not in (16, 20, 32):
         return ("generic",)
     big = getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0) > 64
-    if big and name.endswith((*STREAM_SUFFIXES, "-shared")):
+    if big and name.endswith(STREAM_SUFFIXES):
         return ("generic",)  # the streaming 8x8 / 16x16 variants: area only (nothing fits)
     return ("generic", "ice40")
 
