@@ -10,7 +10,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
 from golden.accum import accumulate
-from tb.schedule import gemm_schedule, unpack_signed
+from tb.schedule import ARRAY_INPUTS, array_inputs, gemm_schedule, unpack_signed
 
 __all__ = [
     "start",
@@ -22,9 +22,6 @@ __all__ = [
     "check_cycles",
     "ARRAY_INPUTS",
 ]
-
-ARRAY_INPUTS = ("w_load", "w_row", "w_data", "a_valid", "a_data", "a_first", "a_last", "a_addr")
-
 
 async def start(dut, inputs=()):
     """Start the 10 ns clock, zero ``inputs`` and pulse ``rst`` for two cycles.
@@ -129,11 +126,6 @@ def check_cycles(dut, cfg, sched, m: int, k: int, n: int, label: str) -> None:
         label, want, m, k, n, 100 * cfg.utilisation(m, k, n, **sched.model_args),
     )  # fmt: skip
     record(f"{label} [cycles]", sched.measured, 0.0)
-
-
-def array_inputs(cfg) -> tuple[str, ...]:
-    """The streaming inputs of an array config's ports."""
-    return ARRAY_INPUTS + (("a_swap",) if getattr(cfg, "double_buffer", False) else ())
 
 
 async def run_schedule(

@@ -23,6 +23,8 @@ import torch
 from golden.accum import gemm
 
 __all__ = [
+    "ARRAY_INPUTS",
+    "array_inputs",
     "Cycle",
     "Expected",
     "pack",
@@ -31,6 +33,16 @@ __all__ = [
     "msq_schedule",
     "msq_outlier_rows",
 ]
+
+
+ARRAY_INPUTS = ("w_load", "w_row", "w_data", "a_valid", "a_data", "a_first", "a_last", "a_addr")
+MSQ_INPUTS = ("w_cfg", "a_shift")
+
+
+def array_inputs(cfg) -> tuple[str, ...]:
+    """The streaming inputs of an array config's ports (a schedule's ``Cycle`` fields)."""
+    extra = ("a_swap",) if getattr(cfg, "double_buffer", False) else ()
+    return ARRAY_INPUTS + extra + (MSQ_INPUTS if hasattr(cfg, "recon_rows") else ())
 
 
 @dataclass
