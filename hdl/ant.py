@@ -19,6 +19,7 @@ __all__ = [
     "AntKind",
     "type_sel_layout",
     "operand_layout",
+    "ANT_TYPES",
     "ant_widths",
     "AntDecoder",
     "AntPE",
@@ -35,19 +36,26 @@ class AntKind(enum.Enum, shape=2):
 type_sel_layout = data.StructLayout({"kind": AntKind, "signed": 1})
 
 
-def ant_widths(bits: int) -> tuple[int, int]:
-    """(mag_bits, exp_bits) that hold every type's decoded operand at ``bits``.
+ANT_TYPES = ("int", "flint", "pot")
+
+
+def ant_widths(bits: int, types: tuple[str, ...] = ANT_TYPES) -> tuple[int, int]:
+    """(mag_bits, exp_bits) that hold the decoded operand of every type in ``types`` at
+    ``bits`` (all three unless an ablation leaves some out).
 
     mag: int's |v| reaches 2^(b-1) signed / 2^b - 1 unsigned (b bits); flint's 2^r + m stays
-    below 2^(b-1). exp: unsigned PoT reaches 2^b - 2, flint 2b - 2.
+    below 2^(b-1). exp: unsigned PoT reaches 2^b - 2, flint 2b - 2, int 0 (no shifter).
     """
-    max_exp = max(2**bits - 2, 2 * bits - 2)
-    return bits, max(1, max_exp.bit_length())
+    bad = [t for t in types if t not in ANT_TYPES]
+    if bad or "int" not in types:
+        raise ValueError(f"types must include int, among {', '.join(ANT_TYPES)}; not {types}")
+    max_exp = max({"int": 0, "flint": 2 * bits - 2, "pot": 2**bits - 2}[t] for t in types)
+    return bits, max_exp.bit_length()
 
 
-def operand_layout(bits: int) -> data.StructLayout:
+def operand_layout(bits: int, types: tuple[str, ...] = ANT_TYPES) -> data.StructLayout:
     """Decoded operand, fields LSB first: mag, exp, sign; value = (-1)^sign * mag << exp."""
-    mag_bits, exp_bits = ant_widths(bits)
+    mag_bits, exp_bits = ant_widths(bits, types)
     return data.StructLayout({"mag": unsigned(mag_bits), "exp": unsigned(exp_bits), "sign": 1})
 
 
@@ -144,27 +152,37 @@ class AntPE(wiring.Component):
     One small unsigned multiplier, a shifter and a conditional negate serve every type pair.
     Operands are decoded (``operand_layout(bits)``), from decoders at the array edges.
 
-    Members: w, a: In(operand_layout(bits)); psum_in In(signed(acc_bits)), ovf_in In(1);
+    Members: w, a: In(operand_layout(bits, types)); psum_in In(signed(acc_bits)), ovf_in In(1);
     psum_out, ovf_out registered (``latency`` = 1), overflow as ``hdl.int_pe.IntPE``.
+    ``types`` (an ablation; default all): the ANT types the PE must multiply; without PoT the
+    exponent (and so the shifter and the shifted product) shrinks, with int alone it goes.
     Golden model: one step of ``golden.accum.accumulate`` on the decoded integer values.
     """
 
     latency = 1
 
     def __init__(
-        self, *, bits: int = 4, acc_bits: int = 32, policy: str = "wrap", pipeline: int = 0
+        self,
+        *,
+        bits: int = 4,
+        acc_bits: int = 32,
+        policy: str = "wrap",
+        pipeline: int = 0,
+        types: tuple[str, ...] = ANT_TYPES,
     ) -> None:
         self.pipeline = check_int("pipeline", pipeline, 0, 1)
         self.latency = 1 + pipeline  # pipeline 1: the shifted product is registered first
         self.bits = check_int("bits", bits, 3, 6)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.policy = check_choice("policy", policy, POLICIES)
-        super().__init__(pe_signature(operand_layout(bits), operand_layout(bits), acc_bits))
+        self.types = tuple(types)
+        layout = operand_layout(bits, self.types)
+        super().__init__(pe_signature(layout, layout, acc_bits))
 
     def elaborate(self, platform):
         m = Module()
         w, a = self.w, self.a
-        mag_bits, exp_bits = ant_widths(self.bits)
+        mag_bits, exp_bits = ant_widths(self.bits, self.types)
         prod = Signal(2 * mag_bits, name="mag_product")
         shift = Signal(exp_bits + 1)
         m.d.comb += [prod.eq(w.mag * a.mag), shift.eq(w.exp + a.exp)]

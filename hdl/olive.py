@@ -13,7 +13,7 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._params import check_choice, check_int
+from ._params import check_bool, check_choice, check_int
 from .ant import _flint_decode
 from .array import SystolicArray
 from .int_pe import POLICIES, pe_accumulate, pe_signature
@@ -45,20 +45,23 @@ def _check(bits: int, e_bits: int) -> tuple[int, int]:
     return bits, check_int("e_bits", e_bits, 1, bits - 1)
 
 
-def olive_widths(bits: int, e_bits: int = 2) -> tuple[int, int]:
+def olive_widths(bits: int, e_bits: int = 2, outliers: bool = True) -> tuple[int, int]:
     """(mag_bits, exp_bits) of a decoded operand. mag: the normal magnitude field (bits - 1,
     flint4's magnitudes stay below 8) or the abfloat 1.m (M + 1 bits); exp: the largest
-    abfloat exponent (2^E - 1 + bias) or flint4's 4."""
+    abfloat exponent (2^E - 1 + bias) or flint4's 4. ``outliers=False`` (an ablation): the
+    normal types alone (int4 / flint4, int8), no abfloat."""
     bits, e_bits = _check(bits, e_bits)
+    if not outliers:
+        return bits - 1, (4 if bits == 4 else 0).bit_length()
     m_bits = bits - 1 - e_bits
     max_exp = max((1 << e_bits) - 1 + _bias(m_bits, nm) for nm in NORMAL_MAX[bits])
     max_exp = max(max_exp, 4 if bits == 4 else 0)
     return max(bits - 1, m_bits + 1), max(1, max_exp.bit_length())
 
 
-def olive_operand_layout(bits: int, e_bits: int = 2) -> data.StructLayout:
+def olive_operand_layout(bits: int, e_bits: int = 2, outliers: bool = True) -> data.StructLayout:
     """Decoded operand, fields LSB first: mag, exp, sign; value = (-1)^sign * mag << exp."""
-    mag_bits, exp_bits = olive_widths(bits, e_bits)
+    mag_bits, exp_bits = olive_widths(bits, e_bits, outliers)
     return data.StructLayout({"mag": unsigned(mag_bits), "exp": unsigned(exp_bits), "sign": 1})
 
 
@@ -147,6 +150,7 @@ class OlivePE(wiring.Component):
     Members: w, a: In(olive_operand_layout(bits)); psum_in In(signed(acc_bits)), ovf_in In(1);
     psum_out, ovf_out registered (``latency`` = 1), overflow as ``hdl.int_pe.IntPE``. Products
     reach 96 x 96 (int4 normal) or 192 x 192 (flint4) at 4 bits, 2016 x 2016 at 8 bits.
+    ``outliers=False`` (an ablation): no outlier path, the normal types' operands only.
     Golden model: one step of ``golden.accum.accumulate`` on the decoded values.
     """
 
@@ -160,13 +164,15 @@ class OlivePE(wiring.Component):
         acc_bits: int = 32,
         policy: str = "wrap",
         pipeline: int = 0,
+        outliers: bool = True,
     ) -> None:
         self.pipeline = check_int("pipeline", pipeline, 0, 1)
         self.latency = 1 + pipeline  # pipeline 1: the shifted product is registered first
         self.bits, self.e_bits = _check(bits, e_bits)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.policy = check_choice("policy", policy, POLICIES)
-        layout = olive_operand_layout(bits, e_bits)
+        self.outliers = check_bool("outliers", outliers)
+        layout = olive_operand_layout(bits, e_bits, outliers)
         super().__init__(pe_signature(layout, layout, acc_bits))
 
     def elaborate(self, platform):

@@ -24,6 +24,8 @@ B = CFG.bits
 def types():
     out = []
     for kind in ANT_KINDS:
+        if kind not in CFG.type_list:  # an ablation PE multiplies only its types
+            continue
         for signed in (True, False):
             try:
                 out.append(AntType(kind, B, signed))

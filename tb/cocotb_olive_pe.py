@@ -20,17 +20,19 @@ from tb.bench_util import drive_pe, psum_mix
 CFG = config_from_json(os.environ["QARCH_CONFIG"])
 SEED = int(os.environ.get("QARCH_SEED", "1"))
 B = CFG.bits
-MAG, EXP = olive_widths(B, CFG.e_bits)
+MAG, EXP = olive_widths(B, CFG.e_bits, CFG.outliers)
 
 
 def operands():
-    """Every distinct decoded operand (sign, mag, exp) over all pair words and normal types."""
+    """Every distinct decoded operand (sign, mag, exp) over all pair words and normal types
+    (without the outlier path, an ablation: the normal types' operands alone)."""
     ops = set()
     words = torch.arange(1 << (2 * B))
     codes = torch.stack([words & ((1 << B) - 1), words >> B], dim=-1).flatten()
     for name, b in NORMAL_TYPES.items():
         if b == B:
-            d = decode_pair_operands(codes, OliveFormat(name, CFG.e_bits))
+            fmt = OliveFormat(name, CFG.e_bits)
+            d = decode_pair_operands(codes, fmt) if CFG.outliers else fmt.normal_decode(codes)
             ops |= set(zip(d.sign.tolist(), d.mag.tolist(), d.exp.tolist()))
     return sorted(ops)
 

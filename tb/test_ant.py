@@ -19,6 +19,8 @@ def test_ant_decoder(cfg):
     "cfg",
     [
         PRESETS["ant4-pe-p32"],
+        PRESETS["ant4-pe-p32-nopot"],
+        PRESETS["ant4-pe-p32-intonly"],
         AntPEConfig(bits=4, acc_bits=16, policy="saturate"),
         AntPEConfig(bits=3, acc_bits=10, policy="wrap"),
     ],

@@ -22,6 +22,7 @@ def test_olive_decoder(cfg):
     "cfg",
     [
         PRESETS["olive4-pe-p32"],
+        PRESETS["olive4-pe-p32-nooutliers"],
         OlivePEConfig(bits=4, acc_bits=16, policy="saturate"),
         PRESETS["olive8-pe-p32"],
     ],

@@ -54,6 +54,7 @@ class AntPEConfig(Config):
     bits: int = 4
     acc_bits: int = 32
     policy: str = "wrap"
+    types: str = "int,flint,pot"  # an ablation: the ANT types the PE multiplies (int always)
 
     component: ClassVar[str] = "ant-pe"
     golden: ClassVar[str] = "golden.accum.accumulate"
@@ -62,15 +63,25 @@ class AntPEConfig(Config):
         _check_int("bits", self.bits, 3, 6)
         _check_int("acc_bits", self.acc_bits, 2, 62)
         check_policy(self.policy)
+        from hdl.ant import ant_widths
+
+        ant_widths(self.bits, self.type_list)  # validates the types
+
+    @property
+    def type_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.types.split(",") if t.strip())
 
     @property
     def slug(self) -> str:
-        return f"ant_pe_b{self.bits}_p{self.acc_bits}_{self.policy}"
+        extra = "" if self.types == "int,flint,pot" else "_" + "_".join(self.type_list)
+        return f"ant_pe_b{self.bits}_p{self.acc_bits}_{self.policy}{extra}"
 
     def build(self):
         from hdl.ant import AntPE
 
-        return AntPE(**dataclasses.asdict(self))
+        return AntPE(
+            bits=self.bits, acc_bits=self.acc_bits, policy=self.policy, types=self.type_list
+        )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from golden.numerics import check_policy, datatype_bound
+from hdl._params import check_bool as _check_bool
 from hdl._params import check_int as _check_int
 
 from .base import Config, StreamingArray, check_accumulators, warn_narrow
@@ -63,6 +64,7 @@ class OlivePEConfig(Config):
     e_bits: int = 2
     acc_bits: int = 32
     policy: str = "wrap"
+    outliers: bool = True  # False: an ablation without the outlier (abfloat) path
 
     component: ClassVar[str] = "olive-pe"
     golden: ClassVar[str] = "golden.accum.accumulate"
@@ -71,10 +73,12 @@ class OlivePEConfig(Config):
         _check_olive(self.bits, self.e_bits)
         _check_int("acc_bits", self.acc_bits, 2, 62)
         check_policy(self.policy)
+        _check_bool("outliers", self.outliers)
 
     @property
     def slug(self) -> str:
-        return f"olive_pe_b{self.bits}_e{self.e_bits}_p{self.acc_bits}_{self.policy}"
+        extra = "" if self.outliers else "_nooutliers"
+        return f"olive_pe_b{self.bits}_e{self.e_bits}_p{self.acc_bits}_{self.policy}{extra}"
 
     def build(self):
         from hdl.olive import OlivePE
