@@ -228,7 +228,10 @@ class MsqArray(wiring.Component):
     registers. At most one outlier row of a group may hold a vector in any cycle: the schedule
     spaces the vectors of a K tile by ``recon_spacing`` (the stall cycles), docs/microscopiq.md.
     ``recon_stages``: 2 (registers after the network and the lane units) or 1. ``pipeline`` 1:
-    the output accumulators are a memory read a cycle ahead (``acc_depth`` up to 4,096).
+    the output accumulators are a memory read a cycle ahead (``acc_depth`` up to 4,096); 2: and
+    the tile sums are shifted (``<< a_shift``) into a register before the P_O add, which then
+    takes two cycles (low half, then high half with the carry: ``hdl.array``'s split output
+    unit), two more cycles of latency.
 
     Column sums are P_I bits (``acc_bits``, policy, sticky flag) over the R rows of a tile (the
     MaB tile is the array's K tile, T = R); the outputs add ``sum << a_shift`` into ``out_bits``
@@ -263,7 +266,7 @@ class MsqArray(wiring.Component):
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.out_bits = check_int("out_bits", out_bits, acc_bits, 62)
         self.policy = check_choice("policy", policy, POLICIES)
-        self.pipeline = check_int("pipeline", pipeline, 0, 1)
+        self.pipeline = check_int("pipeline", pipeline, 0, 2)
         self.acc_depth = check_acc_depth(acc_depth, pipeline)
         self.shift_bits = check_int("shift_bits", shift_bits, 1, 6)
         self.recon_rows = check_int("recon_rows", recon_rows, 1, rows)
@@ -288,7 +291,13 @@ class MsqArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return self.rows + MsqPE.latency + self.recon_stages + 1
+        # pipeline 2: + the routed-addend register, the shift register and the split P_O add
+        # (hdl.array._split_output_unit)
+        return self.rows + MsqPE.latency + self.recon_stages + 1 + 3 * (self.pipeline == 2)
+
+    @property
+    def split_add(self) -> bool:
+        return self.pipeline == 2
 
     def _slot(self, code, mode):
         """Edge decode of one 4-bit slot by its lane mode -> (PE weight word, signed)."""
@@ -377,6 +386,9 @@ class MsqArray(wiring.Component):
                     row.append(pe.p0)
                 products.append(row)
             routed = self._routed(m, r0, products, cfgs)
+            if self.pipeline == 2:  # a register between the row select and the column add
+                routed = [[_delay(m, v, 1, f"routed_{r0 + i}_{c}") for c, v in enumerate(row)]
+                          for i, row in enumerate(routed)]  # fmt: skip
             for i in range(G):
                 r = r0 + i
                 for c in range(C):
@@ -387,11 +399,17 @@ class MsqArray(wiring.Component):
                     nov = Signal(name=f"ovf_{r}_{c}")
                     m.d.sync += [nps.eq(total), nov.eq(ovf[c] | o)]
                     psum[c], ovf[c] = nps, nov
-        shift = _delay(m, self.a_shift, self.latency - 1, "ctrl_shift")
+        staged = self.pipeline == 2  # the shifted sums registered before the P_O add
+        shift = _delay(m, self.a_shift, self.latency - 1 - 2 * staged, "ctrl_shift")  # at psum
         shifted = []
         for c in range(C):
             sh = Signal(signed(self.acc_bits + 2**self.shift_bits - 1), name=f"sh_{c}")
             m.d.comb += sh.eq(psum[c] << shift)  # exact: never truncated
+            if staged:
+                sh_q = Signal.like(sh, name=f"sh_q_{c}")
+                ovf_q = Signal(name=f"ovf_q_{c}")
+                m.d.sync += [sh_q.eq(sh), ovf_q.eq(ovf[c])]
+                sh, ovf[c] = sh_q, ovf_q
             shifted.append(sh)
         output_unit(m, self, shifted, ovf, self.a_valid, self.a_first, self.a_last, self.a_addr)
         return m

@@ -28,7 +28,18 @@ def test_recon_every_configuration():
         MsqArrayConfig(
             rows=4, cols=8, acc_bits=16, out_bits=18, policy="saturate", recon_rows=2
         ),
-        PRESETS["msq-array8x8-p32"].replace(recon_rows=8, pipeline=1, acc_depth=512),
+        # pipeline 2 (routed addends, shifted sums registered, the P_O add split) and 512
+        # accumulator entries: the -stream preset, with its 512-token prefill
+        PRESETS["msq-array8x8-p32-stream"],
+        # pipeline 1 (the accumulators in a memory) and pipeline 2, both on a small shared array
+        MsqArrayConfig(
+            rows=4, cols=8, acc_bits=16, out_bits=18, policy="saturate", recon_rows=2,
+            pipeline=1, acc_depth=8,
+        ),
+        MsqArrayConfig(
+            rows=4, cols=8, acc_bits=16, out_bits=18, policy="saturate", recon_rows=2,
+            pipeline=2, acc_depth=8,
+        ),  # fmt: skip
     ],
     ids=lambda c: c.slug,
 )

@@ -86,7 +86,9 @@ class MsqArrayConfig(Config):
     shift_bits: int = 4
     recon_rows: int = 1  # rows per ReCoN set: 1 = per row; G > 1 = shared, time-multiplexed
     recon_stages: int = 2
-    pipeline: int = 0  # 1: accumulators in a memory read a cycle ahead (acc_depth up to 4096)
+    # 1: accumulators in a memory read a cycle ahead (acc_depth up to 4096); 2: and the shifted
+    # tile sums registered before a P_O add split over two cycles
+    pipeline: int = 0
 
     component: ClassVar[str] = "msq-array"
     golden: ClassVar[str] = "golden.microscopiq.msq_gemm"
@@ -99,7 +101,7 @@ class MsqArrayConfig(Config):
             raise ValueError(f"cols must be a multiple of m = {self.m}, not {self.cols}")
         _check_int("a_bits", self.a_bits, 2, 16)
         _check_int("d", self.d, 1, 4)
-        _check_int("pipeline", self.pipeline, 0, 1)
+        _check_int("pipeline", self.pipeline, 0, 2)
         check_accumulators(self)
         _check_int("shift_bits", self.shift_bits, 1, 6)
         _check_int("recon_rows", self.recon_rows, 1, self.rows)
@@ -110,8 +112,9 @@ class MsqArrayConfig(Config):
     @property
     def latency(self) -> int:
         """Vector in to outputs out: skew, PE register, the ReCoN stages, the P_I add, the
-        output register (equal to ``hdl.microscopiq.MsqArray.latency``)."""
-        return self.rows + 2 + self.recon_stages
+        routed-addend register, the shift register and the split P_O add's first stage
+        (pipeline 2), the output register (equal to ``hdl.microscopiq.MsqArray.latency``)."""
+        return self.rows + 2 + self.recon_stages + 3 * (self.pipeline == 2)
 
     def spacing(self, outlier_rows) -> int:
         """Cycles between the vectors of a K tile whose rows ``outlier_rows`` (R booleans: the
