@@ -130,25 +130,32 @@ def _cmd_formats(args) -> int:
     return 0
 
 
-def _synth_one(name: str, params: dict[str, str], target: str, work: str, place: bool):
+def _synth_one(
+    name: str, params: dict[str, str], target: str, work: str, place: bool, dsp: bool = True
+):
     from synth.flow import synthesize
 
     warnings.simplefilter("ignore", AccumulatorWidthWarning)
     t0 = time.monotonic()
-    rep = synthesize(resolve(name, params), target, Path(work), place=place)
+    rep = synthesize(resolve(name, params), target, Path(work), place=place, dsp=dsp)
     return rep, time.monotonic() - t0
 
 
 def _cmd_synth(args) -> int:
-    rep, _ = _synth_one(args.name, _params(args.param), args.target, args.work, not args.no_place)
+    if args.no_dsp and args.target != "ecp5":
+        raise ValueError(f"--no-dsp applies to --target ecp5, not {args.target}")
+    rep, _ = _synth_one(
+        args.name, _params(args.param), args.target, args.work, not args.no_place,
+        dsp=not args.no_dsp,
+    )  # fmt: skip
     if args.json:
         print(json.dumps(rep, sort_keys=True, indent=1))
         return 0
-    keys = (
-        ("cells", "transistors", "area_um2", "latches")
-        if args.target == "generic"
-        else ("lut4", "ff", "carry", "dsp", "latches", "fmax_mhz", "fmax_note")
-    )
+    keys = {
+        "generic": ("cells", "transistors", "area_um2", "area_delay_um2_ns", "latches"),
+        "ice40": ("lut4", "ff", "carry", "dsp", "latches", "fmax_mhz", "fmax_note"),
+        "ecp5": ("lut4", "ff", "carry", "dsp", "bram", "latches", "fmax_mhz", "fmax_note"),
+    }[args.target]
     print(rep["design"], f"[{args.target}]")
     for k in keys:
         value = rep[k]
@@ -162,6 +169,15 @@ def _cmd_synth(args) -> int:
             f"  {'memory':<12} {mem['bits']} bits ({shape}), not in area_um2; "
             f"{mem['area_um2']} um^2 as a {mem['model']} ({mem['model_note']})"
         )
+    t = rep.get("timing")
+    if t:
+        print(f"  {'Fmax':<12} {t['fmax_mhz']} MHz (critical path {t['critical_path_ns']} ns, "
+              f"OpenSTA, 0.18 um)")  # fmt: skip
+        print(f"  {'path':<12} {t['startpoint']} -> {t['endpoint']}")
+    for kind, p in (rep.get("power") or {}).items():
+        if isinstance(p, dict):
+            print(f"  {'pJ/MAC':<12} {p['pj_per_mac']} {kind} ({p['pj_per_useful_mac']} per useful "
+                  f"MAC, {p['power_mw']} mW at Fmax; {p['stimulus']})")  # fmt: skip
     return 0
 
 
@@ -171,7 +187,7 @@ def _cmd_fpga(args) -> int:
     warnings.simplefilter("ignore", AccumulatorWidthWarning)
     cfg = resolve(args.name, _params(args.param))
     try:
-        rep = build_bitstream(cfg, args.board)
+        rep = build_bitstream(cfg, args.board, dsp=not args.no_dsp)
     except RuntimeError as e:  # yosys / nextpnr / icepack failed; their output is above
         raise ValueError(str(e)) from None
     if args.json:
@@ -324,13 +340,19 @@ def build_parser() -> argparse.ArgumentParser:
     design_args(s)
     s.add_argument(
         "--target",
-        choices=("generic", "ice40"),
+        choices=("generic", "ice40", "ecp5"),
         default="generic",
-        help="generic: yosys onto the OSU 0.18 um liberty (cells, transistors, um^2); ice40: "
-        "yosys synth_ice40 and nextpnr on the HX8K (LUT4, FF, carry, Fmax); default generic",
+        help="generic: yosys onto the OSU 0.18 um liberty (cells, transistors, um^2), OpenSTA "
+        "timing (Fmax, critical path) and, for PEs and arrays, pJ/MAC from gate-level activity "
+        "(docs/power.md); ice40: yosys synth_ice40 and nextpnr on the HX8K (LUT4, FF, carry, "
+        "Fmax); ecp5: synth_ecp5 (multipliers in DSPs) and nextpnr-ecp5 on the LFE5U-85F; "
+        "default generic",
     )
     s.add_argument("--json", action="store_true", help="print the full JSON report")
-    s.add_argument("--no-place", action="store_true", help="iCE40: skip nextpnr (no Fmax)")
+    s.add_argument("--no-place", action="store_true", help="FPGA targets: skip nextpnr (no Fmax)")
+    s.add_argument(
+        "--no-dsp", action="store_true", help="ecp5: multipliers in LUTs, no MULT18X18D DSP"
+    )
     s.add_argument("--work", default="build/synth", help="work directory (default build/synth)")
     s.set_defaults(func=_cmd_synth)
 
@@ -344,7 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
         "iCEBreaker's UP5K, e.g. `qarch fpga int4x8-array4x4-p16`.",
     )
     design_args(s)
-    s.add_argument("--board", default="icebreaker", help="board (default icebreaker)")
+    s.add_argument(
+        "--board",
+        default="icebreaker",
+        help="icebreaker (iCE40 UP5K) or ulx3s (ECP5 LFE5U-85F: the 8x8 and 16x16 arrays fit; "
+        "multipliers in DSPs); default icebreaker",
+    )
+    s.add_argument(
+        "--no-dsp", action="store_true", help="ulx3s: multipliers in LUTs, no MULT18X18D DSP"
+    )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=_cmd_fpga)
 
@@ -365,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--target",
         action="append",
-        choices=("generic", "ice40"),
+        choices=("generic", "ice40", "ecp5"),
         default=[],
         help="only this target (repeatable; default: each preset's targets)",
     )

