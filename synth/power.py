@@ -1,7 +1,8 @@
 """Energy from real activity: gate-level simulation of the mapped netlist, per-net toggle counts,
 and the OSU 0.18 um liberty's tables.
 
-The flow (``measure``): a stimulus (synth/stimulus.py: per-cycle input port values) is replayed
+The flow (``measure``): a stimulus (per-cycle input port values: qarch/stimulus.py for the
+arrays, synth/stimulus.py for the PEs) is replayed
 by a generated Verilog testbench on the RTL (the exported Verilog) and on the liberty-mapped
 netlist (``gates.v``, with the library's own cell models, ``osu018_stdcells.v``) in Icarus; the
 two output traces must be identical, cycle for cycle (a gate-level equivalence check on that
@@ -361,10 +362,12 @@ def replay(
     return (work / f"{tag}.out").read_text().split()
 
 
-def _pe_cycles(cfg, work: Path, kind: str, ports: dict[str, int]) -> tuple[list, str, float]:
+def _pe_cycles(
+    cfg, work: Path, kind: str, ports: dict[str, int], array_stimulus
+) -> tuple[list, str, float]:
     """A PE's stimulus: its ports' values inside the source array's RTL run (stimulus.py)."""
     from qarch.export import to_verilog
-    from synth.stimulus import array_stimulus, pe_source
+    from synth.stimulus import pe_source
 
     src = pe_source(cfg)
     stim = array_stimulus(src, kind)
@@ -408,13 +411,15 @@ def _ports(text: str) -> tuple[dict[str, int], dict[str, int]]:
 _PARTS = ("switching_pj", "input_switching_pj", "internal_pj", "leakage_pj", "clock_pj", "total_pj")
 
 
-def measure(cfg, work: Path, *, period_ns: float, output_load_pf: float, liberty: Path) -> dict:
+def measure(
+    cfg, work: Path, *, stimulus, period_ns: float, output_load_pf: float, liberty: Path
+) -> dict:
     """Energy per cycle and per MAC of a mapped design (``work/gates.v``, ``work/design.v``)
-    on its real and random stimulus, at the clock period ``period_ns``."""
+    on its real and random stimulus, at the clock period ``period_ns``. ``stimulus(cfg,
+    kind)``: an array config's ``synth.stimulus.Stimulus`` ("real" or "random")."""
     from qarch.configs import MsqArrayConfig
     from qarch.configs.base import StreamingArray
     from synth.liberty import read_liberty
-    from synth.stimulus import array_stimulus
 
     if not CELL_MODELS.exists():
         raise FileNotFoundError(f"cell models missing ({CELL_MODELS.name}): run `make setup`")
@@ -425,10 +430,10 @@ def measure(cfg, work: Path, *, period_ns: float, output_load_pf: float, liberty
     out: dict[str, Any] = {}
     for kind in ("real", "random"):
         if array:
-            stim = array_stimulus(cfg, kind)
+            stim = stimulus(cfg, kind)
             cycles, label, macs = stim.with_static(), stim.label, stim.macs
         else:
-            cycles, label, macs = _pe_cycles(cfg, work, kind, nl.inputs)
+            cycles, label, macs = _pe_cycles(cfg, work, kind, nl.inputs, stimulus)
         rtl = replay(work, nl.top, [work / "design.v"], nl.inputs, nl.outputs, cycles,
                      tag=f"rtl_{kind}", vcd=False)  # fmt: skip
         gl = replay(work, nl.top, [CELL_MODELS, work / "gates.v"], nl.inputs, nl.outputs,

@@ -310,9 +310,11 @@ _WHY = {
     "4 x 4 Booth multiplier feeds the adder directly (see Ablations: PoT's range is the cost)",
     "ant-int4x8": "a 4 x 8 Booth multiplier (INT) against ANT's 4 x 4 magnitude multiplier and "
     "its 39-bit PoT shifter and negate",
-    "ant-array": "the PEs' multiplier and shifter as above, R + C edge decoders (ANT); yosys "
-    "trims the INT partial-sum adders of the top rows (their sums start at 0 and stay "
-    "narrow), while ANT's shifted products keep P_I bits in every row",
+    "ant-array": "the PEs' multiplier and shifter as above and R + C edge decoders (logic); "
+    "the weight and activation registers hold decoded operands (sign, 4-bit magnitude, 4-bit "
+    "exponent: 9 bits against 4 or 8), hence the flip-flops; yosys trims the INT partial-sum "
+    "adders of the top rows (their sums start at 0 and stay narrow), while ANT's shifted "
+    "products keep P_I bits in every row",
     "olive4-int4": "OliVe's 3-bit magnitudes (4-bit for abfloat outliers) with exponents up to "
     "flint4's 4 and abfloat's, so a smaller multiplier and a shifter; INT4's 4 x 4 Booth "
     "multiplier has no shifter",
@@ -321,7 +323,8 @@ _WHY = {
     "olive8-int8": "OliVe-8 multiplies 7-bit magnitudes and shifts abfloat outliers; INT8's "
     "8 x 8 Booth multiplier has no shifter",
     "olive-array": "the PEs as above, plus C weight pair decoders and R / 2 activation pair "
-    "decoders at the edges",
+    "decoders at the edges; the operand registers hold decoded (sign, magnitude, exponent) "
+    "operands, wider than the codes",
     "msq-array": "MicroScopiQ's PEs are multipliers (4-bit weight lanes x 8-bit activations, "
     "no adder: the column adds after ReCoN); each row adds a ReCoN, a tile-exponent shifter "
     "and the config registers",

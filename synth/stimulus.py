@@ -1,14 +1,12 @@
-"""Stimulus for the power flow: per-cycle input port values, real and random, per design.
+"""Stimulus for the power flow: what a design's inputs do, cycle by cycle.
 
-* Arrays: the model-link tile of the array's scheme (tb/links.py: SmolLM2 ``down_proj`` codes
-  and calibrated activations, quantized as ``qarch eval`` does), one block of C output channels
-  (2C for MicroScopiQ's macro-blocks) x ``k_tiles`` K tiles x ``vectors`` tokens, streamed back
-  to back by the same schedule the benches check (tb/schedule.py), then drained. ``random``:
-  the same formats with uniformly random codes (``random_operands``).
-* PEs: what one PE inside an array sees: the array's RTL runs the array stimulus of the PE's
-  family and bit widths, and the ports of its PE at (R/2, C/2) are recorded every cycle
-  (weight held per pass, activations skewed in, real partial sums from the rows above). A PE
-  with narrower partial sums takes the low bits (its own wrap-around).
+An array's stimulus comes from a function the caller passes in (``qarch.stimulus.
+array_stimulus``: the model-link tile of the array's scheme and uniformly random codes, placed
+by the benches' schedule; synth/ and tb/ are sibling layers, so the flow does not import the
+schedule itself). A PE's is what one PE inside an array sees: the source array (``pe_source``)
+runs its stimulus in RTL and the ports of its PE at (R/2, C/2) are recorded every cycle (the
+weight held per pass, activations skewed in, real partial sums from the rows above); a PE with
+narrower partial sums takes the low bits (its own wrap-around).
 
 Everything is seeded: the same design gives the same stimulus, so the energy reproduces.
 """
@@ -28,7 +26,7 @@ from qarch.configs import (
     OlivePEConfig,
 )
 
-__all__ = ["Stimulus", "array_stimulus", "pe_source", "VECTORS", "K_TILES", "SEED"]
+__all__ = ["Stimulus", "pe_source", "VECTORS", "K_TILES", "SEED"]
 
 VECTORS = 64  # tokens streamed per pass: the steady state dominates the fill and drain
 K_TILES = 2  # two K tiles: a weight swap and accumulation across tiles in the window
@@ -44,27 +42,6 @@ class Stimulus:
 
     def with_static(self) -> list[dict[str, int]]:
         return [{**self.static, **c} for c in self.cycles]
-
-
-def array_stimulus(cfg, kind: str, *, vectors: int = VECTORS, k_tiles: int = K_TILES):
-    """``kind``: "real" (the model-link tile) or "random" (uniform codes, same formats)."""
-    from tb.links import link_operands, random_operands, scheme_of
-    from tb.schedule import array_inputs, gemm_schedule, msq_schedule
-
-    if kind not in ("real", "random"):
-        raise ValueError(f"kind must be real or random, not {kind!r}")
-    msq = isinstance(cfg, MsqArrayConfig)
-    n, k = (2 if msq else 1) * cfg.cols, k_tiles * cfg.rows
-    real = link_operands(cfg, scheme_of(cfg), n, k, vectors)
-    ops = real if kind == "real" else random_operands(real, cfg, SEED)
-    if msq:
-        sched = msq_schedule(cfg, ops.msq, ops.a, idle=0.0, seed=SEED)
-    else:
-        sched = gemm_schedule(cfg, ops.w, ops.a, **ops.gemm_kwargs(), idle=0.0, seed=SEED)
-    names = array_inputs(cfg)
-    cycles = [{p: getattr(c, p) for p in names} for c in sched.cycles]
-    cycles += [{} for _ in range(cfg.latency + 2)]  # drain: the last outputs leave the array
-    return Stimulus(cycles, n * k * vectors, f"{ops.label} N={n} K={k} M={vectors}", ops.ports)
 
 
 # PE config -> the array config whose interior PE it is (same family and operand widths)

@@ -5,7 +5,7 @@ input columns that include the layer's two largest activation channels) and its 
 activations on held-out text, quantized exactly as ``qarch eval`` quantizes the model (the
 activation type, scale or alpha calibrated on other held-out rows). Shared by the cocotb link
 bench (tb/cocotb_model_link.py, which checks the array's outputs) and the power flow
-(synth/stimulus.py, which drives the same codes into the mapped netlist). ``random_operands``
+(qarch/stimulus.py, which drives the same codes into the mapped netlist). ``random_operands``
 gives the same formats with uniformly random codes.
 """
 
@@ -45,9 +45,9 @@ class Operands:
 def tile(n: int, k: int, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(weights [n, k], driven activations [m, k], calibration activations [256, k])."""
     w, x = layer_sample(LAYER)
-    top = torch.argsort(x.abs().amax(0), descending=True)[:2]
-    rest = [c for c in range(x.shape[1]) if c not in top.tolist()]
-    chans = torch.cat([torch.tensor(rest[:3]), top, torch.tensor(rest[3 : k - 2])])
+    top = torch.argsort(x.abs().amax(0), descending=True)[:2].tolist()
+    rest = [c for c in range(x.shape[1]) if c not in top]
+    chans = torch.tensor((rest[:3] + top + rest[3:])[:k])  # k >= 5 holds both top channels
     rows = torch.argsort(w[:, chans].abs().amax(1), descending=True)[:n]  # outlier weights too
     return w[rows][:, chans], x[512 : 512 + m][:, chans], x[:256][:, chans]
 
@@ -79,7 +79,7 @@ def _int(cfg, w, x, cal, axe: bool) -> Operands:
         q, s_w = res.values, res.scales.reshape(-1).to(torch.float64)
         y_fq = (a.to(torch.float64) * s_a) @ (q.to(torch.float64) * s_w[:, None]).T
     return Operands(
-        q, a.T.contiguous(), label="axe-gptq" if axe else "int",
+        q, a.T.contiguous(), label="axe" if axe else "int",
         extra={"s_w": s_w, "s_a": s_a, "y_fq": y_fq},
     )  # fmt: skip
 
@@ -143,26 +143,30 @@ def _msq(cfg, w, x, cal) -> Operands:
     )  # fmt: skip
 
 
+# One link per registered scheme with hardware (registry name -> operands, array family)
+_LINKS = {
+    "int": (lambda cfg, w, x, cal: _int(cfg, w, x, cal, axe=False), IntArrayConfig),
+    "axe-gptq": (lambda cfg, w, x, cal: _int(cfg, w, x, cal, axe=True), IntArrayConfig),
+    "ant": (_ant, AntArrayConfig),
+    "olive": (_olive, OliveArrayConfig),
+    "microscopiq": (_msq, MsqArrayConfig),
+}
+
+
 def link_operands(cfg, scheme: str, n: int, k: int, m: int) -> Operands:
     """The real tile's operands for ``scheme`` (a registry name: int, axe-gptq, ant, olive,
     microscopiq) on array ``cfg``."""
+    make, family = _LINKS.get(scheme, (None, None))
+    if make is None or not isinstance(cfg, family):
+        raise ValueError(f"scheme {scheme!r} has no link onto a {type(cfg).__name__}")
     w, x, cal = tile(n, k, m)
-    if scheme in ("int", "axe-gptq") and isinstance(cfg, IntArrayConfig):
-        return _int(cfg, w, x, cal, axe=scheme == "axe-gptq")
-    if scheme == "ant" and isinstance(cfg, AntArrayConfig):
-        return _ant(cfg, w, x, cal)
-    if scheme == "olive" and isinstance(cfg, OliveArrayConfig):
-        return _olive(cfg, w, x, cal)
-    if scheme == "microscopiq" and isinstance(cfg, MsqArrayConfig):
-        return _msq(cfg, w, x, cal)
-    raise ValueError(f"scheme {scheme!r} has no link onto a {type(cfg).__name__}")
+    return make(cfg, w, x, cal)
 
 
 def scheme_of(cfg) -> str:
-    """The link scheme an array config runs (INT arrays: plain INT)."""
-    for cls, name in ((IntArrayConfig, "int"), (AntArrayConfig, "ant"),
-                      (OliveArrayConfig, "olive"), (MsqArrayConfig, "microscopiq")):  # fmt: skip
-        if isinstance(cfg, cls):
+    """The link scheme an array config runs (INT arrays: plain INT, the first of the family)."""
+    for name, (_, family) in _LINKS.items():
+        if isinstance(cfg, family):
             return name
     raise TypeError(f"no model link for {type(cfg).__name__}")
 

@@ -43,7 +43,10 @@ def test_presets_cover_the_issue_matrix():
         assert PRESETS[f"{base}-db"] == PRESETS[base].replace(double_buffer=True)
         names = [base.replace("array8x8", f"array{n}x{n}") + "-stream" for n in (4, 8, 16)]
         assert [PRESETS[n].rows for n in names] == [4, 8, 16]
-    assert synth_targets("int4x8-array16x16-p32-stream") == ("generic",)
+    # 16x16: the ECP5 (no iCE40 holds one); an 8x8 array per scheme on both FPGAs
+    assert synth_targets("int4x8-array16x16-p32-stream") == ("generic", "ecp5")
+    assert synth_targets("ant4-array8x8-p32") == ("generic", "ice40", "ecp5")
+    assert synth_targets("ant4-pe-p32-nopot") == ("generic",)  # an ablation: area, timing
     assert {c.acc_bits for c in arrays if c.rows == 4} == {16, 20, 32}
     # The AXE accumulator sweep: PEs and 8x8 arrays at every P_I, W4/A8 and W8/A8.
     for wb in (4, 8):
@@ -141,7 +144,7 @@ def _other_values(v):
     if isinstance(v, int):
         return [v + 1, v - 1, v * 2, v // 2, v + 2]
     if isinstance(v, str):
-        return ["saturate", "wrap"]
+        return ["saturate", "wrap", "int", "int,flint", "int,pot"]  # policies, ANT PE types
     return []
 
 

@@ -33,7 +33,10 @@ def test_import_boundary(package, forbidden):
 # core, the commands on top; no import runs back up ------------------------------------------
 
 CORE = ("qarch", "qarch.configs", "qarch.export", "qarch.schemes", "qarch.models")
-COMMANDS = ("qarch.cli", "qarch.bench", "qarch.report", "qarch.evaluate", "qarch.driver")
+COMMANDS = (
+    "qarch.cli", "qarch.bench", "qarch.report", "qarch.evaluate", "qarch.driver",
+    "qarch.stimulus",
+)  # fmt: skip
 LAYERS = {"golden": 0, "hdl": 0, "core": 1, "synth": 2, "tb": 2, "commands": 3}
 
 

@@ -19,8 +19,10 @@ REPORTS = ROOT / "synth" / "reports"
 @pytest.mark.skipif(not LIBERTY.exists(), reason="liberty missing: run make setup")
 @pytest.mark.parametrize("target", ["generic", "ice40"])
 def test_small_pe_reproduces_committed_report(target, tmp_path):
+    from qarch.stimulus import array_stimulus
+
     cfg = PRESETS["int4x8-pe-p16"]
-    rep = synthesize(cfg, target, tmp_path / "work")
+    rep = synthesize(cfg, target, tmp_path / "work", stimulus=array_stimulus)
     assert rep["latches"] == 0
     if target == "generic":
         assert rep["cells"] > 100 and rep["area_um2"] > 1000 and rep["transistors"] > 500
