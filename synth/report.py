@@ -227,9 +227,16 @@ def _ecp5_section(reports, slug_of) -> list[str]:
         e = reports.get((slug, "ecp5"))
         if not e:
             continue
+        notes = []
+        if e.get("dsp_note"):
+            notes.append("LUTs only: more PEs than DSPs")
+        if e.get("fmax_mhz") is None:
+            full = e["lut4"] > 83640
+            notes.append("exceeds the 83,640 LUT4s" if full else "not placed by make synth")
         rows.append(
             f"| {n} | {_fmt(e['lut4'])} | {_fmt(e['ff'])} | {_fmt(e['carry'])} | "
-            f"{_fmt(e['dsp'])} | {_fmt(e['bram'])} | {_fmt(e.get('fmax_mhz'))} |"
+            f"{_fmt(e['dsp'])} | {_fmt(e['bram'])} | {_fmt(e.get('fmax_mhz'))} | "
+            f"{'; '.join(notes)} |"
         )
     if not rows:
         return []
@@ -239,11 +246,14 @@ def _ecp5_section(reports, slug_of) -> list[str]:
         "",
         "`synth_ecp5` with multipliers in MULT18X18D DSPs, nextpnr-ecp5 (seed 1) on the core",
         "behind the serial IO wrapper: the 8x8 arrays (one per scheme) and every 16x16 array,",
-        "which no iCE40 holds. `qarch synth NAME --target ecp5 --no-dsp` gives the LUT-only",
-        "figures; `qarch fpga NAME --board ulx3s` builds a bitstream.",
+        "which no iCE40 holds. A 16x16 array has 256 multipliers, more than the part's 156",
+        "DSPs, so it is mapped with LUTs only; make synth does not place it (nextpnr-ecp5 ran",
+        "past 14 CPU minutes on one: `qarch synth NAME --target ecp5` does). `qarch synth NAME",
+        "--target ecp5 --no-dsp` gives the LUT-only figures of any design; `qarch fpga NAME",
+        "--board ulx3s` builds a bitstream.",
         "",
-        "| array | LUT4 | FF | carry (CCU2C) | DSP | block RAM (DP16KD) | Fmax (MHz) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| array | LUT4 | FF | carry (CCU2C) | DSP | block RAM (DP16KD) | Fmax (MHz) | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
         *rows,
     ]
 
