@@ -377,26 +377,14 @@ def is_pe(cfg) -> bool:
 def has_power(cfg) -> bool:
     """PEs and arrays get an energy figure (synth/power.py); decoders and ReCoN alone do not
     (no MAC to divide by: they are measured inside the arrays that use them)."""
-    from qarch.configs import (
-        AntArrayConfig,
-        AntPEConfig,
-        IntArrayConfig,
-        IntPEConfig,
-        MsqArrayConfig,
-        MsqPEConfig,
-        OliveArrayConfig,
-        OlivePEConfig,
-    )  # fmt: skip
+    from qarch.configs import MsqArrayConfig
+    from qarch.configs.base import StreamingArray
 
     if getattr(cfg, "types", "int,flint,pot") != "int,flint,pot" or not getattr(
         cfg, "outliers", True
     ):
         return False  # ablations: their operand layouts differ from any array's PE
-    return isinstance(
-        cfg,
-        (IntPEConfig, AntPEConfig, OlivePEConfig, MsqPEConfig, IntArrayConfig, AntArrayConfig,
-         OliveArrayConfig, MsqArrayConfig),
-    )  # fmt: skip
+    return is_pe(cfg) or isinstance(cfg, (StreamingArray, MsqArrayConfig))
 
 
 def synthesize(
