@@ -94,10 +94,11 @@ def read_netlist(path: Path, lib: Library) -> Netlist:
 
 def count_toggles(vcd: Path) -> tuple[dict[str, int], int]:
     """0 <-> 1 transitions per net bit (``name`` or ``name[i]``) after the first dump, and the
-    last timestamp. Transitions from or to x / z are not toggles."""
-    ids: dict[str, list[str]] = defaultdict(list)  # code -> bit names, LSB first
-    toggles: dict[str, int] = {}
+    last timestamp. Transitions from or to x / z are not toggles. Variables that share an
+    identifier code (aliases of one net) all get its count."""
+    ids: dict[str, list[list[str]]] = defaultdict(list)  # code -> per variable, bits LSB first
     last: dict[str, str] = {}
+    counts: dict[str, list[int]] = {}  # code -> toggles per bit
     t_end = 0
     with open(vcd) as f:
         for line in f:
@@ -109,13 +110,13 @@ def count_toggles(vcd: Path) -> tuple[dict[str, int], int]:
                 rng = parts[5] if len(parts) > 6 and parts[5].startswith("[") else ""
                 if width == 1:
                     bit = re.match(r"\[(\d+)\]", rng)
-                    ids[code] = [f"{name}[{bit.group(1)}]" if bit else name]
+                    ids[code].append([f"{name}[{bit.group(1)}]" if bit else name])
                 else:
                     m = re.match(r"\[(\d+):(\d+)\]", rng)
                     hi, lo = (int(m.group(1)), int(m.group(2))) if m else (width - 1, 0)
                     step = 1 if hi >= lo else -1
-                    ids[code] = [f"{name}[{i}]" for i in range(lo, hi + step, step)]
-        counts: dict[str, int] = defaultdict(int)
+                    ids[code].append([f"{name}[{i}]" for i in range(lo, hi + step, step)])
+                counts[code] = [0] * width
         for line in f:
             c = line[0]
             if c == "#":
@@ -124,31 +125,24 @@ def count_toggles(vcd: Path) -> tuple[dict[str, int], int]:
                 code = line[1:].strip()
                 prev = last.get(code)
                 if prev is not None and prev != c and prev in "01" and c in "01":
-                    counts[code] += 1
+                    counts[code][0] += 1
                 last[code] = c
             elif c == "b":
                 val, code = line[1:].split()
                 prev = last.get(code)
                 if prev is not None:
-                    n = len(ids[code])
-                    a, b = (
-                        prev.rjust(n, prev[0] if prev[0] in "xz" else "0"),
-                        val.rjust(n, val[0] if val[0] in "xz" else "0"),
-                    )
+                    n = len(counts[code])
+                    a = prev.rjust(n, prev[0] if prev[0] in "xz" else "0")
+                    b = val.rjust(n, val[0] if val[0] in "xz" else "0")
                     for i, (p, q) in enumerate(zip(reversed(a), reversed(b))):
                         if p != q and p in "01" and q in "01":
-                            toggles_key = (code, i)
-                            counts[toggles_key] += 1  # type: ignore[index]
+                            counts[code][i] += 1
                 last[code] = val
-    for key, n in counts.items():
-        if isinstance(key, tuple):
-            toggles[ids[key[0]][key[1]]] = toggles.get(ids[key[0]][key[1]], 0) + n
-        else:
-            for name in ids[key]:
-                toggles[name] = toggles.get(name, 0) + n
-    for names in ids.values():
-        for name in names:
-            toggles.setdefault(name, 0)
+    toggles: dict[str, int] = {}
+    for code, variables in ids.items():
+        for bits in variables:
+            for i, name in enumerate(bits):
+                toggles[name] = toggles.get(name, 0) + counts[code][i]
     return toggles, t_end
 
 
