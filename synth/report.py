@@ -222,6 +222,8 @@ def _ablation_section(reports, slug_of) -> list[str]:
 
 
 def _ecp5_section(reports, slug_of) -> list[str]:
+    from synth.flow import ECP5_DEVICE
+
     rows = []
     for n, slug in slug_of.items():
         e = reports.get((slug, "ecp5"))
@@ -231,8 +233,9 @@ def _ecp5_section(reports, slug_of) -> list[str]:
         if e.get("dsp_note"):
             notes.append("LUTs only: more PEs than DSPs")
         if e.get("fmax_mhz") is None:
-            full = e["lut4"] > 83640
-            notes.append("exceeds the 83,640 LUT4s" if full else "not placed by make synth")
+            cap = ECP5_DEVICE[2]
+            full = e["lut4"] > cap
+            notes.append(f"exceeds the {cap:,} LUT4s" if full else "not placed by make synth")
         rows.append(
             f"| {n} | {_fmt(e['lut4'])} | {_fmt(e['ff'])} | {_fmt(e['carry'])} | "
             f"{_fmt(e['dsp'])} | {_fmt(e['bram'])} | {_fmt(e.get('fmax_mhz'))} | "
