@@ -450,7 +450,151 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser(
+        "perf",
+        help="cycles, throughput per area and energy per token of a model on an array",
+        description="A model's GEMMs tiled onto the array that executes a scheme: per layer and "
+        "in total, cycles (the RTL-verified cycle formula), MAC utilisation, time at the "
+        "array's Fmax with DRAM transfers as a roofline, tokens/s, tokens/s per mm^2 of the "
+        "array, and energy per token split into array (gate-level pJ from the synthesis "
+        "report), accumulator, buffer and DRAM (docs/perf.md). Or one GEMM: --gemm M,K,N "
+        "--preset NAME. Figures need the array's synthesis report in synth/reports.",
+    )
+    s.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="smollm2-135m (or a causal LM path), minilm-l6, fashion-cnn, efficientnet-lite0",
+    )
+    s.add_argument(
+        "--scheme",
+        default=None,
+        help="the scheme whose array runs the model: " + ", ".join(REGISTRY) + "; takes its "
+        "options below (weight bits, ...)",
+    )
+    add_scheme_options(s)
+    s.add_argument("--array", default="16x16", help="array rows x columns (default 16x16)")
+    s.add_argument(
+        "--preset", default=None, help="an array preset instead of the scheme's array (--gemm)"
+    )
+    s.add_argument("--gemm", default=None, metavar="M,K,N", help="one GEMM [N,K] x [K,M]")
+    s.add_argument(
+        "--prefill", type=int, default=None,
+        help="tokens of the prefill (causal LMs: default 512; MiniLM: sentence length, 128)",
+    )  # fmt: skip
+    s.add_argument("--decode", action="store_true", help="one decode step (causal LMs)")
+    s.add_argument(
+        "--batch", type=int, default=1, help="sequences (decode: tokens per step) or images"
+    )
+    mem = s.add_argument_group("memory model (defaults: docs/perf.md)")
+    mem.add_argument("--sram-pj-per-bit", type=float, default=None, help="buffer energy, 5.0")
+    mem.add_argument("--dram-pj-per-bit", type=float, default=None, help="DRAM energy, 20.0")
+    mem.add_argument("--dram-gbps", type=float, default=None, help="DRAM GB/s, 25.6")
+    s.add_argument("--reports", default=None, help="synthesis report directory")
+    s.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    s.set_defaults(func=_cmd_perf)
     return p
+
+
+def _cmd_perf(args) -> int:
+    from .perf import (
+        REPORTS,
+        Gemm,
+        MemoryModel,
+        hardware_for,
+        model_gemms,
+        parse_array,
+        perf,
+        preset_hardware,
+        render,
+    )  # fmt: skip
+
+    reports = Path(args.reports) if args.reports else REPORTS
+    if args.reports and not reports.is_dir():
+        raise ValueError(f"--reports: {args.reports} is not a directory")
+    given = {"sram_pj_per_bit": args.sram_pj_per_bit, "dram_pj_per_bit": args.dram_pj_per_bit,
+             "dram_gbytes_per_s": args.dram_gbps}  # fmt: skip
+    mem = MemoryModel(**{k: v for k, v in given.items() if v is not None})
+    if args.batch < 1:
+        raise ValueError(f"--batch must be at least 1, not {args.batch}")
+    if args.prefill is not None and args.prefill < 1:
+        raise ValueError(f"--prefill must be at least 1 token, not {args.prefill}")
+    scheme_cfg = scheme_config(args) if args.scheme else None
+    if args.scheme is None and any(
+        getattr(args, k) is not None for k in vars(args) if k.startswith("scheme_opt_")
+    ):
+        raise ValueError("scheme options need --scheme")
+    if args.gemm is not None:
+        try:
+            m, k, n = (int(v) for v in args.gemm.split(","))
+        except ValueError:
+            raise ValueError(f"--gemm must be M,K,N (three integers), not {args.gemm!r}") from None
+        for label, v in (("M", m), ("K", k), ("N", n)):
+            if v < 1:
+                raise ValueError(f"--gemm: {label} must be at least 1, not {v}")
+        if args.decode or args.prefill is not None:
+            raise ValueError("--gemm gives M itself; --prefill and --decode are for --model")
+        if args.preset:
+            hw = preset_hardware(args.preset, reports)
+        elif scheme_cfg is not None:
+            hw = hardware_for(scheme_cfg, *parse_array(args.array), reports)
+        else:
+            raise ValueError("--gemm needs --preset NAME or --scheme S (with --array)")
+        gemms, tokens, what = [Gemm("gemm", m, k, n, "gemm")], m, f"GEMM M={m} K={k} N={n}"
+        weights, notes = None, []
+    else:
+        if args.preset:
+            raise ValueError("--preset is for --gemm; a model runs on its --scheme's array")
+        if scheme_cfg is None:
+            raise ValueError("--scheme is required (the scheme whose array runs the model)")
+        from .evaluate import TASK_MODELS
+
+        lm = args.model not in TASK_MODELS
+        if args.decode and args.prefill is not None:
+            raise ValueError("--prefill and --decode are two runs; give one")
+        if args.model in ("fashion-cnn", "efficientnet-lite0") and args.prefill is not None:
+            raise ValueError(f"--prefill counts tokens; {args.model} takes --batch images")
+        hw = hardware_for(scheme_cfg, *parse_array(args.array), reports)
+        tokens_in = args.prefill or (512 if lm else 128)
+        gemms, weights, notes = model_gemms(
+            args.model, tokens=tokens_in, batch=args.batch, decode=args.decode,
+            weights=hasattr(hw.cfg, "recon_rows"),
+        )  # fmt: skip
+        if args.decode:
+            tokens, what = args.batch, f"decode, batch {args.batch}"
+        elif args.model in ("fashion-cnn", "efficientnet-lite0"):
+            tokens, what = args.batch, f"{args.batch} image(s)"
+        else:
+            tokens = tokens_in * args.batch
+            what = f"prefill {tokens_in} tokens, batch {args.batch}"
+    from tqdm import tqdm
+
+    slow = hasattr(hw.cfg, "recon_rows") and weights
+
+    def bar(it):
+        return tqdm(it, desc="outlier rows", unit="layer", disable=not slow)
+
+    unit = (
+        "image"
+        if args.gemm is None and args.model in ("fashion-cnn", "efficientnet-lite0")
+        else "token"
+    )
+    res = perf(gemms, hw, scheme_cfg=scheme_cfg, weights=weights, mem=mem, tokens=tokens,
+               unit=unit, progress=bar)  # fmt: skip
+    res["request"] = {
+        "model": None if args.gemm else args.model, "gemm": args.gemm, "what": what,
+        "scheme": args.scheme, "options": scheme_cfg.options() if scheme_cfg else None,
+        "array": args.array if not args.preset else None, "preset": args.preset,
+    }  # fmt: skip
+    res["notes"] = notes
+    if args.json:
+        print(json.dumps(res, sort_keys=True))
+    else:
+        label = None
+        if scheme_cfg is not None:
+            label = REGISTRY[args.scheme].label(scheme_cfg)
+        print(render(res, label))
+    return 0
 
 
 def _cmd_eval(args) -> int:

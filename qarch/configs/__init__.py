@@ -163,6 +163,12 @@ def _presets() -> dict[str, Config]:
         for n in (4, 8, 16):
             name = base.replace("array8x8", f"array{n}x{n}") + "-stream"
             p[name] = cfg.replace(rows=n, cols=n, **STREAM["-stream"])
+    # AXE's accumulator (the results' AXE-GPTQ row: P_I = 16) on the streaming arrays, so that
+    # `qarch perf --scheme axe-gptq` has its area, Fmax and energy.
+    for n in (8, 16):
+        p[f"int4x8-array{n}x{n}-p16-stream"] = p["int4x8-array8x8-p16"].replace(
+            rows=n, cols=n, **STREAM["-stream"]
+        )
     return p
 
 
