@@ -48,7 +48,9 @@ def _fmt(v: Any) -> str:
 
 def area_table(reports: dict[tuple[str, str], dict[str, Any]], names: dict[str, str]) -> str:
     """Markdown table, one row per design; ``names`` maps slug -> preset name (row order)."""
-    tools = next(iter(reports.values()))["tools"] if reports else {}
+    tools: dict[str, str] = {}  # each target's tools (OpenSTA only in the generic reports)
+    for r in reports.values():
+        tools.update({k: v for k, v in r.get("tools", {}).items() if k not in tools})
     lines = [
         "# Synthesis results",
         "",
