@@ -14,6 +14,7 @@ Deterministic: seeded, no timestamps, no machine paths.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -711,6 +712,11 @@ def report_results(out: Path, progress=None) -> Path:
     lines += _results_plots(rows, reports, img)
     path = out / "results.md"
     path.write_text("\n".join(lines) + "\n")
+    # the figures other sections read (perf_results.md's perplexity axis), compact and sorted
+    keep = [{"label": r["label"], "wa": r["wa"], "ebw": round(r["ebw"], 4),
+             "ppl": {str(k): round(v, 4) for k, v in r["ppl"].items()}}
+            for r in rows if "ppl" in r]  # fmt: skip
+    (out / "results.json").write_text(json.dumps(keep, indent=1, sort_keys=True) + "\n")
     return path
 
 
