@@ -74,7 +74,7 @@ bench: setup
 	$(BIN)/python -m qarch.bench --out BENCHMARKS.md
 
 report: setup
-	$(BIN)/python -m qarch.report --only results --out docs
+	$(BIN)/python -m qarch.report --only results --only perf --out docs
 
 report-layers: setup
 	$(BIN)/python -m qarch.report --only axe --only olive --only msq --out docs

@@ -13,6 +13,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -280,6 +281,41 @@ def _gptq_loop_timings(repeats: int = 7) -> list[str]:
     return lines
 
 
+def _perf_timings() -> list[str]:
+    """Wall time of `qarch perf` on SmolLM2 (prefill 512) per scheme and array size, each a
+    fresh process (model load included), MicroScopiQ's outlier-row cache cleared first."""
+    import shutil
+
+    from .models import cache_dir
+    from .perf_report import PERF_ROWS
+    from .schemes import scheme_of
+
+    shutil.rmtree(cache_dir() / "perf", ignore_errors=True)  # time the cold path
+    lines = [
+        "",
+        "## `qarch perf` on SmolLM2-135M, prefill 512 (one process each, cold caches)",
+        "",
+        "| scheme | array | seconds |",
+        "|---|---|---:|",
+    ]
+    for cfg in PERF_ROWS:
+        scheme = scheme_of(cfg)
+        opts = []
+        for k, v in cfg.options().items():
+            if k in ("bits", "acc_bits", "tile"):
+                opts += [f"--{k.replace('_', '-')}", str(v)]
+        for n in (16, 8):
+            print(f"bench: perf {scheme.name} {n}x{n}", flush=True)
+            t0 = time.monotonic()
+            subprocess.run(
+                [sys.executable, "-m", "qarch.cli", "perf", "--scheme", scheme.name, *opts,
+                 "--array", f"{n}x{n}", "--json"],
+                check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            lines.append(f"| {scheme.label(cfg)} | {n}x{n} | {time.monotonic() - t0:.1f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="BENCHMARKS.md")
@@ -356,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| {name} | {target} | {time.monotonic() - t0:.1f} |")
     lines += _axe_timings()
     lines += _gptq_loop_timings()
+    lines += _perf_timings()
     lines.append("")
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))

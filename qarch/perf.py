@@ -458,15 +458,16 @@ def grouped(rows: list[dict]) -> list[dict]:
     """Layers summed by kind (``model.layers.*.mlp.up_proj``), in first-seen order."""
     out: dict[str, dict] = {}
     for r in rows:
-        g = out.setdefault(r["kind"] or r["name"], {"kind": r["kind"] or r["name"], "layers": 0,
-                                                     "macs": 0, "cycles": 0, "time_s": 0.0,
-                                                     "compute_s": 0.0, "bound": {},
-                                                     "energy_pj": {}, "shape": set()})  # fmt: skip
+        kind = r["kind"] or r["name"]
+        g = out.setdefault(kind, {"kind": kind, "layers": 0, "macs": 0, "cycles": 0,
+                                  "time_s": 0.0, "compute_s": 0.0, "bound": {},
+                                  "dram_bits": 0.0, "energy_pj": {}, "shape": set()})  # fmt: skip
         g["layers"] += 1
         g["macs"] += r["macs"]
         g["cycles"] += r["cycles"]
         g["time_s"] += r.get("time_s", 0.0)
         g["compute_s"] += r.get("compute_s", 0.0)
+        g["dram_bits"] += sum(r["dram_bits"].values())
         g["bound"][r["bound"]] = g["bound"].get(r["bound"], 0) + 1
         g["shape"].add((r["m"], r["k"], r["n"]))
         for k, v in r["energy_pj"].items():

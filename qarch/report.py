@@ -725,7 +725,14 @@ SECTIONS = {
     "olive": report_olive,
     "msq": report_msq,
     "results": report_results,
+    "perf": lambda out, progress=None: _report_perf(out, progress),
 }
+
+
+def _report_perf(out: Path, progress=None) -> Path:
+    from .perf_report import report_perf
+
+    return report_perf(out, progress)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -239,3 +239,19 @@ def test_scalesim_agrees_up_to_the_documented_overlap():
                 assert 0 < r["relative"] <= bound, r
             if r["m"] == 512 and rows == 8:
                 assert r["relative"] < 0.05, r  # within 5 % on the 8x8 prefill GEMMs
+
+
+def test_perf_report_smoke(tmp_path):
+    """make report's perf section on two schemes at 8x8: the tables, the plots."""
+    from qarch.perf_report import PERF_ROWS, _plots, _tables, perf_study
+
+    study = perf_study(rows=PERF_ROWS[:2], sizes=(8,))
+    lines = _tables(study, {"INT8 per-channel RTN": 21.28})
+    base = next(ln for ln in lines if ln.startswith("| INT8 per-channel RTN"))
+    assert "| 21.28 |" in base and base.count("1.00x") == 2
+    gptq = next(ln for ln in lines if ln.startswith("| GPTQ"))
+    assert "int4x8-array8x8-p32-stream" in gptq and "| — |" in gptq  # no perplexity given
+    ppl = {r["label"]: 30.0 for r in study["rows"]}
+    out = _plots(study, ppl, tmp_path)
+    assert (tmp_path / "perf_roofline.png").stat().st_size > 10_000
+    assert (tmp_path / "perf_pareto_energy.png").exists() and any("pareto" in x for x in out)
