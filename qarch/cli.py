@@ -470,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheme",
         default=None,
         help="the scheme whose array runs the model: " + ", ".join(REGISTRY) + "; takes its "
-        "options below (weight bits, ...)",
+        "options below: those that pick the array (--bits, --acc-bits, ...) change the figures, "
+        "calibration-only ones (--sink-weight, ...) do not and are recorded in --json",
     )
     add_scheme_options(s)
     s.add_argument("--array", default="16x16", help="array rows x columns (default 16x16)")
