@@ -494,7 +494,49 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reports", default=None, help="synthesis report directory")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(func=_cmd_perf)
+
+    s = sub.add_parser(
+        "sweep",
+        help="a design-space sweep on Dask (synthesis, perf, eval per point)",
+        description="Run a sweep file (TOML: axes, a hardware preset with overrides, a scheme "
+        "with options, what to measure) on Dask distributed: a LocalCluster here, or any "
+        "scheduler. Each measurement is stored under a key of its full specification, so a "
+        "re-run computes only what is missing and a killed worker loses only its current task. "
+        "Writes OUT/README.md (table, Pareto plots) and OUT/results.jsonl (docs/sweep.md).",
+    )
+    s.add_argument("file", help="the sweep file (e.g. sweeps/axe_pi_tile.toml)")
+    s.add_argument("--out", default=None, help="result folder (default build/sweep/NAME)")
+    s.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default 2)")
+    s.add_argument("--scheduler", default=None, help="an existing Dask scheduler's address")
+    s.add_argument("--plan", action="store_true", help="list the points and tasks, run nothing")
+    s.set_defaults(func=_cmd_sweep)
     return p
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep import load_sweep, plan, run_sweep, stored, write_results
+
+    sw = load_sweep(args.file)
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, not {args.workers}")
+    if args.scheduler and args.workers != 2:
+        raise ValueError("--workers sizes the LocalCluster; with --scheduler the cluster is yours")
+    out = Path(args.out) if args.out else Path("build") / "sweep" / sw.name
+    points, tasks = plan(sw)  # every config validated before any work
+    if args.plan:
+        store = out / "results"
+        done = sum(stored(store, k) is not None for k in tasks)
+        print(f"{sw.name}: {len(points)} points, {len(tasks)} distinct tasks, {done} stored")
+        for p in points:
+            print("  " + ", ".join(f"{k}={v}" for k, v in p["point"].items()) + "  ->  "
+                  + " ".join(p["keys"].values()))  # fmt: skip
+        return 0
+    t0 = time.monotonic()
+    rows = run_sweep(sw, out, workers=args.workers, scheduler=args.scheduler)
+    path = write_results(sw, rows, out)
+    print(f"{sw.name}: {len(points)} points, {len(tasks)} tasks in {time.monotonic() - t0:.0f} s; "
+          f"wrote {path}")  # fmt: skip
+    return 0
 
 
 def _cmd_perf(args) -> int:
