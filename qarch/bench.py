@@ -281,6 +281,32 @@ def _gptq_loop_timings(repeats: int = 7) -> list[str]:
     return lines
 
 
+def _sweep_timings() -> list[str]:
+    """The same 6-point sweep (PE syntheses with timing and energy) on a LocalCluster of 1 and
+    of 2 workers, each from an empty result folder (cluster start included)."""
+    from .sweep import parse_sweep, run_sweep
+
+    sw = parse_sweep({
+        "name": "bench6", "measure": ["synth"], "axes": {"acc_bits": [10, 12, 14, 16, 20, 24]},
+        "hardware": {"preset": "int4x8-pe-p16", "acc_bits": "{acc_bits}"},
+    })  # fmt: skip
+    secs = {}
+    for workers in (1, 2):
+        print(f"bench: sweep, {workers} worker(s)", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.monotonic()
+            run_sweep(sw, Path(tmp), workers=workers, progress=False)
+            secs[workers] = time.monotonic() - t0
+    return [
+        "",
+        "## `qarch sweep` on Dask (6 PE syntheses with timing and energy, LocalCluster)",
+        "",
+        "| workers | seconds | points/min | speedup |",
+        "|---:|---:|---:|---:|",
+        *(f"| {w} | {t:.1f} | {6 * 60 / t:.1f} | {secs[1] / t:.2f}x |" for w, t in secs.items()),
+    ]
+
+
 def _perf_timings() -> list[str]:
     """Wall time of `qarch perf` on SmolLM2 (prefill 512) per scheme and array size, each a
     fresh process (model load included), MicroScopiQ's outlier-row cache cleared first."""
@@ -393,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += _axe_timings()
     lines += _gptq_loop_timings()
     lines += _perf_timings()
+    lines += _sweep_timings()
     lines.append("")
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import signal
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from .configs import COMPONENTS, PRESETS, AccumulatorWidthWarning, resolve, synth_targets
@@ -222,19 +220,6 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel the queued jobs and end every worker's process group (its tools included)."""
-    procs = list((pool._processes or {}).values())  # no public accessor for the workers
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    for p in procs:
-        p.join(timeout=10)
-
-
 def _place(name: str, target: str) -> bool:
     """make synth places every FPGA design except the 16x16 arrays on the ECP5 (their
     nextpnr-ecp5 run alone would exceed the make synth budget; synth.flow.ECP5_PLACE_MAX_PES)."""
@@ -265,27 +250,34 @@ def _cmd_synth_all(args) -> int:
     jobs.sort(key=lambda j: -(PRESETS[j[0]].__dict__.get("rows", 0) ** 2))
     t0 = time.monotonic()
     failed = done = 0
-    # Each worker leads its own process group, so that an interrupt can end it together with
-    # the yosys / nextpnr processes it started; the tables are written only after every job.
-    pool = ProcessPoolExecutor(max_workers=args.jobs, initializer=os.setpgrp)
+    from distributed import as_completed
+
+    from .sweep import dask_client
+
+    # The sweep engine (qarch.sweep): a Dask LocalCluster of --jobs workers, each leading its own
+    # process group so that an interrupt ends it together with the yosys / nextpnr processes it
+    # started; the tables are written only after every job.
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps that
     restore = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        futs = {pool.submit(_synth_one, n, {}, t, args.work, _place(n, t)): (n, t) for n, t in jobs}
-        for i, fut in enumerate(as_completed(futs), 1):
-            n, t = futs[fut]
-            try:
+        with dask_client(args.jobs) as client:
+            futs = {
+                client.submit(_synth_one, n, {}, t, args.work, _place(n, t), pure=False,
+                              key=f"synth-all-{n}-{t}"): (n, t)
+                for n, t in jobs
+            }  # fmt: skip
+            for i, fut in enumerate(as_completed(list(futs)), 1):
+                n, t = futs[fut]
+                if fut.status == "error":  # report every failure, then fail the run
+                    failed += 1
+                    print(f"[{i}/{len(jobs)}] {n} {t}: FAILED\n{fut.exception()}", file=sys.stderr)
+                    continue
                 rep, dt = fut.result()
-            except Exception as e:  # report every failure, then fail the run
-                failed += 1
-                print(f"[{i}/{len(jobs)}] {n} {t}: FAILED\n{e}", file=sys.stderr)
-                continue
-            write_report(rep, out)
-            done += 1
-            latch = f", {rep['latches']} LATCHES" if rep["latches"] else ""
-            print(f"[{i}/{len(jobs)}] {n:<24} {t:<8} {dt:6.1f} s{latch}", flush=True)
+                write_report(rep, out)
+                done += 1
+                latch = f", {rep['latches']} LATCHES" if rep["latches"] else ""
+                print(f"[{i}/{len(jobs)}] {n:<24} {t:<8} {dt:6.1f} s{latch}", flush=True)
     except KeyboardInterrupt:
-        _stop_pool(pool)
         print(
             f"synth-all: interrupted after {done} of {len(jobs)} jobs; the finished jobs' reports "
             "are written, no table was", file=sys.stderr,
@@ -294,7 +286,6 @@ def _cmd_synth_all(args) -> int:
     finally:
         for sig, handler in restore.items():
             signal.signal(sig, handler)
-    pool.shutdown()
     _write_tables(out, names)
     print(f"synthesis took {time.monotonic() - t0:.0f} s")
     latches = [k for k, r in load_reports(out).items() if r["latches"]]

@@ -18,6 +18,7 @@ machine by default, or any scheduler (``--scheduler tcp://...``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -25,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 import tomllib
@@ -42,6 +44,7 @@ __all__ = [
     "run_sweep",
     "results_table",
     "MEASURES",
+    "dask_client",
 ]
 
 MEASURES = ("synth", "perf", "eval")
@@ -354,17 +357,43 @@ def run_sweep(
     return rows
 
 
-def _dispatch(tasks: dict[str, Task], store: Path, work: Path, *, workers, scheduler, progress):
-    from distributed import Client, LocalCluster, as_completed
-    from tqdm import tqdm
+@contextlib.contextmanager
+def dask_client(workers: int = 2, scheduler: str | None = None):
+    """A Dask client: on an existing ``scheduler``, or on a LocalCluster of ``workers``
+    single-threaded processes, each leading its own process group so that an interrupt ends it
+    together with the tools (yosys, nextpnr, simulators) it started."""
+    from distributed import Client, LocalCluster
 
     if scheduler:
-        client, cluster = Client(scheduler), None
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)  # fmt: skip
-        client = Client(cluster)
+        client = Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)  # fmt: skip
+    client = Client(cluster)
+    client.run(os.setpgrp)  # each worker its own group (off the terminal's Ctrl-C too)
     try:
+        yield client
+    except BaseException:
+        for pid in client.run(os.getpid).values():  # the workers and their tools, now
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        with contextlib.suppress(Exception):
+            cluster.close()
+
+
+def _dispatch(tasks: dict[str, Task], store: Path, work: Path, *, workers, scheduler, progress):
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    with dask_client(workers, scheduler) as client:
         futs = {}
         # synth first: perf tasks take their synth task's future as an argument
         for key, t in sorted(tasks.items(), key=lambda kv: kv[1].kind != "synth"):
@@ -386,10 +415,6 @@ def _dispatch(tasks: dict[str, Task], store: Path, work: Path, *, workers, sched
                 f"{len(failed)} sweep task(s) failed (results of the others are stored); "
                 f"first: {key}: {err}"
             )
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def results_table(rows: list[dict], axes: list[str]) -> list[str]:
