@@ -220,6 +220,7 @@ def quantize_module(
     include=None,
     progress=None,
     keep_codes: bool = False,
+    inplace: bool = False,
 ) -> tuple[torch.nn.Module, dict[str, LayerReport]]:
     """ANT-quantize every Linear / Conv layer of a copy of ``model`` (those
     ``include(name, module)`` selects; ``progress(iterable)`` wraps the layer loop;
@@ -241,7 +242,7 @@ def quantize_module(
     }
     if not layers:
         raise ValueError("model has no Linear or Conv layers to quantize (or include selects none)")
-    qmodel = copy.deepcopy(model)
+    qmodel = model if inplace else copy.deepcopy(model)  # inplace: large models
     qlayers = {n: m for n, m in qmodel.named_modules() if n in layers}
     acts: dict[str, list[torch.Tensor]] = {}
     if calib is not None and not callable(calib):

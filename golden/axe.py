@@ -349,16 +349,26 @@ class AxeLinear(torch.nn.Module):
         tile: int | None,
     ):
         super().__init__()
-        self.register_buffer("q_int", q_int.to(torch.int64))
+        # the codes in the narrowest integer type that holds them (int8 for <= 8-bit weights):
+        # a quantized model is then smaller than its float original; ``q_int`` gives int64
+        lo, hi = (int(q_int.min()), int(q_int.max())) if q_int.numel() else (0, 0)
+        small = next(t for t in (torch.int8, torch.int16, torch.int32, torch.int64)
+                     if torch.iinfo(t).min <= lo and hi <= torch.iinfo(t).max)  # fmt: skip
+        self.register_buffer("codes", q_int.to(small))
         self.register_buffer("w_scale", w_scale.to(torch.float32))
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
         self.in_scale, self.input_bits, self.input_signed = in_scale, input_bits, input_signed
         self.acc_bits, self.tile = acc_bits, tile
         self.in_features, self.out_features = q_int.shape[1], q_int.shape[0]
 
+    @property
+    def q_int(self) -> torch.Tensor:
+        """The integer weight codes [out, in], int64."""
+        return self.codes.to(torch.int64)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_bits is None:  # weight-only: float inputs, dequantized weights
-            w = self.q_int.to(torch.float32) * self.w_scale[:, None]
+            w = self.codes.to(torch.float32) * self.w_scale[:, None]
             return torch.nn.functional.linear(x, w.to(x.dtype), self.bias)
         mu, nu = input_range(self.input_bits, self.input_signed)
         s_in = self.in_scale
@@ -368,8 +378,9 @@ class AxeLinear(torch.nn.Module):
         # Integer-valued operands: float32 products and sums are exact below 2^24, which
         # covers every P_I <= 24 tile; wider sums only lose float rounding, as a dequantized
         # output would anyway.
-        y = (xi.to(torch.float32) @ self.q_int.T.to(torch.float32)) * (s_in * self.w_scale)
-        return y if self.bias is None else y + self.bias
+        y = (xi.to(torch.float32) @ self.codes.T.to(torch.float32)) * (s_in * self.w_scale)
+        y = y if self.bias is None else y + self.bias
+        return y.to(x.dtype)  # a bfloat16 / float16 model keeps its dtype (float32: no-op)
 
     def extra_repr(self) -> str:
         if self.input_bits is None:
@@ -401,6 +412,7 @@ def quantize_model(
     progress=None,
     calib_cache: dict | None = None,
     capture: str = "float",
+    inplace: bool = False,
 ) -> torch.nn.Module:
     """AXE on every Linear layer of a copy of ``model``, with real calibration data.
 
@@ -443,7 +455,7 @@ def quantize_model(
         raise ValueError("acc_bits needs integer inputs: give input_bits")
     per_tensor = input_granularity == "tensor"
     names = linear_names(model, include)
-    qmodel = copy.deepcopy(model)
+    qmodel = model if inplace else copy.deepcopy(model)  # inplace: large models
     layer_args = dict(
         weight_bits=weight_bits, input_bits=input_bits, acc_bits=acc_bits, tile=tile,
         algorithm=algorithm, act_order=act_order, per_tensor=per_tensor, gram=gram,

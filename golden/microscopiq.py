@@ -364,6 +364,7 @@ def quantize_module_msq(
     progress=None,
     act_order: bool = False,
     capture: str = "float",
+    inplace: bool = False,
 ) -> tuple[torch.nn.Module, dict[str, MsqQuant]]:
     """MicroScopiQ on every selected Linear layer of a copy of ``model`` (weight-only; layers
     whose output count is not a multiple of M are skipped and not reported). With
@@ -385,7 +386,7 @@ def quantize_module_msq(
              if dict(model.named_modules())[n].out_features % p.M == 0]  # fmt: skip
     if not names:
         raise ValueError(f"no selected Linear layer has a multiple of M = {p.M} outputs")
-    qmodel = copy.deepcopy(model)
+    qmodel = model if inplace else copy.deepcopy(model)  # inplace: large models
     results: dict[str, MsqQuant] = {}
 
     def layer(n: str, inputs, g) -> None:

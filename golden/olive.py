@@ -467,6 +467,7 @@ def quantize_module_olive(
     ratios: tuple[float, ...] = DEFAULT_RATIOS,
     progress=None,
     keep_codes: bool = False,
+    inplace: bool = False,
 ) -> tuple[torch.nn.Module, dict[str, LayerReport]]:
     """OliVe on every Linear layer of a copy of ``model`` (W4A4 / W8A8 with ``calib``).
 
@@ -481,7 +482,7 @@ def quantize_module_olive(
 
     names = linear_names(model, include)
     acts = capture_linear_inputs(model, calib, names, max_rows) if calib is not None else {}
-    qmodel = copy.deepcopy(model)
+    qmodel = model if inplace else copy.deepcopy(model)  # inplace: large models
     qmods = dict(qmodel.named_modules())
     report = {}
     for n in progress(names) if progress else names:

@@ -169,7 +169,7 @@ def _msq_utilisation(sim: str, m: int, sizes) -> list[str]:
         for name, (_, _, layer) in SMOLLM2_LAYERS.items():
             w, _x = layer_sample(layer)
             outl[name] = msq_outlier_rows(base, quantize_msq(w.float(), params))
-        for g in sorted({1, base.recon_rows, n}):
+        for g in sorted({1, base.recon_rows, n // 2, n}):
             c = base.replace(recon_rows=g)
             cell = "—"
             if g == base.recon_rows and n == 8:
@@ -307,6 +307,50 @@ def _sweep_timings() -> list[str]:
     ]
 
 
+_MEMORY_SCRIPT = """
+import resource, sys, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from qarch import quantize
+from qarch.schemes import GptqConfig
+new = sys.argv[1] == "new"
+torch.manual_seed(0)
+torch.set_num_threads(1)
+cfg = LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=12,
+                  num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                  tie_word_embeddings=True)
+model = LlamaForCausalLM(cfg).to(torch.bfloat16 if new else torch.float32).eval()
+calib = torch.randint(0, 512, (4, 128), generator=torch.Generator().manual_seed(1))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.no_grad():
+    capture = "block" if new else "float"
+    quantize(model, GptqConfig(bits=4, weight_only=True, capture=capture), calib=calib,
+             inplace=new)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before / 1024, (after - before) / 1024)
+"""
+
+
+def _memory_lines() -> list[str]:
+    """Peak memory of quantizing the large-model test's 12-block Llama: the old path against
+    the in-place block-sequential one with bfloat16 weights (tests/test_large_models.py)."""
+    rows = []
+    for mode, what in (("old", "float32 copy, every Hessian from one float pass"),
+                       ("new", "in place, block-sequential, bfloat16 weights")):  # fmt: skip
+        print(f"bench: memory, {mode} path", flush=True)
+        p = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, mode], capture_output=True,
+                           text=True, check=True)  # fmt: skip
+        base, peak = (float(v) for v in p.stdout.split()[-2:])
+        rows.append(f"| {what} | {base:.0f} | {peak:.0f} |")
+    return [
+        "",
+        "## Peak memory of quantization (GPTQ W4, 12-block Llama of 17 M parameters)",
+        "",
+        "| path | RSS with the model loaded (MB) | peak added by quantization (MB) |",
+        "|---|---:|---:|",
+        *rows,
+    ]
+
+
 def _perf_timings() -> list[str]:
     """Wall time of `qarch perf` on SmolLM2 (prefill 512) per scheme and array size, each a
     fresh process (model load included), MicroScopiQ's outlier-row cache cleared first."""
@@ -420,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += _gptq_loop_timings()
     lines += _perf_timings()
     lines += _sweep_timings()
+    lines += _memory_lines()
     lines.append("")
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))

@@ -439,6 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--tokens", type=int, default=None, help=f"LM evaluation tokens (default {EVAL_TOKENS})"
     )
+    s.add_argument(
+        "--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+        help="causal LMs: the weights' dtype in memory (default float32); the quantizers "
+        "compute in float32 or wider per layer, and the model is quantized in place, block by "
+        "block with --capture block, so peak memory is the model once (docs/evaluation.md)",
+    )  # fmt: skip
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(func=_cmd_eval)
 
@@ -651,6 +657,8 @@ def _cmd_eval(args) -> int:
     from .models import ModelUnavailable, calibration_ids, load_causal_lm, wiki_tokens
 
     task_model = args.model in TASK_MODELS or args.model.startswith("minilm:")
+    if task_model and args.dtype != "float32":
+        raise ValueError(f"--dtype applies to causal LMs; {args.model} evaluates in float32")
     if task_model and args.tokens is not None:
         raise ValueError(f"--tokens counts LM evaluation tokens; {args.model} has its own data")
     if task_model and args.calib is not None:
@@ -663,7 +671,7 @@ def _cmd_eval(args) -> int:
                 args.model, progress=lambda it: tqdm(it, desc="training the CNN", unit="step")
             )
         else:
-            model, tok = load_causal_lm(args.model)
+            model, tok = load_causal_lm(args.model, args.dtype)
             ids = wiki_tokens(tok, args.model)
     except ModelUnavailable as e:
         raise ValueError(str(e)) from None
@@ -676,8 +684,11 @@ def _cmd_eval(args) -> int:
     q, info = quantize(
         model, config, calib=calib,
         progress=lambda it, total=None: tqdm(it, total=total, desc=args.scheme, unit="layer"),
+        inplace=not task_model,  # an LM's float model is not needed again: no second copy
     )  # fmt: skip
     res = {"model": args.model, "scheme": args.scheme, **config.options()}
+    if args.dtype != "float32":
+        res["dtype"] = args.dtype
     if needs and not task_model:
         res["calib"] = calib_windows
     res["ebw"] = round(info.ebw, 4)

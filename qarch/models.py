@@ -159,8 +159,15 @@ def _from_hub(load, name: str):
     return load(name, local_files_only=False)
 
 
-def load_causal_lm(name: str = SMOLLM2):
-    """(model, tokenizer) in fp32, eval mode. ``name``: ``smollm2-135m`` or a local/hub path."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_causal_lm(name: str = SMOLLM2, dtype: str = "float32"):
+    """(model, tokenizer) in eval mode, weights in ``dtype`` (float32, bfloat16 or float16:
+    the quantizers compute in float32 or wider per layer either way). ``name``:
+    ``smollm2-135m`` or a local/hub path."""
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     tf = _transformers()
     if name != SMOLLM2:
         local = name.startswith(("/", ".", "~")) or os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -170,7 +177,7 @@ def load_causal_lm(name: str = SMOLLM2):
             tok = _from_hub(tf.AutoTokenizer.from_pretrained, name)
             model = _from_hub(
                 lambda n, **kw: tf.AutoModelForCausalLM.from_pretrained(
-                    n, dtype=torch.float32, **kw
+                    n, dtype=DTYPES[dtype], **kw
                 ),
                 name,
             )
@@ -182,7 +189,7 @@ def load_causal_lm(name: str = SMOLLM2):
         _build_smollm2_cache(tf, cached)
     try:
         tok = tf.AutoTokenizer.from_pretrained(cached)
-        model = tf.AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
+        model = tf.AutoModelForCausalLM.from_pretrained(cached, dtype=DTYPES[dtype])
     except Exception as e:  # a damaged checkpoint: safetensors, JSON or OS errors
         raise CacheCorrupt(
             f"the model cache {cached} cannot be loaded ({type(e).__name__}: {e}); delete the "

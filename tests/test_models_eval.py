@@ -63,7 +63,7 @@ def test_axe_scheme_on_one_block_keeps_the_guarantee(lm):
     model, ids = lm
     q, info = quantize(
         model, AxeConfig(bits=4, acc_bits=16, tile=64), calib=calibration_ids(ids, 2, 256),
-        include=lambda n, _m: n.startswith("model.layers.0."),
+        include=lambda n, _m: n.startswith("model.layers.0."), keep_codes=True,
     )  # fmt: skip
     layers = [m for m in q.modules() if isinstance(m, AxeLinear)]
     assert len(layers) == 7

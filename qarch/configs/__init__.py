@@ -155,7 +155,12 @@ def _presets() -> dict[str, Config]:
     p["msq-array8x8-p32-stream"] = p["msq-array8x8-p32"].replace(
         **shared, pipeline=2, acc_depth=512
     )
-    p["msq-array16x16-p32-stream"] = p["msq-array8x8-p32-stream"].replace(rows=16, cols=16)
+    # 16x16: one ReCoN per 4 rows. Shared by 8 rows, a 16-column block's outlier rows collide
+    # so often that SmolLM2 prefill runs at 66 % MAC utilisation; by 4 rows, at 82 % (make
+    # bench, docs/perf_results.md).
+    p["msq-array16x16-p32-stream"] = p["msq-array8x8-p32-stream"].replace(
+        rows=16, cols=16, recon_rows=4
+    )
     # Streaming variants: "-db" at 8x8; "-stream" at 4x4, 8x8 and 16x16 (area vs size).
     for base in STREAM_BASES:
         cfg = p[base]

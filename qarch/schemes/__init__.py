@@ -79,6 +79,7 @@ def quantize(
     include: Callable[[str, torch.nn.Module], bool] | None = None,
     calib_cache: dict | None = None,
     keep_codes: bool = False,
+    inplace: bool = False,
 ) -> tuple[torch.nn.Module, QuantInfo]:
     """Quantize a copy of ``model`` (every Linear layer but a tied LM head, or those
     ``include(name, module)`` selects) by the scheme ``config`` belongs to.
@@ -89,7 +90,10 @@ def quantize(
     given is silently ignored. ``progress(iterable, total=None)`` wraps the layer loop;
     ``calib_cache`` (a dict kept across calls on the same model and ``calib``) lets GPTQ and
     AXE share their calibration; ``keep_codes`` keeps each layer's integer codes and scales in
-    the returned :class:`QuantInfo` where the scheme does not hold them anyway.
+    the returned :class:`QuantInfo` where the scheme does not hold them anyway. ``inplace``
+    quantizes ``model`` itself instead of a copy, so that peak memory is the model once plus
+    what calibration holds (with the block capture: one block's activations), not the model
+    twice; ``model`` is then the quantized model.
     Returns ``(quantized copy, QuantInfo)`` (fp32 returns ``model`` itself)."""
     scheme = scheme_of(config)
     needs = scheme.needs_calib(config)
@@ -97,5 +101,5 @@ def quantize(
         raise ValueError(f"{scheme.name} needs calibration data (calib)")
     if not needs and calib is not None:
         raise ValueError(f"{scheme.name} with these options takes no calibration data (calib)")
-    ctx = Context(calib, include, progress, calib_cache, keep_codes)
+    ctx = Context(calib, include, progress, calib_cache, keep_codes, inplace)
     return scheme.handler(model, config, ctx)

@@ -68,12 +68,13 @@ class AntConfig(SchemeConfig):
 def _quantize(model, config: AntConfig, ctx: Context):
     from golden.ant_quant import quantize_module
 
+    ebw_before = ebw(ctx.layers(model), config.bits)  # before: inplace replaces them
     q, rep = quantize_module(
         model, config.bits, calib=ctx.calibrate if config.activations else None,
         include=ctx.select, ratios=config.ratios(), progress=ctx.progress,
-        keep_codes=ctx.keep_codes,
+        keep_codes=ctx.keep_codes, inplace=ctx.inplace,
     )  # fmt: skip
-    info = QuantInfo(ebw=ebw(ctx.layers(model), config.bits))
+    info = QuantInfo(ebw=ebw_before)
     for n, r in rep.items():
         info.layers[n] = {k: v for k, v in r._asdict().items() if k not in ("codes", "scales")}
         if ctx.keep_codes:

@@ -119,6 +119,7 @@ def _quantize(model, config: _IntegerGemm, ctx: Context):
     from golden.axe import AxeLinear, quantize_model
 
     gptq = isinstance(config, _Gptq)
+    ebw_before = ebw(ctx.layers(model), config.bits)  # before: inplace replaces them
     q = quantize_model(
         model, ctx.calibrate, weight_bits=config.bits, input_bits=config.act_bits,
         acc_bits=getattr(config, "acc_bits", None), tile=getattr(config, "tile", GPTQ_TILE),
@@ -127,10 +128,11 @@ def _quantize(model, config: _IntegerGemm, ctx: Context):
         gram=gptq and config.gram,
         row_weight=ctx.sink_rows(config.sink_weight) if gptq else None,
         calib_cache=ctx.calib_cache, act_order=config.act_order, capture=config.capture,
+        inplace=ctx.inplace,
     )  # fmt: skip
-    info = QuantInfo(ebw=ebw(ctx.layers(model), config.bits))
-    for name, m in q.named_modules():  # integer codes the model holds anyway
-        if isinstance(m, AxeLinear):
+    info = QuantInfo(ebw=ebw_before)
+    for name, m in q.named_modules():  # int64 copies of the model's compact codes
+        if ctx.keep_codes and isinstance(m, AxeLinear):
             info.codes[name], info.scales[name] = m.q_int, m.w_scale
     return q, info
 

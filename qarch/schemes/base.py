@@ -92,6 +92,7 @@ class Context:
     progress: Callable | None = None
     calib_cache: dict | None = None
     keep_codes: bool = False
+    inplace: bool = False  # quantize ``model`` itself: no copy (large models)
 
     def select(self, name: str, module: torch.nn.Module) -> bool:
         return not name.endswith("lm_head") and (self.include is None or self.include(name, module))

@@ -29,7 +29,7 @@ def _quantize(model, config: IntConfig, ctx: Context):
     from golden.int_quant import quantize_int
 
     layers = ctx.layers(model)
-    q = copy.deepcopy(model)
+    q = model if ctx.inplace else copy.deepcopy(model)
     qmods = dict(q.named_modules())
     info = QuantInfo(ebw=ebw(layers, config.bits, config.group))
     for name, _ in layers:

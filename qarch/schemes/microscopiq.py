@@ -63,6 +63,7 @@ def _quantize(model, config: MicroScopiQConfig, ctx: Context):
         calibrate=None if config.rtn else ctx.calibrate, include=ctx.select, max_rows=2048,
         gram=config.gram, row_weight=None if config.rtn else ctx.sink_rows(config.sink_weight),
         progress=ctx.progress, act_order=config.act_order, capture=config.capture,
+        inplace=ctx.inplace,
     )  # fmt: skip
     slots = sum(r.codes.numel() * config.bits + r.metadata_bits for r in rep.values())
     info = QuantInfo(ebw=slots / sum(r.codes.numel() for r in rep.values()))

@@ -46,12 +46,13 @@ class OliveConfig(SchemeConfig):
 def _quantize(model, config: OliveConfig, ctx: Context):
     from golden.olive import quantize_module_olive
 
+    ebw_before = ebw(ctx.layers(model), config.bits)  # before: inplace replaces them
     q, rep = quantize_module_olive(
         model, config.bits, calib=ctx.calibrate if config.activations else None,
         include=ctx.select, ratios=clip_ratios(config.ratio_step, OLIVE_RATIO_TOP),
-        max_rows=2048, progress=ctx.progress, keep_codes=ctx.keep_codes,
+        max_rows=2048, progress=ctx.progress, keep_codes=ctx.keep_codes, inplace=ctx.inplace,
     )  # fmt: skip
-    info = QuantInfo(ebw=ebw(ctx.layers(model), config.bits))
+    info = QuantInfo(ebw=ebw_before)
     info.layers = {
         n: {"weight_type": r.weight_type, "outliers": r.weight_stats.outlier_fraction,
             "collisions": r.weight_stats.collision_fraction, "act_type": r.act_type}
