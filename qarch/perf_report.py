@@ -30,7 +30,8 @@ PERF_ROWS = (
 )
 SIZES = (16, 8)
 PREFILL = 512
-# The papers' headline gains (../shared/spec), and what they are measured against.
+# The papers' headline gains (their abstracts; docs/ant.md, olive.md, microscopiq.md, axe.md),
+# and what they are measured against.
 CLAIMS = {
     "ant": "2.8x speedup, 2.5x energy efficiency vs BitFusion-class accelerators",
     "olive": "4.5x speedup, 4.0x energy reduction vs GOBO",
