@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
@@ -378,6 +379,9 @@ def dask_client(workers: int = 2, scheduler: str | None = None):
     try:
         yield client
     except BaseException:
+        # Dask logs every comm the killed workers drop, with tracebacks: the user has been told
+        # why the run stops, so its logs go quiet first.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
         for pid in client.run(os.getpid).values():  # the workers and their tools, now
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
