@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "REPORTS",
     "render",
     "preset_hardware",
+    "energy_split",
 ]
 
 REPORTS = Path(__file__).resolve().parent.parent / "synth" / "reports"
@@ -136,6 +137,14 @@ def parse_array(text: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+def energy_split(power: dict) -> tuple[float, float]:
+    """(clock + leakage pJ per cycle, the rest in pJ per useful MAC) of one stimulus's power
+    figures in a synthesis report: what every cycle pays, and what each MAC adds."""
+    e = power["energy_pj"]
+    fixed = e["clock"] + e["leakage"]
+    return fixed / power["cycles"], (e["total"] - fixed) / power["useful_macs"]
+
+
 def _with_report(name: str, cfg, reports: Path, override: str = "") -> Hardware:
     import json
 
@@ -151,10 +160,7 @@ def _with_report(name: str, cfg, reports: Path, override: str = "") -> Hardware:
     hw.memory_bits = (rep.get("memory") or {}).get("bits")
     real = (rep.get("power") or {}).get("real")
     if real:
-        e = real["energy_pj"]
-        fixed = e["clock"] + e["leakage"]
-        hw.fixed_pj_per_cycle = fixed / real["cycles"]
-        hw.data_pj_per_mac = (e["total"] - fixed) / real["useful_macs"]
+        hw.fixed_pj_per_cycle, hw.data_pj_per_mac = energy_split(real)
     else:
         hw.missing = f"{cfg.slug}'s synthesis report has no power figures"
     return hw
@@ -473,21 +479,6 @@ def grouped(rows: list[dict]) -> list[dict]:
         for k, v in r["energy_pj"].items():
             g["energy_pj"][k] = g["energy_pj"].get(k, 0.0) + v
     return list(out.values())
-
-
-@dataclass
-class PerfRequest:
-    """What ``qarch perf`` was asked (kept in the JSON)."""
-
-    model: str | None = None
-    scheme: str | None = None
-    options: dict = field(default_factory=dict)
-    array: str | None = None
-    preset: str | None = None
-    gemm: tuple[int, int, int] | None = None
-    prefill: int | None = None
-    decode: bool = False
-    batch: int = 1
 
 
 def _num(v: float | None, fmt: str) -> str:

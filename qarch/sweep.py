@@ -239,6 +239,7 @@ def _synth(spec: dict, work: Path) -> dict:
     from synth.flow import synthesize
 
     from .configs import AccumulatorWidthWarning, config_from_json
+    from .perf import energy_split
     from .stimulus import array_stimulus
 
     cfg = config_from_json(spec["config"])
@@ -253,10 +254,8 @@ def _synth(spec: dict, work: Path) -> dict:
     for kind in ("real", "random"):
         if isinstance(power.get(kind), dict):
             out[f"pj_per_mac_{kind}"] = power[kind]["pj_per_mac"]
-            e = power[kind]["energy_pj"]
-            fixed = e["clock"] + e["leakage"]
-            out[f"fixed_pj_per_cycle_{kind}"] = fixed / power[kind]["cycles"]
-            out[f"data_pj_per_mac_{kind}"] = (e["total"] - fixed) / power[kind]["useful_macs"]
+            fixed, data = energy_split(power[kind])
+            out[f"fixed_pj_per_cycle_{kind}"], out[f"data_pj_per_mac_{kind}"] = fixed, data
     return out
 
 
