@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export AMARANTH_USE_YOSYS := builtin
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test sim synth bench report report-layers lint clean distclean help
+.PHONY: setup setup-cuda test sim synth bench report report-layers gpu-check lint clean distclean help
 
 help:
 	@echo "make synth   regenerate synth/reports/ (area, OpenSTA timing, pJ/MAC from gate-level activity, iCE40; the iCEBreaker build)"
@@ -22,6 +22,8 @@ help:
 	@echo "make report  every scheme on SmolLM2, MiniLM and two CNNs: docs/results.md + plots (about 27 min)"
 	@echo "make report-layers  real-layer studies: docs/{axe,olive,microscopiq}_results.md (about 25 min)"
 	@echo "make setup   apt packages, .venv, pinned packages, OSU 0.18um liberty, yowasp warm-up"
+	@echo "make gpu-check  where a GPU exists: quantizer codes on the GPU against the CPU, and the speedup"
+	@echo "make setup-cuda TORCH_CUDA=cu128  replace the CPU torch by a CUDA build (docs/gpu.md)"
 
 setup: $(STAMP) $(LIBERTY) $(CELLS_V)
 
@@ -78,6 +80,17 @@ report: setup
 
 report-layers: setup
 	$(BIN)/python -m qarch.report --only axe --only olive --only msq --out docs
+
+# The GPU path is optional: `make setup` keeps the CPU build of torch. A CUDA build is this
+# explicit step (the wheel index of pytorch.org for TORCH_CUDA); `make gpu-check` runs where a GPU is.
+TORCH_CUDA ?= cu128
+setup-cuda: setup
+	$(BIN)/pip uninstall -q -y torch
+	$(BIN)/pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/$(TORCH_CUDA)
+	$(BIN)/python -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'
+
+gpu-check: setup
+	$(BIN)/python -m qarch.gpu_check --device cuda
 
 lint: setup
 	$(BIN)/ruff check .

@@ -114,12 +114,12 @@ class AntType:
 
     def table(self) -> list[tuple[int, int]]:
         """Every (code, value) pair, in code order."""
-        codes = torch.arange(2**self.bits)
+        codes = torch.arange(2**self.bits, device="cpu")
         return list(zip(codes.tolist(), self.values(codes).tolist()))
 
     def producible_codes(self) -> torch.Tensor:
         """Codes the quantizer may emit: all but the sign-magnitude negative zero."""
-        codes = torch.arange(2**self.bits)
+        codes = torch.arange(2**self.bits, device="cpu")  # a host table; users move it
         if self.signed and self.kind != "int":
             codes = codes[codes != 1 << (self.bits - 1)]
         return codes
@@ -131,7 +131,7 @@ class AntType:
     def encode(self, values: torch.Tensor) -> torch.Tensor:
         """Grid values -> codes (0 -> code 0); a value not on the grid raises."""
         check_int64(values, "values")
-        codes = self.producible_codes()
+        codes = self.producible_codes().to(values.device)
         vals = self.values(codes)
         order = torch.argsort(vals)
         sv, sc = vals[order], codes[order]

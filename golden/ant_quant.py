@@ -74,8 +74,10 @@ def quantize_to_grid(
         raise ValueError(f"rounding must be one of {', '.join(GRID_ROUNDING)}, not {rounding!r}")
     check_finite(y, "y")  # NaN has no nearest value (and would index the table out of range)
     y = y.to(torch.float64)
+    key = tuple(grid.tolist())  # a type's grid is a host table (no device sync here) ...
+    grid = grid.to(y.device)  # ... and the data may be on a GPU
     if rounding == "half_up":
-        table = _half_up_table(tuple(grid.tolist()))
+        table = _half_up_table(key, str(y.device))
         if table is not None:
             lo, lut = table
             t = torch.floor(2 * y).clamp(lo, lo + lut.numel() - 1).to(torch.int64)
@@ -90,18 +92,18 @@ def quantize_to_grid(
 
 
 @functools.lru_cache(maxsize=64)
-def _half_up_table(grid: tuple) -> tuple[int, torch.Tensor] | None:
+def _half_up_table(grid: tuple, device: str) -> tuple[int, torch.Tensor] | None:
     """A lookup table for half-up rounding to an integer grid: every midpoint is a multiple of
     1/2, so the bin of y is the bin of floor(2y) / 2 and ``lut[floor(2y) - lo]`` is exactly
     ``grid[searchsorted(mid, y, right=True)]`` (the search dominated the clip searches). None
-    for a non-integer grid or one spanning more than 2^20."""
+    for a non-integer grid or one spanning more than 2^20. The table lives on ``device``."""
     if any(v != int(v) for v in grid) or grid[-1] - grid[0] > 2**20:
         return None
-    g = torch.tensor(grid, dtype=torch.float64)
+    g = torch.tensor(grid, dtype=torch.float64, device=device)
     mid = (g[1:] + g[:-1]) / 2
     lo, hi = 2 * int(grid[0]) - 1, 2 * int(grid[-1])  # beyond: saturated to the ends
-    t = torch.arange(lo, hi + 1, dtype=torch.float64) / 2
-    return lo, torch.tensor(grid)[torch.searchsorted(mid, t, right=True)]
+    t = torch.arange(lo, hi + 1, dtype=torch.float64, device=device) / 2
+    return lo, torch.tensor(grid, device=device)[torch.searchsorted(mid, t, right=True)]
 
 
 def _best_clip(x: torch.Tensor, grid: torch.Tensor, ratios, rounding: str):

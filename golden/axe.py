@@ -73,7 +73,7 @@ def worst_case(
     out, k = q_int.shape
     n_tiles = _tiles(k, tile)
     t = k if tile is None else tile
-    padded = torch.zeros(out, n_tiles * t, dtype=torch.int64)
+    padded = torch.zeros(out, n_tiles * t, dtype=torch.int64, device=q_int.device)
     padded[:, :k] = q_int
     g = padded.reshape(out, n_tiles, t)
     p = g.clamp(min=0).sum(-1)
@@ -124,7 +124,7 @@ def soft_threshold(v: torch.Tensor, radius: float) -> torch.Tensor:
     """
     u = v.abs().sort(dim=-1, descending=True).values.to(torch.float64)
     css = u.cumsum(-1)
-    rho = torch.arange(1, u.shape[-1] + 1, dtype=torch.float64)
+    rho = torch.arange(1, u.shape[-1] + 1, dtype=torch.float64, device=u.device)
     cond = u * rho > css - radius
     idx = (cond * rho).argmax(-1, keepdim=True)  # the largest rho that satisfies cond
     theta = (css.gather(-1, idx) - radius) / (idx + 1).to(torch.float64)
@@ -161,7 +161,7 @@ def quantize_inputs(
     if not input_signed and bool((x < 0).any()):
         raise ValueError("unsigned inputs cannot be negative; use input_signed=True")
     s = input_scale(float(x.abs().max()), input_bits, input_signed) if scale is None else scale
-    if not bool(torch.all(torch.as_tensor(s) > 0)):
+    if not bool(torch.all(torch.as_tensor(s, device=x.device) > 0)):
         raise ValueError(f"input scale must be positive, not {s!r}")
     return torch.round(x / s).clamp(mu, nu) * s
 
@@ -175,11 +175,11 @@ class _Constraint:
         self.lim = 2 ** (acc_bits - 1) - 1
         self.t = k if tile is None else tile
         n_tiles = _tiles(k, tile)
-        self.p = torch.zeros(out, n_tiles, dtype=torch.int64)
-        self.n = torch.zeros(out, n_tiles, dtype=torch.int64)
+        self.p = torch.zeros(out, n_tiles, dtype=torch.int64, device=v.device)
+        self.n = torch.zeros_like(self.p)
         # Soft global threshold, once per channel and tile on the zero-centred v = w / s.
         radius = (2**acc_bits - 2) / (nu - mu)
-        self.theta = torch.zeros(out, n_tiles, dtype=torch.float64)
+        self.theta = torch.zeros(out, n_tiles, dtype=torch.float64, device=v.device)
         for j in range(n_tiles):
             seg = v[:, j * self.t : (j + 1) * self.t].to(torch.float64)
             seg = seg - seg.mean(dim=1, keepdim=True)
@@ -299,7 +299,7 @@ def quantize_layer(
 
 def _gptq(w, xq, scale, step, act_order, block_size, damp, gram=None):
     """OPTQ/GPTQ through the shared loop (golden.gptq), on integer units ``w / scale``."""
-    q = torch.zeros(w.shape, dtype=torch.int64)
+    q = torch.zeros(w.shape, dtype=torch.int64, device=w.device)
 
     def quant_col(wc: torch.Tensor, col: int) -> torch.Tensor:
         q[:, col] = step(wc / scale, col)
@@ -316,14 +316,13 @@ def _gpfq(w, x, xq, scale, step, act_order):
     g = xq.T @ x  # [in, in]: G_tj = <x~_t, x_j>
     h = xq.T @ xq
     perm = column_order(torch.diag(h), act_order)
-    acc = torch.zeros(out, k, dtype=torch.float64)  # sum over processed j, per target column
-    q = torch.zeros(out, k, dtype=torch.int64)
+    acc = torch.zeros(out, k, dtype=torch.float64, device=w.device)  # sum over processed j
+    q = torch.zeros(out, k, dtype=torch.int64, device=w.device)
     for t in perm.tolist():
         htt = h[t, t]
-        if htt <= 0:
-            a = torch.zeros(out, dtype=torch.float64)  # a dead input: its weight cannot matter
-        else:
-            a = (g[t, t] * w[:, t] + acc[:, t]) / htt / scale
+        # a dead input (htt = 0): its weight cannot matter, so 0; a select, not a branch, so the
+        # host never waits for the device per column
+        a = torch.where(htt > 0, (g[t, t] * w[:, t] + acc[:, t]) / htt / scale, 0.0)
         qt = step(a, t)
         q[:, t] = qt
         acc += w[:, t : t + 1] * g[:, t][None, :] - (qt * scale)[:, None] * h[:, t][None, :]

@@ -91,7 +91,7 @@ def capture_linear_inputs(
             st = stats[name]
             st["amax"] = max(st["amax"], float(x.abs().max()))
             st["neg"] = st["neg"] or bool((x < 0).any())
-            idx = torch.arange(st["seen"], st["seen"] + x.shape[0])
+            idx = torch.arange(st["seen"], st["seen"] + x.shape[0], device=x.device)
             st["seen"] += x.shape[0]
             keep = idx % st["stride"] == 0
             st["rows"].append(x[keep])
@@ -112,7 +112,7 @@ def capture_linear_inputs(
             raise ValueError(f"calibration never reached layer {name!r}")
         x = torch.cat(st["rows"])
         if x.shape[0] > max_rows:
-            x = x[torch.linspace(0, x.shape[0] - 1, max_rows).round().long()]
+            x = x[torch.linspace(0, x.shape[0] - 1, max_rows, device=x.device).round().long()]
         out[name] = LayerInputs(x, st["amax"], st["neg"], st["seen"])
     return out
 

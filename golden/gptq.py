@@ -21,6 +21,7 @@ agreement test.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,23 +50,26 @@ def _one_thread(on: bool = True) -> Iterator[None]:
 def column_order(diag: torch.Tensor, act_order: bool) -> torch.Tensor:
     """Act-order: columns by descending Hessian diagonal (ties in column order); else 0..k-1."""
     k = diag.shape[0]
-    return torch.argsort(diag, descending=True, stable=True) if act_order else torch.arange(k)
+    if act_order:
+        return torch.argsort(diag, descending=True, stable=True)
+    return torch.arange(k, device=diag.device)
 
 
 def group_order(diag: torch.Tensor, group: int) -> torch.Tensor:
     """Act-order with static groups: the groups of ``group`` consecutive columns (the last may
     be shorter) by descending summed Hessian diagonal, each group's columns in their own order;
     a group's statistics are then computed once, on its own columns, as without act-order."""
-    k = diag.shape[0]
-    starts = torch.arange(0, k, group)
-    mass = torch.stack([diag[s : s + group].sum() for s in starts])
-    first = starts[torch.argsort(mass, descending=True, stable=True)]
-    return torch.cat([torch.arange(int(s), min(int(s) + group, k)) for s in first])
+    k, dev = diag.shape[0], diag.device
+    mass = torch.stack([diag[s : s + group].sum() for s in range(0, k, group)])
+    first = (torch.argsort(mass, descending=True, stable=True) * group).tolist()
+    return torch.cat([torch.arange(s, min(s + group, k), device=dev) for s in first])
 
 
-def _check_order(order: torch.Tensor, k: int) -> torch.Tensor:
-    order = torch.as_tensor(order, dtype=torch.int64)
-    if order.shape != (k,) or not torch.equal(torch.sort(order).values, torch.arange(k)):
+def _check_order(order: torch.Tensor, k: int, device: torch.device) -> torch.Tensor:
+    order = torch.as_tensor(order, dtype=torch.int64, device=device)
+    if order.shape != (k,) or not torch.equal(
+        torch.sort(order).values, torch.arange(k, device=device)
+    ):
         raise ValueError(f"order must be a permutation of 0..{k - 1}")
     return order
 
@@ -132,23 +136,24 @@ def gptq_loop(
     w[:, dead] = 0
     bounds = list(range(0, k, block_size))  # lazy-block starts, in processing order
     if order is not None:
-        perm = _check_order(order, k)
+        perm = _check_order(order, k, w.device)
     elif act_order and static_groups is not None:
         if not isinstance(static_groups, int) or static_groups < 1:
             raise ValueError(f"static_groups must be a positive int, not {static_groups!r}")
         perm = group_order(torch.diag(h), static_groups)
         # a lazy block never straddles two groups (a short last group may come first)
-        sizes = [min(static_groups, k - int(c)) for c in perm[perm % static_groups == 0]]
-        starts = [0] + list(torch.tensor(sizes).cumsum(0)[:-1].tolist())
+        firsts = perm[perm % static_groups == 0].tolist()
+        sizes = [min(static_groups, k - c) for c in firsts]
+        starts = [0, *itertools.accumulate(sizes[:-1])]
         bounds = [s + j for s, n in zip(starts, sizes) for j in range(0, n, block_size)]
     else:
         perm = column_order(torch.diag(h), act_order)
-    identity = bool(torch.equal(perm, torch.arange(k)))
+    cols = perm.tolist()  # the one transfer of the order to the host, for the callbacks
+    identity = cols == list(range(k))
     if not identity:
         h = h[perm][:, perm]
     hinv = _inverse_factor(h, damp)
     w_p = w if identity else w[:, perm]
-    cols = perm.tolist()
     with _one_thread(one_thread):
         for i1, i2 in zip(bounds, bounds[1:] + [k]):
             w1 = w_p[:, i1:i2].clone()
@@ -188,9 +193,11 @@ def reference_gptq(
     dead = torch.diag(h) == 0
     h[dead, dead] = 1
     w[:, dead] = 0
-    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(k)
+    perm = torch.arange(k, device=h.device)
+    if act_order:
+        perm = torch.argsort(torch.diag(h), descending=True)
     w, h = w[:, perm], h[perm][:, perm]
-    h += damp * torch.mean(torch.diag(h)) * torch.eye(k)
+    h += damp * torch.mean(torch.diag(h)) * torch.eye(k, device=h.device)
     hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
     q = torch.zeros_like(w)
     for i1 in range(0, k, block_size):

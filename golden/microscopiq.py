@@ -177,44 +177,58 @@ def _mab_stats(w: torch.Tensor, p: MsqParams):
     return mean, std, e
 
 
+# The numpy column rules on the CPU (False: the torch rules there too, as the device tests do)
+_NUMPY_ON_CPU = True
+
+
 class _Quantizer:
     """Column-at-a-time quantizer: MaB statistics set per tile, MiB rules per column.
 
-    The per-column rules run in numpy on float64 / int64 arrays: the GPTQ loop calls them once
-    per column (about 150,000 times for SmolLM2), and numpy's per-operation overhead is a tenth
-    of torch's on these [MiB, C, m] arrays. Every operation is exact or IEEE-identical to its
-    torch form (multiplying by 2^-E is ldexp; stable sorts keep ties by index). ``rha``, the
-    sign-magnitude ``codes``, ``frexp`` and the ``hi``/``lo`` split are the numpy forms of
-    round_half_away, inlier_code, _floor_log2 and hi_lo above."""
+    On the CPU the per-column rules run in numpy on float64 / int64 arrays: the GPTQ loop calls
+    them once per column (about 150,000 times for SmolLM2), and numpy's per-operation overhead
+    is a tenth of torch's on these [MiB, C, m] arrays. On any other device they run in torch on
+    that device (:meth:`_columns_torch`), branch-free, so the host never waits for the device
+    per column. Both are the same rules and give the same codes (a test compares them): every
+    operation is exact or IEEE-identical (multiplying by 2^-E is ldexp; stable sorts keep ties
+    by index). ``rha``, the sign-magnitude ``codes``, ``frexp`` and the ``hi``/``lo`` split are
+    the forms of round_half_away, inlier_code, _floor_log2 and hi_lo above."""
 
-    def __init__(self, n: int, k: int, p: MsqParams):
-        self.p = p
-        self.codes = np.zeros((n, k), dtype=np.int64)
-        self.kind = np.zeros((n, k), dtype=np.int64)
-        self.partner = np.full((n, k), -1, dtype=np.int64)
-        self.exp = torch.zeros(n // p.M, -(-k // p.T), dtype=torch.int64)
-        self.de = np.zeros((n // p.m, k), dtype=np.int64)
+    def __init__(self, n: int, k: int, p: MsqParams, device: torch.device):
+        self.p, self.device = p, device
+        self.numpy = device.type == "cpu" and _NUMPY_ON_CPU
+        if self.numpy:
+            self.codes = np.zeros((n, k), dtype=np.int64)
+            self.kind = np.zeros((n, k), dtype=np.int64)
+            self.partner = np.full((n, k), -1, dtype=np.int64)
+            self.de = np.zeros((n // p.m, k), dtype=np.int64)
+        else:
+            self.codes = torch.zeros(n, k, dtype=torch.int64, device=device)
+            self.kind = torch.zeros_like(self.codes)
+            self.partner = torch.full_like(self.codes, -1)
+            self.de = torch.zeros(n // p.m, k, dtype=torch.int64, device=device)
+        self.exp = torch.zeros(n // p.M, -(-k // p.T), dtype=torch.int64, device=device)
         self.stats = None
 
     def enter_tile(self, w_tile: torch.Tensor, tile: int) -> None:
         p, g = self.p, w_tile.shape[0] // self.p.m
         mean, std, e = _mab_stats(w_tile, p)
         self.exp[:, tile] = e
-        mib_of_mab = torch.arange(g) * p.m // p.M
+        mib_of_mab = torch.arange(g, device=w_tile.device) * p.m // p.M
         ei = e[mib_of_mab][:, None]  # [MiB, 1]: the MaB exponent of each MiB
         ef = ei[..., None].to(torch.float64)
         # per MiB, broadcast over [MiB, C, m]: mean, outlier threshold, E, 2^-E and 2^E (exact
         # powers of two: multiplying by them is ldexp)
-        self.stats = tuple(
-            t.numpy()
-            for t in (mean[mib_of_mab][:, None, None], p.k_sigma * std[mib_of_mab][:, None, None],
-                      ei, torch.exp2(-ef), torch.exp2(ef))
-        )  # fmt: skip
+        self.stats = (mean[mib_of_mab][:, None, None], p.k_sigma * std[mib_of_mab][:, None, None],
+                      ei, torch.exp2(-ef), torch.exp2(ef))  # fmt: skip
+        if self.numpy:
+            self.stats = tuple(t.numpy() for t in self.stats)
 
     def columns(self, wc: torch.Tensor, col: int) -> torch.Tensor:
         """Quantize columns ``wc`` [N, C] (C >= 1, all in the current tile) at ``col`` on;
         returns their dequantized values. Every MiB of every column at once (the same rules
         as the spec's per-MiB loop; ties go to the lower index)."""
+        if not self.numpy:
+            return self._columns_torch(wc, col)
         p, m = self.p, self.p.m
         mu, thr, ei, down, up = self.stats
         n, c = wc.shape
@@ -282,12 +296,74 @@ class _Quantizer:
         self.partner[:, cols] = back(partner)
         return torch.from_numpy(back(d))
 
+    def _columns_torch(self, wc: torch.Tensor, col: int) -> torch.Tensor:
+        """:meth:`columns` in torch on the tensors' device. No branch on the data: the outlier
+        cap and the partner scatter always run (with no candidate they change nothing)."""
+        p, m = self.p, self.p.m
+        mu, thr, ei, down, up = self.stats
+        n, c = wc.shape
+        g, dev = n // m, wc.device
+        seg = wc.detach().reshape(g, m, c).transpose(1, 2)  # [MiB, C, m]
+        cols = slice(col, col + c)
+
+        def back(t: torch.Tensor) -> torch.Tensor:  # [MiB, C, m] -> [N, C]
+            return t.transpose(1, 2).reshape(n, c)
+
+        q = round_half_away(seg * down).clamp(-p.qmax, p.qmax)
+        codes = inlier_code(q.to(torch.int64), p.b)
+        cand = (seg - mu).abs() > thr
+        a = seg.abs()
+        # at most m/2 outliers: the largest |w| stay outliers (ties: lower index first)
+        order = torch.argsort(-a, dim=-1, stable=True)
+        cs = cand.gather(-1, order)
+        outl = torch.zeros_like(cand).scatter(-1, order, cs & (cs.cumsum(-1) <= m // 2))
+        n_out = outl.sum(-1, keepdim=True)
+        # the n least salient inliers (|w|, ties lower index first) become partners
+        lane = torch.arange(m, device=dev)
+        order = torch.argsort(torch.where(outl, torch.inf, a), dim=-1, stable=True)
+        part = torch.zeros_like(outl).scatter(-1, order, lane < n_out)
+        # the r-th outlier (by index) pairs with the r-th partner (by index)
+        p_idx = torch.sort(torch.where(part, lane, lane + m), dim=-1).values % m
+        rank = (outl.cumsum(-1) - 1).clamp(min=0)
+        mate = p_idx.gather(-1, rank)  # partner lane of each outlier (where outl)
+
+        big = torch.where(outl, a, 0.0).amax(-1)  # [MiB, C]
+        _, e2 = torch.frexp(torch.where(big > 0, big, 1.0))  # floor(log2 big) = e2 - 1
+        e2 = e2.to(torch.int64)
+        de = (torch.where(big > 0, e2 - 1, 0) - (2 * p.b - 2) - ei).clamp(0, 2**p.d - 1)
+        de = torch.where(n_out[..., 0] > 0, de, 0)
+        self.de[:, cols] = de
+        sh = (ei + de)[..., None].to(torch.float64)
+        o = round_half_away(seg * torch.exp2(-sh)).clamp(-p.omax, p.omax).to(torch.int64)
+        hi = o >> p.b
+        lo = o - (hi << p.b)
+        codes = torch.where(outl, hi & ((1 << p.b) - 1), codes)
+        # each partner lane is the mate of exactly one outlier: adding every outlier's lo at
+        # its mate (0 from the other lanes) is a scatter without collisions
+        lo_at = torch.zeros_like(codes).scatter_add(-1, mate, torch.where(outl, lo, 0))
+        codes = torch.where(part, lo_at, codes)
+        kind = torch.where(outl, KIND_HI, torch.where(part, KIND_LO, KIND_INLIER))
+        row0 = (torch.arange(g, device=dev) * m)[:, None, None]
+        partner = torch.where(outl, row0 + mate, -1)
+        d = torch.where(outl, o * torch.exp2(sh), q * up)
+        d = torch.where(part, 0.0, d)
+        self.codes[:, cols] = back(codes)
+        self.kind[:, cols] = back(kind)
+        self.partner[:, cols] = back(partner)
+        return back(d)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """codes, kind, partner and dE as tensors on the quantizer's device."""
+        t = (self.codes, self.kind, self.partner, self.de)
+        return tuple(torch.from_numpy(a) for a in t) if self.numpy else t
+
     def metadata_bits(self) -> int:
         p = self.p
-        flagged = (self.kind == KIND_HI).reshape(-1, p.m, self.kind.shape[1]).sum(1)
+        kind = self.tensors()[1]
+        flagged = (kind == KIND_HI).reshape(-1, p.m, kind.shape[1]).sum(1)
         entry = [p.d + max(1, (p.m // 2 - 1).bit_length()) + n * 2 * (p.m - 1).bit_length()
                  for n in flagged[flagged > 0].tolist()]  # fmt: skip
-        return self.exp.numel() * 8 + flagged.size + sum(entry)
+        return self.exp.numel() * 8 + flagged.numel() + sum(entry)
 
 
 def quantize_msq(
@@ -319,7 +395,7 @@ def quantize_msq(
     if n % p.M:
         raise ValueError(f"output channels ({n}) must be a multiple of M = {p.M}")
     w = weight.detach().to(torch.float64).clone()
-    qz = _Quantizer(n, k, p)
+    qz = _Quantizer(n, k, p, w.device)
     deq = torch.zeros_like(w)
 
     def quant_col(wc: torch.Tensor, col: int) -> torch.Tensor:
@@ -346,7 +422,7 @@ def quantize_msq(
             w, inputs, quant_col, act_order=act_order, static_groups=p.T, block_size=p.T,
             damp=damp, block_hook=hook, gram=gram, one_thread=True,
         )  # fmt: skip
-    codes, kind, partner, de = (torch.from_numpy(a) for a in (qz.codes, qz.kind, qz.partner, qz.de))
+    codes, kind, partner, de = qz.tensors()
     return MsqQuant(
         p, codes, kind, partner, qz.exp, de, deq, qz.metadata_bits(), int((kind == KIND_HI).sum()),
     )  # fmt: skip

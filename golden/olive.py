@@ -133,12 +133,12 @@ class OliveFormat:
         return Decoded(sign, (1 << self.m_bits) + m, e + self.bias)
 
     def normal_grid(self) -> torch.Tensor:
-        codes = torch.arange(1 << self.bits)
+        codes = torch.arange(1 << self.bits, device="cpu")  # host tables: users move them
         return torch.unique(self.normal_decode(codes).value())
 
     def outlier_mags(self) -> torch.Tensor:
         """Every abfloat magnitude, ascending ((e, m) = (0, 0) excluded)."""
-        codes = torch.arange(1, 1 << (self.bits - 1))
+        codes = torch.arange(1, 1 << (self.bits - 1), device="cpu")
         return torch.sort(self.abfloat_decode(codes).value()).values
 
     def merged_grid(self) -> torch.Tensor:
@@ -151,6 +151,7 @@ class OliveFormat:
     # -- element encoders (exact values only) -------------------------------------------------
     def _encode(self, values: torch.Tensor, codes: torch.Tensor, vals: torch.Tensor, what: str):
         check_int64(values, "values")
+        codes, vals = codes.to(values.device), vals.to(values.device)
         hit = values.unsqueeze(-1) == vals
         if not bool(hit.any(-1).all()):
             bad = values[~hit.any(-1)][0].item()
@@ -158,12 +159,12 @@ class OliveFormat:
         return codes[hit.to(torch.int64).argmax(-1)]
 
     def encode_normal(self, values: torch.Tensor) -> torch.Tensor:
-        codes = torch.arange(1 << self.bits)
+        codes = torch.arange(1 << self.bits, device=values.device)
         codes = codes[codes != self.identifier]
         return self._encode(values, codes, self.normal_decode(codes).value(), "normal")
 
     def encode_outlier(self, values: torch.Tensor) -> torch.Tensor:
-        codes = torch.arange(1 << self.bits)
+        codes = torch.arange(1 << self.bits, device=values.device)
         codes = codes[(codes & (self.identifier - 1)) != 0]
         return self._encode(values, codes, self.abfloat_decode(codes).value(), "outlier")
 

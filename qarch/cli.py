@@ -16,6 +16,11 @@ from .schemes import REGISTRY, scheme_named
 from .schemes.options import CALIB_WINDOWS, add_scheme_options, scheme_config
 
 EVAL_TOKENS = 4096  # LM evaluation tokens by default (the report's first column)
+DEVICE_HELP = (
+    "where torch runs the model and the quantizers: cpu (default: the committed figures are "
+    "CPU figures), cuda, cuda:N, or auto (a CUDA GPU where torch sees one, else the CPU); "
+    "docs/gpu.md"
+)
 
 __all__ = ["main"]
 
@@ -445,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compute in float32 or wider per layer, and the model is quantized in place, block by "
         "block with --capture block, so peak memory is the model once (docs/evaluation.md)",
     )  # fmt: skip
+    s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(func=_cmd_eval)
 
@@ -489,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     mem.add_argument("--dram-pj-per-bit", type=float, default=None, help="DRAM energy, 20.0")
     mem.add_argument("--dram-gbps", type=float, default=None, help="DRAM GB/s, 25.6")
     s.add_argument("--reports", default=None, help="synthesis report directory")
+    s.add_argument(
+        "--device", default="cpu",
+        help="where torch quantizes MicroScopiQ's weights for its outlier rows: " + DEVICE_HELP,
+    )  # fmt: skip
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(func=_cmd_perf)
 
@@ -537,6 +547,8 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_perf(args) -> int:
+    from golden.device import resolve_device
+
     from .perf import (
         REPORTS,
         Gemm,
@@ -549,6 +561,7 @@ def _cmd_perf(args) -> int:
         render,
     )  # fmt: skip
 
+    device = resolve_device(args.device)
     reports = Path(args.reports) if args.reports else REPORTS
     if args.reports and not reports.is_dir():
         raise ValueError(f"--reports: {args.reports} is not a directory")
@@ -620,7 +633,7 @@ def _cmd_perf(args) -> int:
         else "token"
     )
     res = perf(gemms, hw, scheme_cfg=scheme_cfg, weights=weights, mem=mem, tokens=tokens,
-               unit=unit, progress=bar)  # fmt: skip
+               unit=unit, progress=bar, device=device)  # fmt: skip
     res["request"] = {
         "model": None if args.gemm else args.model, "gemm": args.gemm, "what": what,
         "scheme": args.scheme, "options": scheme_cfg.options() if scheme_cfg else None,
@@ -652,8 +665,12 @@ def _cmd_eval(args) -> int:
     if needs and not 1 <= calib_windows <= 1024:
         raise ValueError(f"--calib must be in 1..1024 windows, not {calib_windows}")
 
+    from golden.device import resolve_device
+
     from . import quantize
     from .evaluate import TASK_MODELS, perplexity, task_for
+
+    device = resolve_device(args.device)  # before any model loads
     from .models import ModelUnavailable, calibration_ids, load_causal_lm, wiki_tokens
 
     task_model = args.model in TASK_MODELS or args.model.startswith("minilm:")
@@ -668,10 +685,13 @@ def _cmd_eval(args) -> int:
     try:
         if task_model:
             task = task_for(
-                args.model, progress=lambda it: tqdm(it, desc="training the CNN", unit="step")
+                args.model,
+                progress=lambda it: tqdm(it, desc="training the CNN", unit="step"),
+                device=device,
             )
         else:
             model, tok = load_causal_lm(args.model, args.dtype)
+            model.to(device)  # quantized in place where it lives
             ids = wiki_tokens(tok, args.model)
     except ModelUnavailable as e:
         raise ValueError(str(e)) from None
@@ -689,6 +709,8 @@ def _cmd_eval(args) -> int:
     res = {"model": args.model, "scheme": args.scheme, **config.options()}
     if args.dtype != "float32":
         res["dtype"] = args.dtype
+    if device.type != "cpu":  # CPU runs keep the established JSON (and its figures)
+        res["device"] = str(device)
     if needs and not task_model:
         res["calib"] = calib_windows
     res["ebw"] = round(info.ebw, 4)

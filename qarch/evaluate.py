@@ -31,9 +31,10 @@ def perplexities(
         if tokens > ids.numel():
             raise ValueError(f"the text has {ids.numel()} tokens, fewer than {tokens}")
     starts = range(0, max(counts), context)
+    device = next(model.parameters()).device  # the windows go where the model is
     nll = []  # every window has context - 1 predictions: the mean of the means is the mean
     for s in progress(starts) if progress else starts:
-        window = ids[s : s + context][None]
+        window = ids[s : s + context][None].to(device)
         nll.append(model(window, labels=window).loss.item())
     return {n: math.exp(sum(nll[: n // context]) / (n // context)) for n in counts}
 
@@ -68,17 +69,19 @@ def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     """Spearman's rho (average ranks for ties)."""
     from scipy.stats import spearmanr
 
-    return float(spearmanr(a.numpy(), b.numpy()).statistic)
+    return float(spearmanr(a.cpu().numpy(), b.cpu().numpy()).statistic)
 
 
 @torch.no_grad()
-def minilm_task(name: str = "minilm-l6") -> Task:
+def minilm_task(name: str = "minilm-l6", device: torch.device | None = None) -> Task:
     """MiniLM: mean cosine between fp32 and quantized embeddings of the first 512 Wikipedia
     sentences, and the quantized model's Spearman rho on WordSim-353 and SimLex-999 (cosine of
     the two words' embeddings against the human scores)."""
     from .models import load_minilm, wiki_sentences, word_pairs
 
     model = load_minilm(name)
+    if device is not None:
+        model.to(device)  # encode() runs where the model is
     sentences = wiki_sentences()
     evals, calib = sentences[:EVAL_SENTENCES], sentences[-CALIB_SENTENCES:]
     ref = model.encode(evals, batch_size=64, convert_to_tensor=True)
@@ -101,7 +104,7 @@ def minilm_task(name: str = "minilm-l6") -> Task:
 
 
 @torch.no_grad()
-def fashion_task(progress=None) -> Task:
+def fashion_task(progress=None, device: torch.device | None = None) -> Task:
     """The project's Fashion-MNIST CNN: top-1 accuracy on the 10,000 test images and agreement
     with the fp32 model's predictions; 2,048 training images calibrate."""
     from .models import fashion_mnist, load_fashion_cnn
@@ -110,6 +113,8 @@ def fashion_task(progress=None) -> Task:
     x, y = fashion_mnist("test")
     cx, _ = fashion_mnist("train")
     cx = cx[torch.linspace(0, cx.shape[0] - 1, CNN_CALIB).long()]
+    if device is not None:
+        model, x, y, cx = model.to(device), x.to(device), y.to(device), cx.to(device)
     ref = torch.cat([model(b) for b in x.split(1000)]).argmax(1)
 
     def calibrate(m):
@@ -127,7 +132,7 @@ def fashion_task(progress=None) -> Task:
 
 
 @torch.no_grad()
-def efficientnet_task() -> Task:
+def efficientnet_task(device: torch.device | None = None) -> Task:
     """EfficientNet-Lite0 (no labelled ImageNet offline): top-1 agreement with the fp32 model on
     64 crops of scikit-learn's two photos, and how often the fp32 top-1 is in the quantized
     top-5; 32 crops of another seed calibrate."""
@@ -136,6 +141,8 @@ def efficientnet_task() -> Task:
     model = load_efficientnet()
     x = photo_crops(PHOTO_CROPS, seed=0)
     cx = photo_crops(32, seed=1)
+    if device is not None:
+        model, x, cx = model.to(device), x.to(device), cx.to(device)
     ref = model(x).argmax(1)
 
     def calibrate(m):
@@ -153,15 +160,16 @@ def efficientnet_task() -> Task:
     return Task("efficientnet-lite0", model, calibrate, metrics)
 
 
-def task_for(name: str, progress=None) -> Task:
+def task_for(name: str, progress=None, device: torch.device | None = None) -> Task:
     """The :class:`Task` of ``minilm-l6`` (or a sentence-transformers path with ``minilm:``
-    prefix), ``fashion-cnn`` or ``efficientnet-lite0``."""
+    prefix), ``fashion-cnn`` or ``efficientnet-lite0``, its model and data on ``device``
+    (default: where they load, the CPU)."""
     if name == "fashion-cnn":
-        return fashion_task(progress)
+        return fashion_task(progress, device)
     if name == "efficientnet-lite0":
-        return efficientnet_task()
+        return efficientnet_task(device)
     if name == "minilm-l6":
-        return minilm_task()
+        return minilm_task(device=device)
     if name.startswith("minilm:"):
-        return minilm_task(name.removeprefix("minilm:"))
+        return minilm_task(name.removeprefix("minilm:"), device)
     raise ValueError(f"no evaluation task for model {name!r}")

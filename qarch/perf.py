@@ -206,7 +206,7 @@ def preset_hardware(name: str, reports: Path = REPORTS) -> Hardware:
     return _with_report(name, cfg, reports)
 
 
-def _outlier_rows(hw: Hardware, weight, bits: int = 4):
+def _outlier_rows(hw: Hardware, weight, bits: int = 4, device=None):
     """MicroScopiQ: which rows of every K tile and column block route an outlier, from the
     layer's real weights quantized (RTN, searched exponents) with T = R and macro-blocks of 2C
     rows (the model-link bench's parameters); rows padded with zeros to a multiple of 2C."""
@@ -226,14 +226,16 @@ def _outlier_rows(hw: Hardware, weight, bits: int = 4):
     # Cached on the weights' bytes and the quantizer's parameters (written atomically).
     h = hashlib.sha256(w.numpy().tobytes())
     h.update(repr((tuple(w.shape), params)).encode())
+    if device is not None and device.type != "cpu":  # another device's float reductions
+        h.update(device.type.encode())
     path = cache_dir() / "perf" / f"msq-outliers-{h.hexdigest()[:32]}.pt"
     if path.exists():
         hi, ebw = _load_cached(path)
     else:
         if n % M:
             w = torch.cat([w, w.new_zeros(M - n % M, k)])
-        q = quantize_msq(w, params)
-        hi, ebw = (q.kind == KIND_HI)[:n].clone(), q.ebw
+        q = quantize_msq(w if device is None else w.to(device), params)
+        hi, ebw = (q.kind == KIND_HI)[:n].cpu().clone(), q.ebw
         _save_atomic((hi, ebw), path)
     R, C = cfg.rows, cfg.cols
     tiles = -(-k // R)
@@ -406,9 +408,11 @@ def perf(
     tokens: int = 1,
     unit: str = "token",
     progress=None,
+    device=None,
 ) -> dict[str, Any]:
     """Per-GEMM costs and totals of ``gemms`` on ``hw`` for a pass producing ``tokens`` tokens
-    (or images). MicroScopiQ arrays take their stalls from ``weights`` (real outlier rows)."""
+    (or images). MicroScopiQ arrays take their stalls from ``weights`` (real outlier rows),
+    quantized on ``device`` (a torch device; default the CPU)."""
     mem = mem or MemoryModel()
     msq = hasattr(hw.cfg, "recon_rows")
     rows = []
@@ -417,7 +421,7 @@ def perf(
         outliers, ebw = None, None
         if msq and weights is not None and g.name in weights:
             bits = getattr(scheme_cfg, "bits", 4)
-            outliers, ebw = _outlier_rows(hw, weights[g.name], bits)
+            outliers, ebw = _outlier_rows(hw, weights[g.name], bits, device)
         if ebw is None:
             ebw = _layer_ebw(scheme_cfg, g.n, g.k) if scheme_cfg is not None else hw.w_code_bits
         rows.append(gemm_cost(g, hw, mem, w_ebw=ebw, outliers=outliers))

@@ -36,6 +36,7 @@ CORE = ("qarch", "qarch.configs", "qarch.export", "qarch.schemes", "qarch.models
 COMMANDS = (
     "qarch.cli", "qarch.bench", "qarch.report", "qarch.evaluate", "qarch.driver",
     "qarch.stimulus", "qarch.perf", "qarch.perf_report", "qarch.scalesim_ref", "qarch.sweep",
+    "qarch.gpu_check",
 )  # fmt: skip
 LAYERS = {"golden": 0, "hdl": 0, "core": 1, "synth": 2, "tb": 2, "commands": 3}
 

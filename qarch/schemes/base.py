@@ -98,12 +98,14 @@ class Context:
         return not name.endswith("lm_head") and (self.include is None or self.include(name, module))
 
     def calibrate(self, model: torch.nn.Module) -> None:
-        """Run the calibration forwards on ``model``."""
+        """Run the calibration forwards on ``model`` (token windows go to the model's device:
+        a model is quantized where it lives)."""
         if callable(self.calib):
             self.calib(model)
             return
+        device = next(model.parameters()).device
         for row in self.calib:
-            model(row[None])
+            model(row[None].to(device))
 
     def layers(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
         """The Linear layers this run quantizes, in model order."""
@@ -121,7 +123,7 @@ class Context:
         import torch
 
         def rows(x: torch.Tensor) -> torch.Tensor:  # x [batch, seq, in]
-            a = torch.ones(x.shape[:-1], dtype=torch.float64)
+            a = torch.ones(x.shape[:-1], dtype=torch.float64, device=x.device)
             a[..., 0] = sink_weight
             return a
 
