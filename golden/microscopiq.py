@@ -290,11 +290,8 @@ class _Quantizer:
         row0 = (np.arange(g) * m)[:, None, None]
         partner = np.where(outl, row0 + mate, -1)
         d = np.where(outl, o * np.exp2(sh), q * up)
-        d = np.where(part, 0.0, d)
-        self.codes[:, cols] = back(codes)
-        self.kind[:, cols] = back(kind)
-        self.partner[:, cols] = back(partner)
-        return torch.from_numpy(back(d))
+        self._store(cols, back, codes, kind, partner)
+        return torch.from_numpy(back(np.where(part, 0.0, d)))
 
     def _columns_torch(self, wc: torch.Tensor, col: int) -> torch.Tensor:
         """:meth:`columns` in torch on the tensors' device. No branch on the data: the outlier
@@ -346,11 +343,14 @@ class _Quantizer:
         row0 = (torch.arange(g, device=dev) * m)[:, None, None]
         partner = torch.where(outl, row0 + mate, -1)
         d = torch.where(outl, o * torch.exp2(sh), q * up)
-        d = torch.where(part, 0.0, d)
+        self._store(cols, back, codes, kind, partner)
+        return back(torch.where(part, 0.0, d))
+
+    def _store(self, cols: slice, back, codes, kind, partner) -> None:
+        """Record the columns' codes, kinds and partner rows ([MiB, C, m] -> [N, C])."""
         self.codes[:, cols] = back(codes)
         self.kind[:, cols] = back(kind)
         self.partner[:, cols] = back(partner)
-        return back(d)
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """codes, kind, partner and dE as tensors on the quantizer's device."""

@@ -207,18 +207,22 @@ class ReCoN(wiring.Component):
 
 
 class MsqArray(wiring.Component):
-    """The MicroScopiQ array (b = 4 slots, one per PE; ReCoN per micro-block, per row or
-    shared by a group of rows).
+    """The MicroScopiQ array (ReCoN per micro-block, per row or shared by a group of rows).
+
+    ``b`` = 4: one 4-bit slot per PE, the PE in its single mode; ``b`` = 2: two 2-bit slots per
+    PE, the PE in its split mode (two products of the row's activation), so C PE columns
+    compute L = 2C output channels (lanes). L = C for b = 4.
 
     Members (packed buses little-endian)
     -------
-    w_load In(1), w_row In(log2 R), w_data In(C x 4): slot codes of row ``w_row`` (lane c ->
-        column c); w_cfg In(C/m x recon_config_bits): that row's ReCoN config words (one per
-        MiB). The lane modes also say how each slot decodes: pass = inlier (sign-magnitude),
-        merge = outlier hi half (two's complement), zero = partner lo half (unsigned).
+    w_load In(1), w_row In(log2 R), w_data In(L x b): slot codes of row ``w_row`` (lane l ->
+        output channel l; for b = 2, PE c holds lanes 2c (w[1:0]) and 2c + 1 (w[3:2]));
+        w_cfg In(L/m x recon_config_bits): that row's ReCoN config words (one per MiB). The
+        lane modes also say how each slot decodes: pass = inlier (sign-magnitude), merge =
+        outlier hi half (two's complement), zero = partner lo half (unsigned).
     a_valid, a_data (R signed activations), a_first, a_last, a_addr: as the foundation array;
     a_shift In(shift_bits): ``E[tile] - E_min`` of this K tile for this column block.
-    y_valid, y_data (C x out_bits), y_ovf_inner, y_ovf_outer, y_addr: ``latency`` =
+    y_valid, y_data (L x out_bits), y_ovf_inner, y_ovf_outer, y_addr: ``latency`` =
         R + 2 + recon_stages cycles after the vector with ``a_last``.
 
     ``recon_rows`` = G: rows per ReCoN. G = 1 gives every row its own ReCoNs (one per MiB);
@@ -255,12 +259,17 @@ class MsqArray(wiring.Component):
         recon_rows: int = 1,
         recon_stages: int = 2,
         pipeline: int = 0,
+        b: int = 4,
     ) -> None:
         self.rows = check_int("rows", rows, 1, 64)
         self.m = _check_lanes(m)
-        self.cols = check_int("cols", cols, m, 64)
-        if cols % m:
-            raise ValueError(f"cols must be a multiple of m = {m}, not {cols}")
+        self.cols = check_int("cols", cols, 1, 64)
+        self.b = check_choice("b", b, (2, 4))
+        self.lanes = cols * (4 // b)  # output channels per column block
+        if self.lanes % m:  # b = 2: two lanes per PE column
+            raise ValueError(
+                f"cols must give a multiple of m = {m} lanes ({4 // b} per column), not {cols}"
+            )
         self.a_bits = check_int("a_bits", a_bits, 2, 16)
         self.d = check_int("d", d, 1, 4)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
@@ -273,17 +282,16 @@ class MsqArray(wiring.Component):
         if rows % recon_rows:
             raise ValueError(f"recon_rows must divide rows = {rows}, not {recon_rows}")
         self.recon_stages = check_int("recon_stages", recon_stages, 1, 2)
-        self.b = 4
         super().__init__(
             array_ports(
                 w_rows=rows,
-                w_data=data.ArrayLayout(4, cols),
+                w_data=data.ArrayLayout(b, self.lanes),
                 a_data=data.ArrayLayout(signed(a_bits), rows),
-                cols=cols,
+                cols=self.lanes,
                 out_bits=out_bits,
                 acc_depth=acc_depth,
                 extra={
-                    "w_cfg": In(data.ArrayLayout(recon_config_layout(m, d), cols // m)),
+                    "w_cfg": In(data.ArrayLayout(recon_config_layout(m, d), self.lanes // m)),
                     "a_shift": In(unsigned(shift_bits)),
                 },
             )
@@ -300,21 +308,29 @@ class MsqArray(wiring.Component):
         return self.pipeline == 2
 
     def _slot(self, code, mode):
-        """Edge decode of one 4-bit slot by its lane mode -> (PE weight word, signed)."""
-        sm = Mux(code[3], -Cat(code[:3], Const(0, 1)), code[:3])  # sign-magnitude inlier
-        word = Mux(mode == LANE_PASS, sm[:4], code)
+        """Edge decode of one b-bit slot by its lane mode -> (b-bit PE weight field, signed):
+        an inlier's sign-magnitude code becomes two's complement (|q| <= 2^(b-1) - 1 fits)."""
+        b = self.b
+        mag = Cat(code[: b - 1], Const(0, 1))
+        sm = Mux(code[b - 1], -mag, mag)  # sign-magnitude inlier
+        word = Mux(mode == LANE_PASS, sm[:b], code)
         return word, mode != LANE_ZERO
+
+    @property
+    def prod_bits(self) -> int:
+        """A lane's product: a x (b + 1)-bit signed (the b-bit field, signed or not)."""
+        return self.a_bits + self.b + 1
 
     def _recon(self) -> ReCoN:
         return ReCoN(
-            lanes=self.m, prod_bits=self.a_bits + 5, b=4, d=self.d, stages=self.recon_stages
+            lanes=self.m, prod_bits=self.prod_bits, b=self.b, d=self.d, stages=self.recon_stages
         )
 
     def _routed(self, m: Module, r0: int, products, cfgs) -> list[list]:
         """The ReCoN outputs (the addends of the column sums) of rows r0 .. r0 + G - 1, each
         ``recon_stages`` cycles after its products: their own ReCoNs (G = 1) or the group's
         shared ones, which the one outlier row holding a vector uses while the others bypass."""
-        G, C, mib, S = self.recon_rows, self.cols, self.m, self.recon_stages
+        G, C, mib, S = self.recon_rows, self.lanes, self.m, self.recon_stages
         if G == 1:
             out = []
             for g in range(C // mib):
@@ -355,21 +371,22 @@ class MsqArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        R, C, mib, G = self.rows, self.cols, self.m, self.recon_rows
+        R, C, L, mib, G = self.rows, self.cols, self.lanes, self.m, self.recon_rows
         layout = recon_config_layout(mib, self.d)
-        weights = [[Signal(4, name=f"w_{r}_{c}") for c in range(C)] for r in range(R)]
-        wsign = [[Signal(name=f"ws_{r}_{c}") for c in range(C)] for r in range(R)]
-        cfgs = [[Signal(layout, name=f"cfg_{r}_{g}") for g in range(C // mib)] for r in range(R)]
+        # per lane: the decoded b-bit field and whether the PE multiplies it as signed
+        weights = [[Signal(self.b, name=f"w_{r}_{c}") for c in range(L)] for r in range(R)]
+        wsign = [[Signal(name=f"ws_{r}_{c}") for c in range(L)] for r in range(R)]
+        cfgs = [[Signal(layout, name=f"cfg_{r}_{g}") for g in range(L // mib)] for r in range(R)]
         for r in range(R):
             with m.If(self.w_load & (self.w_row == r)):
-                for c in range(C):
+                for c in range(L):
                     g, lane = divmod(c, mib)
                     mode = self.w_cfg[g].mode[lane].as_value()
                     word, sgn = self._slot(self.w_data[c], mode)
                     m.d.sync += [weights[r][c].eq(word), wsign[r][c].eq(sgn)]
-                m.d.sync += [cfgs[r][g].eq(self.w_cfg[g]) for g in range(C // mib)]
-        psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
-        ovf = [Signal(name=f"ovf_top_{c}") for c in range(C)]
+                m.d.sync += [cfgs[r][g].eq(self.w_cfg[g]) for g in range(L // mib)]
+        psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(L)]
+        ovf = [Signal(name=f"ovf_top_{c}") for c in range(L)]
         for r0 in range(0, R, G):
             products = []
             for r in range(r0, r0 + G):
@@ -377,13 +394,23 @@ class MsqArray(wiring.Component):
                 row = []
                 for c in range(C):
                     pe = m.submodules[f"pe_{r}_{c}"] = MsqPE(a_bits=self.a_bits)
+                    m.d.comb += pe.a.eq(act)
+                    if self.b == 4:  # single mode: one 4-bit field, one product
+                        m.d.comb += [pe.w.eq(weights[r][c]), pe.mode.split.eq(0),
+                                     pe.mode.signed_hi.eq(wsign[r][c])]  # fmt: skip
+                        row.append(pe.p0)
+                        continue
+                    # split mode: lanes 2c (w[1:0]) and 2c + 1 (w[3:2]), each signed or not;
+                    # p0 is a_bits + 5 wide but holds a 2-bit product: the lane keeps
+                    # prod_bits = a_bits + 3 (a deliberate, exact truncation)
+                    lo, hi = 2 * c, 2 * c + 1
                     m.d.comb += [
-                        pe.a.eq(act),
-                        pe.w.eq(weights[r][c]),
-                        pe.mode.split.eq(0),
-                        pe.mode.signed_hi.eq(wsign[r][c]),
+                        pe.w.eq(Cat(weights[r][lo], weights[r][hi])),
+                        pe.mode.split.eq(1),
+                        pe.mode.signed_lo.eq(wsign[r][lo]),
+                        pe.mode.signed_hi.eq(wsign[r][hi]),
                     ]
-                    row.append(pe.p0)
+                    row += [pe.p0[: self.prod_bits].as_signed(), pe.p1]
                 products.append(row)
             routed = self._routed(m, r0, products, cfgs)
             if self.pipeline == 2:  # a register between the row select and the column add
@@ -391,7 +418,7 @@ class MsqArray(wiring.Component):
                           for i, row in enumerate(routed)]  # fmt: skip
             for i in range(G):
                 r = r0 + i
-                for c in range(C):
+                for c in range(L):
                     total, o = add_with_policy(
                         m, psum[c], routed[i][c], self.acc_bits, self.policy
                     )
@@ -402,7 +429,7 @@ class MsqArray(wiring.Component):
         staged = self.pipeline == 2  # the shifted sums registered before the P_O add
         shift = _delay(m, self.a_shift, self.latency - 1 - 2 * staged, "ctrl_shift")  # at psum
         shifted = []
-        for c in range(C):
+        for c in range(L):
             sh = Signal(signed(self.acc_bits + 2**self.shift_bits - 1), name=f"sh_{c}")
             m.d.comb += sh.eq(psum[c] << shift)  # exact: never truncated
             if staged:
@@ -411,8 +438,19 @@ class MsqArray(wiring.Component):
                 m.d.sync += [sh_q.eq(sh), ovf_q.eq(ovf[c])]
                 sh, ovf[c] = sh_q, ovf_q
             shifted.append(sh)
-        output_unit(m, self, shifted, ovf, self.a_valid, self.a_first, self.a_last, self.a_addr)
+        output_unit(m, _Lanes(self), shifted, ovf, self.a_valid, self.a_first, self.a_last,
+                    self.a_addr)  # fmt: skip
         return m
+
+
+class _Lanes:
+    """The array as the output unit sees it: one output column per lane (2C for b = 2)."""
+
+    def __init__(self, arr: MsqArray):
+        self._arr, self.cols = arr, arr.lanes
+
+    def __getattr__(self, name: str):
+        return getattr(self._arr, name)
 
 
 def _or_of(values: list):

@@ -203,7 +203,7 @@ def msq_outlier_rows(cfg, quant) -> list[list[list[bool]]]:
     from golden.microscopiq import KIND_HI
 
     n, k = quant.codes.shape
-    R, C = cfg.rows, cfg.cols
+    R, C = cfg.rows, cfg.lanes
     hi = quant.kind == KIND_HI
     return [
         [
@@ -231,9 +231,9 @@ def msq_schedule(
     from golden.microscopiq import KIND_HI, compile_router, msq_gemm, router_bits
 
     p = quant.params
-    R, C, D, mib = cfg.rows, cfg.cols, cfg.acc_depth, cfg.m
-    if p.T != R or p.M % C or p.m != mib or p.b != 4:
-        raise ValueError(f"quantize with b=4, T={R}, m={mib} and M a multiple of {C}")
+    R, C, D, mib = cfg.rows, cfg.lanes, cfg.acc_depth, cfg.m  # C: lanes per column block
+    if p.T != R or p.M % C or p.m != mib or p.b != cfg.b:
+        raise ValueError(f"quantize with b={cfg.b}, T={R}, m={mib} and M a multiple of {C}")
     n, k = quant.codes.shape
     m = x.shape[1]
     rng = random.Random(seed)
@@ -289,7 +289,7 @@ def msq_schedule(
                     col = t * R + r
                     cyc = s.at(times[0] + r - 1)
                     cyc.w_load, cyc.w_row = 1, r
-                    cyc.w_data = pack(codes[n0 : n0 + C, col].tolist(), 4)
+                    cyc.w_data = pack(codes[n0 : n0 + C, col].tolist(), p.b)
                     cyc.w_cfg = row_cfg(n0, col)
                 for j, v in zip(batch, times):
                     cyc = s.at(v)

@@ -40,6 +40,11 @@ def test_recon_every_configuration():
             rows=4, cols=8, acc_bits=16, out_bits=18, policy="saturate", recon_rows=2,
             pipeline=2, acc_depth=8,
         ),  # fmt: skip
+        # b = 2: the PEs in split mode, two 2-bit lanes each (8 PE columns, 16 lanes), with a
+        # ReCoN per row and shared by two rows, narrow accumulators; and the -stream preset
+        MsqArrayConfig(rows=4, cols=8, acc_bits=12, out_bits=14, policy="saturate", b=2),
+        MsqArrayConfig(rows=4, cols=4, acc_bits=16, out_bits=18, recon_rows=2, b=2),
+        PRESETS["msq-b2-array8x8-p32-stream"],
     ],
     ids=lambda c: c.slug,
 )

@@ -161,6 +161,11 @@ def _presets() -> dict[str, Config]:
     p["msq-array16x16-p32-stream"] = p["msq-array8x8-p32-stream"].replace(
         rows=16, cols=16, recon_rows=4
     )
+    # b = 2 (the 2-bit inlier configuration the paper is built around): the PEs in their split
+    # mode, two 2-bit slots each, so an RxC array computes 2C output channels per pass.
+    p["msq-b2-array8x8-p32"] = p["msq-array8x8-p32"].replace(b=2)
+    for n in (8, 16):
+        p[f"msq-b2-array{n}x{n}-p32-stream"] = p[f"msq-array{n}x{n}-p32-stream"].replace(b=2)
     # Streaming variants: "-db" at 8x8; "-stream" at 4x4, 8x8 and 16x16 (area vs size).
     for base in STREAM_BASES:
         cfg = p[base]

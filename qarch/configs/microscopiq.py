@@ -71,8 +71,10 @@ class ReconConfig(Config):
 
 @dataclass(frozen=True)
 class MsqArrayConfig(Config):
-    """The MicroScopiQ array (``hdl.microscopiq.MsqArray``): b = 4 slots, ReCoN per row and
-    micro-block of ``m`` lanes, the MaB tile is the array's K tile (T = rows)."""
+    """The MicroScopiQ array (``hdl.microscopiq.MsqArray``): ReCoN per row (or group of rows)
+    and micro-block of ``m`` lanes, the MaB tile is the array's K tile (T = rows). ``b`` = 4:
+    one 4-bit slot per PE; ``b`` = 2: two 2-bit slots per PE in its split mode, so a column
+    block covers ``lanes`` = 2 ``cols`` output channels."""
 
     rows: int = 8
     cols: int = 8
@@ -89,6 +91,7 @@ class MsqArrayConfig(Config):
     # 1: accumulators in a memory read a cycle ahead (acc_depth up to 4096); 2: and the shifted
     # tile sums registered before a P_O add split over two cycles
     pipeline: int = 0
+    b: int = 4  # inlier bits: 4 (PE single mode) or 2 (split mode, two lanes per PE)
 
     component: ClassVar[str] = "msq-array"
     golden: ClassVar[str] = "golden.microscopiq.msq_gemm"
@@ -96,9 +99,14 @@ class MsqArrayConfig(Config):
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 1, 64)
         _check_int("m", self.m, 2, 64)
-        _check_int("cols", self.cols, self.m, 64)
-        if self.cols % self.m:
-            raise ValueError(f"cols must be a multiple of m = {self.m}, not {self.cols}")
+        _check_int("cols", self.cols, 1, 64)
+        if self.b not in (2, 4):
+            raise ValueError(f"b must be 2 or 4, not {self.b}")
+        if self.lanes % self.m:  # b = 2: two lanes per PE column
+            raise ValueError(
+                f"cols must give a multiple of m = {self.m} lanes ({4 // self.b} per column), "
+                f"not {self.cols}"
+            )
         _check_int("a_bits", self.a_bits, 2, 16)
         _check_int("d", self.d, 1, 4)
         _check_int("pipeline", self.pipeline, 0, 2)
@@ -108,6 +116,15 @@ class MsqArrayConfig(Config):
         if self.rows % self.recon_rows:
             raise ValueError(f"recon_rows must divide rows = {self.rows}, not {self.recon_rows}")
         _check_int("recon_stages", self.recon_stages, 1, 2)
+
+    @property
+    def lanes(self) -> int:
+        """Output channels per column block: ``cols`` (b = 4) or 2 ``cols`` (b = 2)."""
+        return self.cols * (4 // self.b)
+
+    @property
+    def out_cols(self) -> int:
+        return self.lanes
 
     @property
     def latency(self) -> int:
@@ -134,7 +151,7 @@ class MsqArrayConfig(Config):
 
     def passes(self, m: int, k: int, n: int) -> list[tuple[int, int, int]]:
         """(column block, K tile, vectors) of every pass, in schedule order."""
-        tiles, blocks = -(-k // self.rows), -(-n // self.cols)
+        tiles, blocks = -(-k // self.rows), -(-n // self.lanes)
         return [
             (blk, t, b)
             for blk in range(blocks)
@@ -163,14 +180,15 @@ class MsqArrayConfig(Config):
         return 1 + head + (b - 1) * sp(blk, t) + 1 + self.latency
 
     def utilisation(self, m: int, k: int, n: int, outliers=None) -> float:
-        return m * k * n / (self.rows * self.cols * self.cycles(m, k, n, outliers))
+        """MACs over MAC lanes x cycles (a b = 2 PE is two lanes)."""
+        return m * k * n / (self.rows * self.lanes * self.cycles(m, k, n, outliers))
 
     @property
     def slug(self) -> str:
         return (
             f"msq_array{self.rows}x{self.cols}_m{self.m}_a{self.a_bits}_d{self.d}"
             f"_s{self.shift_bits}_pi{self.acc_bits}_po{self.out_bits}_{self.policy}"
-            f"_d{self.acc_depth}{self.stream_suffix}"
+            f"_d{self.acc_depth}{self.stream_suffix}{'_b2' if self.b == 2 else ''}"
         )
 
     @property

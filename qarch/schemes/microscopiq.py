@@ -84,7 +84,7 @@ register(
     Scheme(
         "microscopiq", MicroScopiQConfig, _quantize, needs_calib=lambda c: not c.rtn,
         label=_label,
-        hardware=lambda c: ("msq-pe", "msq-array8x8-p32") if c.bits == 4 else None,
+        hardware=lambda c: ("msq-pe", "msq-array8x8-p32" if c.bits == 4 else "msq-b2-array8x8-p32"),
         family="microscopiq", summary="MicroScopiQ outliers in pruned slots (weights)",
     )
 )  # fmt: skip
