@@ -115,13 +115,19 @@ class Hardware:
         return self.cfg.cols
 
     @property
+    def lanes(self) -> int:
+        """MAC lanes per row: the columns, or two per column for MicroScopiQ b = 2 (a split-mode
+        PE multiplies two 2-bit weights), so a column block covers this many outputs."""
+        return getattr(self.cfg, "out_cols", self.cfg.cols)
+
+    @property
     def w_code_bits(self) -> float:
         """Bits per weight code moved into the array (MicroScopiQ: plus its ReCoN config words,
         one per micro-block of m columns and row)."""
         if hasattr(self.cfg, "recon_rows"):
             from golden.microscopiq import router_bits
 
-            return 4 + router_bits(self.cfg.m, self.cfg.d) / self.cfg.m
+            return self.cfg.b + router_bits(self.cfg.m, self.cfg.d) / self.cfg.m
         return getattr(self.cfg, "w_bits", None) or self.cfg.bits
 
     @property
@@ -220,7 +226,7 @@ def _outlier_rows(hw: Hardware, weight, bits: int = 4, device=None):
 
     cfg = hw.cfg
     n, k = weight.shape
-    M = 2 * cfg.cols
+    M = 2 * hw.lanes
     w = weight.detach().float().contiguous()
     params = MsqParams(b=bits, m=cfg.m, M=M, T=cfg.rows, e_search=True)
     # Cached on the weights' bytes and the quantizer's parameters (written atomically).
@@ -237,7 +243,7 @@ def _outlier_rows(hw: Hardware, weight, bits: int = 4, device=None):
         q = quantize_msq(w if device is None else w.to(device), params)
         hi, ebw = (q.kind == KIND_HI)[:n].cpu().clone(), q.ebw
         _save_atomic((hi, ebw), path)
-    R, C = cfg.rows, cfg.cols
+    R, C = cfg.rows, hw.lanes
     tiles = -(-k // R)
     pad = torch.zeros(n, tiles * R, dtype=torch.bool)
     pad[:, :k] = hi
@@ -252,7 +258,7 @@ def gemm_cost(
     g: Gemm, hw: Hardware, mem: MemoryModel, *, w_ebw: float, outliers=None
 ) -> dict[str, Any]:
     """Cycles, time, traffic and energy of one GEMM on ``hw`` (module docstring)."""
-    cfg, R, C = hw.cfg, hw.rows, hw.cols
+    cfg, R, C = hw.cfg, hw.rows, hw.lanes
     m, k, n = g.m, g.k, g.n
     kw = {"outliers": outliers} if outliers is not None else {}
     cycles = cfg.cycles(m, k, n, **kw) * g.count
@@ -433,6 +439,7 @@ def perf(
 def _hw_dict(hw: Hardware) -> dict[str, Any]:
     return {
         "name": hw.name, "design": hw.cfg.slug, "rows": hw.rows, "cols": hw.cols,
+        "lanes": hw.lanes,
         "area_um2": hw.area_um2, "fmax_mhz": hw.fmax_mhz,
         "fixed_pj_per_cycle": hw.fixed_pj_per_cycle, "data_pj_per_mac": hw.data_pj_per_mac,
         "accumulator_bits": hw.memory_bits, "missing": hw.missing or None,
@@ -444,7 +451,7 @@ def _total(rows: list[dict], hw: Hardware, tokens: int) -> dict[str, Any]:
     cycles = sum(r["cycles"] for r in rows)
     t: dict[str, Any] = {
         "macs": macs, "cycles": cycles,
-        "utilisation": macs / (hw.rows * hw.cols * cycles) if cycles else 0.0,
+        "utilisation": macs / (hw.rows * hw.lanes * cycles) if cycles else 0.0,
         "dram_bits": sum(sum(r["dram_bits"].values()) for r in rows),
         "bound": {b: sum(r["bound"] == b for r in rows) for b in BOUNDS},
     }  # fmt: skip
@@ -508,7 +515,7 @@ def render(res: dict[str, Any], label: str | None = None) -> str:
         shapes = sorted(g["shape"])
         shape = "x".join(map(str, shapes[0])) + (" ..." if len(shapes) > 1 else "")
         e = g["energy_pj"]
-        mesh = hw["rows"] * hw["cols"]
+        mesh = hw["rows"] * hw.get("lanes", hw["cols"])
         rows.append((
             g["kind"], str(g["layers"]), shape, f"{g['cycles']:,}",
             f"{100 * g['macs'] / (mesh * g['cycles']):.1f}",

@@ -25,7 +25,7 @@ def array_stimulus(cfg, kind: str, *, vectors: int = VECTORS, k_tiles: int = K_T
     if kind not in ("real", "random"):
         raise ValueError(f"kind must be real or random, not {kind!r}")
     msq = isinstance(cfg, MsqArrayConfig)
-    n, k = (2 if msq else 1) * cfg.cols, k_tiles * cfg.rows
+    n, k = (2 * cfg.lanes if msq else cfg.cols), k_tiles * cfg.rows
     real = link_operands(cfg, scheme_of(cfg), n, k, vectors)
     ops = real if kind == "real" else random_operands(real, cfg, SEED)
     if msq:

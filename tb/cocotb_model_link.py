@@ -37,7 +37,7 @@ RTOL = 1e-6
 def shapes() -> tuple[int, int, int]:
     R, C, D = CFG.rows, CFG.cols, CFG.acc_depth
     msq = isinstance(CFG, MsqArrayConfig)  # macro-blocks of 2 C rows, K in whole tiles
-    n = 2 * CFG.cols if msq else C + C // 2 + 1
+    n = 2 * CFG.lanes if msq else C + C // 2 + 1
     return n, 3 * R + (0 if msq else 1), 2 * D + 1
 
 

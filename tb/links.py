@@ -134,7 +134,7 @@ def _msq(cfg, w, x, cal) -> Operands:
 
     # the eval's default: GPTQ path, searched MaB exponents
     search = MicroScopiQConfig().exponent == "search"
-    params = MsqParams(b=4, m=cfg.m, M=2 * cfg.cols, T=cfg.rows, e_search=search)
+    params = MsqParams(b=cfg.b, m=cfg.m, M=2 * cfg.lanes, T=cfg.rows, e_search=search)
     quant = quantize_msq(w, params, inputs=cal)
     a, s_a = token_ints(x, 8)
     return Operands(

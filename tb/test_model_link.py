@@ -18,13 +18,18 @@ LINKS = {
 }
 
 
+# MicroScopiQ b = 2: the split-mode array (two 2-bit lanes per PE) on the same real tile
+CASES = [*LINKS.items(), ("microscopiq", MsqArrayConfig(rows=4, cols=4, acc_bits=20, out_bits=28,
+                                                        b=2))]  # fmt: skip
+
+
 def test_links_are_registered_schemes_on_their_family():
-    for name, cfg in LINKS.items():
+    for name, cfg in CASES:
         family = REGISTRY[name].family
         assert type(cfg).__module__ == f"qarch.configs.{family}", (name, cfg)
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("scheme", list(LINKS))
-def test_model_link(scheme):
-    run_cocotb(LINKS[scheme], "cocotb_model_link", env={"QARCH_SCHEME": scheme})
+@pytest.mark.parametrize("scheme, cfg", CASES, ids=lambda v: v if isinstance(v, str) else v.slug)
+def test_model_link(scheme, cfg):
+    run_cocotb(cfg, "cocotb_model_link", env={"QARCH_SCHEME": scheme})

@@ -129,6 +129,32 @@ def test_msq_outlier_rows_match_the_bench_schedule():
     assert cost["cycles"] > hw.cfg.cycles(64, 40, 32)  # the shared ReCoN stalls
 
 
+def test_msq_b2_array_covers_two_lanes_per_column():
+    """b = 2: the split-mode array's column block is 2C outputs, so N = 2C takes the cycles of
+    one b = 4 block of C; utilisation, traffic and the outlier rows count lanes."""
+    from golden.microscopiq import MsqParams, quantize_msq
+    from qarch.perf import _outlier_rows
+    from tb.schedule import msq_outlier_rows
+
+    hw = hardware_for(MicroScopiQConfig(bits=2), 8, 8)
+    b4 = PRESETS["msq-array8x8-p32-stream"]
+    assert hw.name == "msq-b2-array8x8-p32-stream" and hw.cfg == b4.replace(b=2)
+    assert hw.lanes == 16 and hw.cols == 8
+    assert hw.w_code_bits == hardware_for(MicroScopiQConfig(bits=4), 8, 8).w_code_bits - 2
+    assert hw.cfg.cycles(64, 40, 16) == b4.cycles(64, 40, 8)
+    assert hw.cfg.cycles(64, 40, 32) == b4.cycles(64, 40, 16)
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(64, 40, generator=g)
+    w[torch.rand(64, 40, generator=g) < 0.02] *= 12
+    rows, ebw = _outlier_rows(hw, w, bits=2)
+    q = quantize_msq(w, MsqParams(b=2, m=8, M=32, T=8, e_search=True))
+    assert rows == msq_outlier_rows(hw.cfg, q) and len(rows) == 4  # 64 outputs, 16 a block
+    cost = gemm_cost(Gemm("g", 64, 40, 64), hw, MemoryModel(), w_ebw=ebw, outliers=rows)
+    assert cost["cycles"] == hw.cfg.cycles(64, 40, 64, outliers=rows)
+    assert 0 < cost["utilisation"] <= 1
+    assert cost["utilisation"] == 64 * 40 * 64 / (8 * 16 * cost["cycles"])
+
+
 def test_parse_array_and_memory_model_errors():
     assert parse_array("16x16") == (16, 16) and parse_array("8X4") == (8, 4)
     for bad in ("16", "0x4", "16x16x1", "axb", "128x2"):
