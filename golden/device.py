@@ -45,7 +45,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             else "torch sees no CUDA GPU (driver, CUDA_VISIBLE_DEVICES)"
         )
         raise ValueError(
-            f"device {device!r}: {why} ({describe_torch()}); use --device cpu or auto, or "
+            f"device {device!r}: {why} (torch {torch.__version__}); use --device cpu or auto, or "
             "install a CUDA build of torch (docs/gpu.md)"
         )
     count = torch.cuda.device_count()

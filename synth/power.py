@@ -420,7 +420,8 @@ def measure(
     lib = read_liberty(liberty)
     nl = read_netlist(work / "gates.v", lib)
     array = isinstance(cfg, (StreamingArray, MsqArrayConfig))
-    slots = cfg.rows * cfg.cols if array else 1
+    # MAC lanes: MicroScopiQ b = 2 has two per PE column
+    slots = cfg.rows * getattr(cfg, "out_cols", cfg.cols) if array else 1
     out: dict[str, Any] = {}
     for kind in ("real", "random"):
         if array:
