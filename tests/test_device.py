@@ -195,7 +195,7 @@ def test_device_auto_gives_the_cpu_figures(capsys):
     from qarch.cli import main
 
     runs = {}
-    for extra in ([], ["--device", "auto"], ["--device", "cpu"]):
+    for extra in ([], ["--device", "auto"]):
         assert main(["eval", "--scheme", "int", "--tokens", "512", "--json", *extra]) == 0
         runs[f"eval{extra}"] = capsys.readouterr().out
         argv = ["perf", "--scheme", "microscopiq", "--array", "8x8", "--prefill", "64", "--json"]
