@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["DEVICES", "resolve_device", "describe_torch"]
-
-DEVICES = ("cpu", "cuda", "auto")  # "cuda:N" is accepted too
+__all__ = ["resolve_device", "describe_torch"]
 
 
 def describe_torch() -> str:

@@ -194,7 +194,7 @@ class _Quantizer:
     the forms of round_half_away, inlier_code, _floor_log2 and hi_lo above."""
 
     def __init__(self, n: int, k: int, p: MsqParams, device: torch.device):
-        self.p, self.device = p, device
+        self.p = p
         self.numpy = device.type == "cpu" and _NUMPY_ON_CPU
         if self.numpy:
             self.codes = np.zeros((n, k), dtype=np.int64)

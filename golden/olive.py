@@ -151,7 +151,6 @@ class OliveFormat:
     # -- element encoders (exact values only) -------------------------------------------------
     def _encode(self, values: torch.Tensor, codes: torch.Tensor, vals: torch.Tensor, what: str):
         check_int64(values, "values")
-        codes, vals = codes.to(values.device), vals.to(values.device)
         hit = values.unsqueeze(-1) == vals
         if not bool(hit.any(-1).all()):
             bad = values[~hit.any(-1)][0].item()

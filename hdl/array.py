@@ -241,7 +241,8 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
     column: entry ``addr`` += ``tile[c]`` (restarting at 0 on ``first``), with the policy and
     sticky inner / outer flags; registered outputs, ``y_valid`` on ``last``. ``tile`` /
     ``tile_ovf`` arrive ``arr.latency - 1`` cycles after the vector's control inputs
-    ``a_*``, which this unit delays to match. ``arr`` supplies cols, out_bits, policy,
+    ``a_*``, which this unit delays to match; one accumulator column per entry of ``tile`` (an
+    array's columns, or MicroScopiQ b = 2's lanes). ``arr`` supplies out_bits, policy,
     acc_depth, latency, pipeline (0: flip-flop entries, read-modify-write in one cycle;
     >= 1: one memory, read a cycle ahead through a port transparent to the write, so a vector
     may update the entry the previous vector wrote), split_add (the add over two cycles, low
@@ -256,7 +257,7 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
     )
     addr_early = _delay(m, a_addr, stage - 1, "ctrl_addr")
     addr = _delay(m, addr_early, 1, "ctrl_addr_s")
-    C, P = arr.cols, arr.out_bits
+    C, P = len(tile), arr.out_bits
     piped = getattr(arr, "pipeline", 0) >= 1
     if not piped:
         prev = [Array(Signal(signed(P), name=f"acc_{c}_{i}") for i in range(arr.acc_depth))
@@ -267,7 +268,7 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
                 for c in range(C)]  # fmt: skip
         read = [(prev[c][addr], p_oi[c][addr], p_oo[c][addr]) for c in range(C)]
     else:
-        wp, rp = _acc_memory(m, arr, addr_early, addr, valid)
+        wp, rp = _acc_memory(m, arr, C, addr_early, addr, valid)
         read = [(rp.data[c].sum, rp.data[c].oi, rp.data[c].oo) for c in range(C)]
     for c in range(C):
         old, old_oi, old_oo = read[c]
@@ -294,12 +295,12 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
     m.d.sync += [arr.y_valid.eq(valid & last), arr.y_addr.eq(addr)]
 
 
-def _acc_memory(m: Module, arr, read_addr, write_addr, write_en):
+def _acc_memory(m: Module, arr, cols: int, read_addr, write_addr, write_en):
     """The accumulator entries as one memory, C x (P_O sum, inner flag, outer flag) wide: a
     registered read port (address ``read_addr``) transparent to the write port."""
     entry = data.StructLayout({"sum": signed(arr.out_bits), "oi": 1, "oo": 1})
     mem = m.submodules.acc_mem = Memory(
-        shape=data.ArrayLayout(entry, arr.cols), depth=arr.acc_depth, init=[]
+        shape=data.ArrayLayout(entry, cols), depth=arr.acc_depth, init=[]
     )
     wp = mem.write_port()
     rp = mem.read_port(transparent_for=(wp,))
@@ -313,7 +314,7 @@ def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last,
     B adds the high halves and the carry, applies the policy (overflow from the bits above
     P - 1), writes the entry and the outputs. The same entry may be updated every other cycle:
     B writes at the end of the cycle in which the next vector's A would need it."""
-    C, P = arr.cols, arr.out_bits
+    C, P = len(tile), arr.out_bits
     H = P // 2
     stage = arr.latency - 2  # stage A
     valid, first, last = (
@@ -324,7 +325,7 @@ def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last,
     v_b, f_b, l_b, a_b = (
         _delay(m, s, 1, f"stage_b{i}") for i, s in enumerate((valid, first, last, addr))
     )
-    wp, rp = _acc_memory(m, arr, addr_early, a_b, v_b)
+    wp, rp = _acc_memory(m, arr, C, addr_early, a_b, v_b)
     lo, hi = -(2 ** (P - 1)), 2 ** (P - 1) - 1
     for c in range(C):
         width = max(P, len(tile[c]))

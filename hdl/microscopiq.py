@@ -438,19 +438,8 @@ class MsqArray(wiring.Component):
                 m.d.sync += [sh_q.eq(sh), ovf_q.eq(ovf[c])]
                 sh, ovf[c] = sh_q, ovf_q
             shifted.append(sh)
-        output_unit(m, _Lanes(self), shifted, ovf, self.a_valid, self.a_first, self.a_last,
-                    self.a_addr)  # fmt: skip
+        output_unit(m, self, shifted, ovf, self.a_valid, self.a_first, self.a_last, self.a_addr)
         return m
-
-
-class _Lanes:
-    """The array as the output unit sees it: one output column per lane (2C for b = 2)."""
-
-    def __init__(self, arr: MsqArray):
-        self._arr, self.cols = arr, arr.lanes
-
-    def __getattr__(self, name: str):
-        return getattr(self._arr, name)
 
 
 def _or_of(values: list):

@@ -669,9 +669,9 @@ def _cmd_eval(args) -> int:
 
     from . import quantize
     from .evaluate import TASK_MODELS, perplexity, task_for
+    from .models import ModelUnavailable, calibration_ids, load_causal_lm, wiki_tokens
 
     device = resolve_device(args.device)  # before any model loads
-    from .models import ModelUnavailable, calibration_ids, load_causal_lm, wiki_tokens
 
     task_model = args.model in TASK_MODELS or args.model.startswith("minilm:")
     if task_model and args.dtype != "float32":

@@ -79,7 +79,7 @@ def _quantizers() -> dict[str, tuple[bool, Callable]]:
 
     def olive(w, x):
         q = quantize_olive(w, 4)
-        return q.codes, q.dequant[:, : w.shape[1]].to(w.dtype)
+        return q.codes, q.dequant.to(w.dtype)
 
     def msq_rtn(w, x):
         q = quantize_msq(w, MsqParams(e_search=True))
@@ -129,19 +129,20 @@ def check(device: torch.device, model: str = "smollm2-135m", progress=None) -> d
     """Every quantizer on every sample layer, on the CPU and on ``device``: per scheme the
     codes that differ, the worst output-error drift, the times and whether it passes."""
     layers = _sample(model)
+    refs = {n: x @ w.T for n, (w, x) in layers.items()}  # each layer's float output
     rows = {}
     for name, (exact, f) in _quantizers().items():
         diff = total = 0
         drift = 0.0
         t_cpu = t_dev = 0.0
         items = progress(layers.items(), name) if progress else layers.items()
-        for _, (w, x) in items:
+        for layer, (w, x) in items:
             c_cpu, d_cpu, t1 = _timed(f, w, x, torch.device("cpu"))
             c_dev, d_dev, t2 = _timed(f, w, x, device, torch_rules=True)
             t_cpu, t_dev = t_cpu + t1, t_dev + t2
             diff += int((c_cpu != c_dev).sum())
             total += c_cpu.numel()
-            ref = x @ w.T
+            ref = refs[layer]
             e_cpu = float((x @ d_cpu.T - ref).norm())
             e_dev = float((x @ d_dev.T - ref).norm())
             drift = max(drift, abs(e_dev - e_cpu) / max(e_cpu, 1e-30))

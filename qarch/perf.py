@@ -118,7 +118,7 @@ class Hardware:
     def lanes(self) -> int:
         """MAC lanes per row: the columns, or two per column for MicroScopiQ b = 2 (a split-mode
         PE multiplies two 2-bit weights), so a column block covers this many outputs."""
-        return getattr(self.cfg, "out_cols", self.cfg.cols)
+        return self.cfg.out_cols
 
     @property
     def w_code_bits(self) -> float:

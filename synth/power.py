@@ -421,7 +421,7 @@ def measure(
     nl = read_netlist(work / "gates.v", lib)
     array = isinstance(cfg, (StreamingArray, MsqArrayConfig))
     # MAC lanes: MicroScopiQ b = 2 has two per PE column
-    slots = cfg.rows * getattr(cfg, "out_cols", cfg.cols) if array else 1
+    slots = cfg.rows * cfg.out_cols if array else 1
     out: dict[str, Any] = {}
     for kind in ("real", "random"):
         if array:

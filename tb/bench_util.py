@@ -134,7 +134,7 @@ async def run_schedule(
     """Drive a schedule's cycles on ``inputs``, compare every output word and flag, and return
     the outputs the array produced as ``[N, M]`` (int64). ``sched.measured`` receives the
     cycles counted from the first schedule cycle to the last valid output, inclusive."""
-    C, P = getattr(cfg, "out_cols", cfg.cols), cfg.out_bits  # MicroScopiQ b = 2: 2 lanes a PE
+    C, P = cfg.out_cols, cfg.out_bits  # MicroScopiQ b = 2: two lanes per PE column
     inputs = inputs or array_inputs(cfg)
     latency = cfg.latency if latency is None else latency
     await start(dut, inputs)

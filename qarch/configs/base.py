@@ -126,6 +126,11 @@ class StreamingArray:
         return db + (f"_pl{self.pipeline}" if self.pipeline else "")
 
     @property
+    def out_cols(self) -> int:
+        """Output channels per column block (MAC lanes per row): the columns."""
+        return self.cols
+
+    @property
     def rows_per_code(self) -> int:
         return 2 if getattr(self, "pair_codes", False) else 1
 

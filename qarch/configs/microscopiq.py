@@ -124,6 +124,7 @@ class MsqArrayConfig(Config):
 
     @property
     def out_cols(self) -> int:
+        """As the systolic arrays': output channels per column block."""
         return self.lanes
 
     @property
