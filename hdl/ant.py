@@ -24,6 +24,7 @@ __all__ = [
     "AntDecoder",
     "AntPE",
     "AntArray",
+    "sme_mac",
 ]
 
 
@@ -181,18 +182,35 @@ class AntPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        w, a = self.w, self.a
-        mag_bits, exp_bits = ant_widths(self.bits, self.types)
-        prod = Signal(2 * mag_bits, name="mag_product")
-        shift = Signal(exp_bits + 1)
-        m.d.comb += [prod.eq(w.mag * a.mag), shift.eq(w.exp + a.exp)]
-        width = 2 * mag_bits + 2 ** (exp_bits + 1) - 1
+        sme_mac(m, self, self.w, self.a)
+        return m
+
+
+def sme_mac(m: Module, pe, w, a) -> None:
+    """``psum_out <= psum_in ± (mag_w * mag_a) << (exp_w + exp_a)``: one unsigned multiplier,
+    an exact shifter (never truncated) and a conditional negate, then the PE's adder (the
+    sign-magnitude-exponent MAC that ANT's and OliVe's PEs share).
+
+    Pipelined (``pe.pipeline`` = 1) the negate comes before the shifter, on the
+    2 mag_bits-bit product rather than the shifted one ((-p) << s = -(p << s), exact), and the
+    adder takes the registered product split (:func:`hdl.int_pe.pe_accumulate`): the product
+    stage loses a full-width negate and the add stage is one P-bit carry-select add (the
+    shifted products are as wide as the partial sum, where INT's are narrow)."""
+    mag_bits, exp_bits = len(w.mag), len(w.exp)
+    prod = Signal(2 * mag_bits, name="mag_product")
+    shift = Signal(exp_bits + 1)
+    m.d.comb += [prod.eq(w.mag * a.mag), shift.eq(w.exp + a.exp)]
+    width = 2 * mag_bits + 2 ** (exp_bits + 1) - 1
+    value = Signal(signed(width + 1))
+    if pe.pipeline:
+        signed_prod = Signal(signed(2 * mag_bits + 1), name="signed_product")
+        m.d.comb += signed_prod.eq(Mux(w.sign ^ a.sign, -prod, prod))
+        m.d.comb += value.eq(signed_prod << shift)  # exact: never truncated
+    else:
         shifted = Signal(width)
         m.d.comb += shifted.eq(prod << shift)  # exact: never truncated
-        value = Signal(signed(width + 1))
         m.d.comb += value.eq(Mux(w.sign ^ a.sign, -shifted, shifted))
-        pe_accumulate(m, self, value)
-        return m
+    pe_accumulate(m, pe, value, split=True)
 
 
 class AntArray(SystolicArray):

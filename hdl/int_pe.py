@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -63,11 +63,17 @@ def pe_signature(w_shape, a_shape, acc_bits: int) -> dict:
     }
 
 
-def pe_accumulate(m: Module, pe, addend) -> None:
+def pe_accumulate(m: Module, pe, addend, *, split: bool = False) -> None:
     """Register ``psum_in + addend`` (pe.policy, pe.acc_bits) and the sticky flag. With
     ``pe.pipeline`` = 1 the addend (the product) is registered first: the multiplier and the
-    adder sit in different cycles and ``psum_in`` is expected one cycle after the operands."""
+    adder sit in different cycles and ``psum_in`` is expected one cycle after the operands.
+    Pipelined, an addend wider than P bits, or any addend with ``split`` (ANT's and OliVe's
+    shifted products), is registered split and added by :func:`_split_add`."""
     piped = bool(getattr(pe, "pipeline", 0))
+    if piped and (split or len(addend) > pe.acc_bits):
+        result, overflow = _split_add(m, pe.psum_in, addend, pe.acc_bits, pe.policy)
+        m.d.sync += [pe.psum_out.eq(result), pe.ovf_out.eq(pe.ovf_in | overflow)]
+        return
     if piped:
         staged = Signal(addend.shape(), name="product_q")
         m.d.sync += staged.eq(addend)
@@ -76,6 +82,65 @@ def pe_accumulate(m: Module, pe, addend) -> None:
         m, pe.psum_in, addend, pe.acc_bits, pe.policy, carries=piped
     )
     m.d.sync += [pe.psum_out.eq(result), pe.ovf_out.eq(pe.ovf_in | overflow)]
+
+
+def _split_add(m: Module, acc, addend, bits: int, policy: str):
+    """``acc + addend`` with the addend (ANT's and OliVe's shifted products, up to 40 bits
+    against a 32-bit accumulator) registered first, split: its low P bits L and flags on its
+    high part H = addend >> P (H = -2, -1, 0, 1, H < 0). The add stage is then one P-bit
+    carry-select add and a few gates.
+
+    With U the P bits of ``acc``, s its sign bit, c the carry out of U + L and r the top bit
+    of R = (U + L) mod 2^P, the exact sum is (H - s + c) 2^P + R, which fits in P signed bits
+    iff H = s - c - r (one of -2..1): overflow is a 3-input select of the flags, the wrapped
+    result is R. Saturation picks the limit by the sign of H - s + c. The same function as
+    :func:`add_with_policy` (``tests/test_hdl_pipeline.py`` compares them exhaustively on
+    small widths)."""
+    lo_lim, hi_lim = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    wide = Signal(signed(max(len(addend), bits + 1)), name="product")
+    m.d.comb += wide.eq(addend)  # sign-extends a narrower addend: H is then -1 or 0
+    high = wide[bits:].as_signed()
+    low = Signal(bits, name="product_q")
+    h = {k: Signal(name=f"product_h{'m' if k < 0 else ''}{abs(k)}") for k in (-2, -1, 0, 1)}
+    h_neg = Signal(name="product_hneg")
+    m.d.sync += [low.eq(wide[:bits]), h_neg.eq(high < 0)]
+    m.d.sync += [flag.eq(high == k) for k, flag in h.items()]
+    # Carry-select: the high half is added for both carries from the low half, and the
+    # overflow test is made on each, in parallel with the low half, whose carry picks one.
+    half = bits // 2
+    x, s = acc.as_unsigned(), acc[bits - 1]
+    lo = Signal(half + 1, name="sum_lo")
+    m.d.comb += lo.eq(x[:half] + low[:half])
+    his, ovfs = [], []
+    for cin in (0, 1):
+        hi = Signal(bits - half + 1, name=f"sum_hi{cin}")
+        m.d.comb += hi.eq(x[half:] + low[half:] + cin)
+        c, r = hi[-1], hi[-2]
+        k_is = {  # k = s - c - r
+            1: s & ~c & ~r,
+            0: (s & (c ^ r)) | (~s & ~c & ~r),
+            -1: (s & c & r) | (~s & (c ^ r)),
+            -2: ~s & c & r,
+        }
+        ovfs.append(~((k_is[1] & h[1]) | (k_is[0] & h[0]) | (k_is[-1] & h[-1])
+                      | (k_is[-2] & h[-2])))
+        his.append(hi)
+    total = Signal(bits + 1, name="sum")
+    overflow = Signal()
+    m.d.comb += [
+        total.eq(Cat(lo[:half], Mux(lo[half], his[1], his[0]))),
+        overflow.eq(Mux(lo[half], ovfs[1], ovfs[0])),
+    ]
+    c = total[bits]
+    result = Signal(signed(bits))
+    if policy == "wrap":
+        m.d.comb += result.eq(total[:bits])  # keep the low P bits: two's complement wrap
+    else:
+        # an overflowing sum is negative iff H - s + c < 0: H <= -2 always, H = -1 unless
+        # c & ~s, H >= 0 never (a non-negative addend cannot overflow below)
+        neg = (h_neg & ~h[-1]) | (h[-1] & ~(c & ~s))
+        m.d.comb += result.eq(Mux(overflow, Mux(neg, lo_lim, hi_lim), total[:bits]))
+    return result, overflow
 
 
 def check_pe_params(

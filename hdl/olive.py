@@ -9,14 +9,14 @@ leading-ones decoder). No table is generated from the golden model.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._params import check_bool, check_choice, check_int
-from .ant import _flint_decode
+from .ant import _flint_decode, sme_mac
 from .array import SystolicArray
-from .int_pe import POLICIES, pe_accumulate, pe_signature
+from .int_pe import POLICIES, pe_signature
 
 __all__ = [
     "olive_widths",
@@ -127,21 +127,6 @@ class OlivePairDecoder(wiring.Component):
                     out.exp.eq(n_exp),
                 ]
         return m
-
-
-def sme_mac(m: Module, pe, w, a) -> None:
-    """``psum_out <= psum_in ± (mag_w * mag_a) << (exp_w + exp_a)``: one unsigned multiplier,
-    an exact shifter (never truncated) and a conditional negate, then the PE's adder."""
-    mag_bits, exp_bits = len(w.mag), len(w.exp)
-    prod = Signal(2 * mag_bits, name="mag_product")
-    shift = Signal(exp_bits + 1)
-    m.d.comb += [prod.eq(w.mag * a.mag), shift.eq(w.exp + a.exp)]
-    width = 2 * mag_bits + 2 ** (exp_bits + 1) - 1
-    shifted = Signal(width)
-    m.d.comb += shifted.eq(prod << shift)
-    value = Signal(signed(width + 1))
-    m.d.comb += value.eq(Mux(w.sign ^ a.sign, -shifted, shifted))
-    pe_accumulate(m, pe, value)
 
 
 class OlivePE(wiring.Component):

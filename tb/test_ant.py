@@ -42,7 +42,7 @@ def test_ant_pe(cfg):
         # streaming options: double-buffered weights, pipelined operands / products
         PRESETS["ant4-array4x4-p32"].replace(double_buffer=True, pipeline=2),
         AntArrayConfig(
-            rows=4, cols=3, bits=4, acc_bits=12, out_bits=14, policy="saturate", pipeline=1
+            rows=4, cols=3, bits=4, acc_bits=12, out_bits=14, policy="saturate", pipeline=2
         ),
     ],
     ids=lambda c: c.slug,

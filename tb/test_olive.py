@@ -42,7 +42,7 @@ def test_olive_pe(cfg):
         # streaming options: double-buffered weights, pipelined operands / products
         PRESETS["olive4-array4x4-p32"].replace(double_buffer=True, pipeline=2),
         OliveArrayConfig(
-            rows=4, cols=3, bits=4, acc_bits=14, out_bits=16, policy="saturate", pipeline=1
+            rows=4, cols=3, bits=4, acc_bits=14, out_bits=16, policy="saturate", pipeline=2
         ),
         OliveArrayConfig(
             rows=2, cols=2, bits=8, acc_bits=20, out_bits=22, acc_depth=2, double_buffer=True
