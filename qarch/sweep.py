@@ -371,8 +371,10 @@ def dask_client(workers: int = 2, scheduler: str | None = None):
         finally:
             client.close()
         return
+    # ":0": the scheduler's HTTP server on a free port (None still takes 8787, and a second
+    # cluster, e.g. make synth beside a sweep, then warns)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)  # fmt: skip
+                           dashboard_address=":0")  # fmt: skip
     client = Client(cluster)
     client.run(os.setpgrp)  # each worker its own group (off the terminal's Ctrl-C too)
     try:

@@ -121,7 +121,7 @@ def test_sweep_survives_a_killed_worker_and_resumes(tmp_path, monkeypatch):
 
     sw = parse_sweep(PE6)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None)  # fmt: skip
+                           dashboard_address=":0")  # fmt: skip
     client = Client(cluster)
     store = tmp_path / "results"
     result: dict = {}
