@@ -67,10 +67,10 @@ def pe_accumulate(m: Module, pe, addend, *, split: bool = False) -> None:
     """Register ``psum_in + addend`` (pe.policy, pe.acc_bits) and the sticky flag. With
     ``pe.pipeline`` = 1 the addend (the product) is registered first: the multiplier and the
     adder sit in different cycles and ``psum_in`` is expected one cycle after the operands.
-    Pipelined, an addend wider than P bits, or any addend with ``split`` (ANT's and OliVe's
-    shifted products), is registered split and added by :func:`_split_add`."""
+    ``split`` (ANT's and OliVe's shifted products, as wide as the partial sum or wider): the
+    pipelined addend is registered split and added by :func:`_split_add`."""
     piped = bool(getattr(pe, "pipeline", 0))
-    if piped and (split or len(addend) > pe.acc_bits):
+    if piped and split:
         result, overflow = _split_add(m, pe.psum_in, addend, pe.acc_bits, pe.policy)
         m.d.sync += [pe.psum_out.eq(result), pe.ovf_out.eq(pe.ovf_in | overflow)]
         return
@@ -94,8 +94,8 @@ def _split_add(m: Module, acc, addend, bits: int, policy: str):
     of R = (U + L) mod 2^P, the exact sum is (H - s + c) 2^P + R, which fits in P signed bits
     iff H = s - c - r (one of -2..1): overflow is a 3-input select of the flags, the wrapped
     result is R. Saturation picks the limit by the sign of H - s + c. The same function as
-    :func:`add_with_policy` (``tests/test_hdl_pipeline.py`` compares them exhaustively on
-    small widths)."""
+    :func:`add_with_policy`: ``tests/test_hdl_pipeline.py`` checks it against the golden
+    accumulator step on every input pair at P = 5."""
     lo_lim, hi_lim = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     wide = Signal(signed(max(len(addend), bits + 1)), name="product")
     m.d.comb += wide.eq(addend)  # sign-extends a narrower addend: H is then -1 or 0

@@ -1,7 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""The pipelined PEs' split add (hdl.int_pe._split_add), exhaustively against the golden
-accumulator step, and the sign-magnitude-exponent MAC's pipelined form against its one-cycle
-form."""
+"""The pipelined ANT / OliVe PEs' split add (hdl.int_pe._split_add), exhaustively against the
+golden accumulator step (the PEs themselves: cocotb on the generated Verilog, tb/)."""
 
 import itertools
 
