@@ -12,10 +12,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export AMARANTH_USE_YOSYS := builtin
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-cuda test sim synth bench report report-layers gpu-check lint clean distclean help
+.PHONY: setup setup-cuda test sim synth synth-ecp5 bench report report-layers gpu-check lint clean distclean help
 
 help:
-	@echo "make synth   regenerate synth/reports/ (area, OpenSTA timing, pJ/MAC from gate-level activity, iCE40; the iCEBreaker build)"
+	@echo "make synth   regenerate synth/reports/ (area, OpenSTA timing, pJ/MAC from gate-level activity, iCE40, ECP5 8x8; the iCEBreaker build)"
+	@echo "make synth-ecp5  ECP5 place-and-route of the 16x16 arrays (hours on 2 cores; make synth leaves it out)"
 	@echo "make test    the whole suite: golden, Amaranth sim, export, CLI, cocotb (Icarus), synth smoke"
 	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
 	@echo "make bench   MAC utilisation on SmolLM2 layers, simulation / export / synthesis throughput -> BENCHMARKS.md"
@@ -71,6 +72,10 @@ synth: setup
 	$(BIN)/qarch synth-all --out synth/reports
 	$(BIN)/qarch fpga $(FPGA_DESIGN) --json > synth/reports/fpga-icebreaker-$(FPGA_DESIGN).json.tmp
 	mv synth/reports/fpga-icebreaker-$(FPGA_DESIGN).json.tmp synth/reports/fpga-icebreaker-$(FPGA_DESIGN).json
+
+# nextpnr-ecp5 on a LUT-only 16x16 array takes 5-30 minutes here: apart from make synth
+synth-ecp5: setup
+	$(BIN)/qarch synth-all --ecp5-big --out synth/reports
 
 bench: setup
 	$(BIN)/python -m qarch.bench --out BENCHMARKS.md

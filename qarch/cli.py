@@ -225,15 +225,6 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _place(name: str, target: str) -> bool:
-    """make synth places every FPGA design except the 16x16 arrays on the ECP5 (their
-    nextpnr-ecp5 run alone would exceed the make synth budget; synth.flow.ECP5_PLACE_MAX_PES)."""
-    from synth.flow import ECP5_PLACE_MAX_PES
-
-    cfg = PRESETS[name]
-    return target != "ecp5" or cfg.rows * cfg.cols <= ECP5_PLACE_MAX_PES
-
-
 def _cmd_synth_all(args) -> int:
     from synth.report import load_reports, write_report
 
@@ -245,13 +236,20 @@ def _cmd_synth_all(args) -> int:
     selected = [n for n in PRESETS if not args.only or any(f in n for f in args.only)]
     if not selected:
         raise ValueError(f"--only {args.only} matches no preset; see `qarch list`")
+    if args.ecp5_big and args.target and args.target != ["ecp5"]:
+        raise ValueError(f"--ecp5-big runs the ecp5 target only, not {args.target}")
     jobs = [
         (name, t)
         for name in selected
-        for t in synth_targets(name)
+        for t in synth_targets(name, big=args.ecp5_big)
         if not args.target or t in args.target
     ]
-    # Longest first (8x8 arrays), so two workers finish together.
+    if not jobs:
+        raise ValueError(
+            f"no synthesis job: the presets {args.only} have no target {args.target}"
+            + (" among the 16x16 arrays' ecp5 (--ecp5-big)" if args.ecp5_big else "")
+        )
+    # Longest first (16x16 arrays), so two workers finish together.
     jobs.sort(key=lambda j: -(PRESETS[j[0]].__dict__.get("rows", 0) ** 2))
     t0 = time.monotonic()
     failed = done = 0
@@ -267,7 +265,7 @@ def _cmd_synth_all(args) -> int:
     try:
         with dask_client(args.jobs) as client:
             futs = {
-                client.submit(_synth_one, n, {}, t, args.work, _place(n, t), pure=False,
+                client.submit(_synth_one, n, {}, t, args.work, True, pure=False,
                               key=f"synth-all-{n}-{t}"): (n, t)
                 for n, t in jobs
             }  # fmt: skip
@@ -407,6 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("generic", "ice40", "ecp5"),
         default=[],
         help="only this target (repeatable; default: each preset's targets)",
+    )
+    s.add_argument(
+        "--ecp5-big",
+        action="store_true",
+        help="make synth-ecp5: only the ECP5 place-and-route of the 16x16 arrays (5-30 minutes "
+        "each here), which make synth leaves out",
     )
     s.set_defaults(func=_cmd_synth_all)
 

@@ -43,9 +43,14 @@ def test_presets_cover_the_issue_matrix():
         assert PRESETS[f"{base}-db"] == PRESETS[base].replace(double_buffer=True)
         names = [base.replace("array8x8", f"array{n}x{n}") + "-stream" for n in (4, 8, 16)]
         assert [PRESETS[n].rows for n in names] == [4, 8, 16]
-    # 16x16: the ECP5 (no iCE40 holds one); an 8x8 array per scheme on both FPGAs
-    assert synth_targets("int4x8-array16x16-p32-stream") == ("generic", "ecp5")
-    assert synth_targets("ant4-array8x8-p32") == ("generic", "ice40", "ecp5")
+    # FPGAs: iCE40 for PEs and 4x4 arrays, an 8x8 array per scheme on the ECP5 (make synth),
+    # every 16x16 array on the ECP5 (make synth-ecp5)
+    assert synth_targets("int4x8-array16x16-p32-stream") == ("generic",)
+    assert synth_targets("int4x8-array16x16-p32-stream", big=True) == ("ecp5",)
+    assert synth_targets("ant4-array8x8-p32") == ("generic", "ecp5")
+    assert synth_targets("ant4-array8x8-p32", big=True) == ()
+    assert synth_targets("ant4-array4x4-p32-stream") == ("generic", "ice40")
+    assert synth_targets("int4x8-pe-p16") == ("generic", "ice40")
     assert synth_targets("ant4-pe-p32-nopot") == ("generic",)  # an ablation: area, timing
     assert {c.acc_bits for c in arrays if c.rows == 4} == {16, 20, 32}
     # The AXE accumulator sweep: PEs and 8x8 arrays at every P_I, W4/A8 and W8/A8.
@@ -53,7 +58,6 @@ def test_presets_cover_the_issue_matrix():
         assert {c.acc_bits for c in arrays if c.rows == 8 and c.w_bits == wb} == set(AXE_SWEEP_PI)
         assert {c.acc_bits for c in pes if c.w_bits == wb and c.a_bits == 8} == set(AXE_SWEEP_PI)
     assert synth_targets("int4x8-array8x8-p12") == ("generic",)
-    assert synth_targets("int4x8-array8x8-p16") == ("generic", "ice40")
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

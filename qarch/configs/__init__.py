@@ -63,30 +63,25 @@ COMPONENTS: dict[str, type[Config]] = {
 
 AXE_SWEEP_PI = (8, 10, 12, 14, 16, 20, 24, 32)
 ABLATIONS = ("-nopot", "-noflint", "-intonly", "-nooutliers")
-# ECP5 (LFE5U-85F) figures: one 8x8 array per scheme and every 16x16 array. An iCE40 HX8K
-# holds no 8x8 array; iCE40 stays for the PEs and the 4x4 arrays.
+# ECP5 (LFE5U-85F) figures: one 8x8 array per scheme (make synth) and every 16x16 array (make
+# synth-ecp5: a LUT-only 16x16 array takes nextpnr-ecp5 5-30 minutes here, more than make
+# synth's budget). iCE40 is for the PEs and the 4x4 arrays: no 8x8 array fits the HX8K.
 ECP5_PRESETS = (
     "int4x8-array8x8-p32", "int8x8-array8x8-p32", "int4x4-array8x8-p32", "ant4-array8x8-p32",
     "olive4-array8x8-p32", "olive8-array8x8-p32", "msq-array8x8-p32",
 )  # fmt: skip
 
 
-def synth_targets(name: str) -> tuple[str, ...]:
-    """Targets `make synth` runs for a preset. The 8x8 arrays that exist only for the AXE
-    sweep skip iCE40: without DSPs no 8x8 array fits the HX8K (so there is no Fmax), and
-    their area is what the sweep is about."""
+def synth_targets(name: str, big: bool = False) -> tuple[str, ...]:
+    """Targets `make synth` runs for a preset; ``big``: those `make synth-ecp5` runs (the
+    ECP5 place-and-route of the 16x16 arrays)."""
     cfg = PRESETS[name]
-    if name.endswith(ABLATIONS):
-        return ("generic",)  # area, timing: what a feature costs the PE
-    if isinstance(cfg, IntArrayConfig) and cfg.rows == 8 and cfg.acc_bits not in (16, 20, 32):
-        return ("generic",)
     size = getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0)
-    if size >= 256:
-        return ("generic", "ecp5")
-    if name in ECP5_PRESETS:
-        return ("generic", "ice40", "ecp5")  # iCE40: "does not fit", kept as the record
-    if size > 64 and name.endswith(STREAM_SUFFIXES):
-        return ("generic",)  # the streaming 8x8 variants: area only (nothing fits the iCE40)
+    if big:
+        return ("ecp5",) if size >= 256 else ()
+    if name.endswith(ABLATIONS) or size >= 64:
+        # ablations: area, timing (what a feature costs the PE); 8x8 and up: no iCE40
+        return ("generic", "ecp5") if name in ECP5_PRESETS else ("generic",)
     return ("generic", "ice40")
 
 
