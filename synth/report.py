@@ -233,11 +233,11 @@ def _ecp5_section(reports, slug_of) -> list[str]:
             continue
         notes = []
         if e.get("dsp_note"):
-            notes.append("LUTs only: more PEs than DSPs")
+            notes.append(e["dsp_note"].split(":")[0])
         if e.get("fmax_mhz") is None:
             cap = ECP5_DEVICE[2]
             full = e["lut4"] > cap
-            notes.append(f"exceeds the {cap:,} LUT4s" if full else "not placed by make synth")
+            notes.append(f"exceeds the {cap:,} LUT4s" if full else "not placed (make synth-ecp5)")
         rows.append(
             f"| {n} | {_fmt(e['lut4'])} | {_fmt(e['ff'])} | {_fmt(e['carry'])} | "
             f"{_fmt(e['dsp'])} | {_fmt(e['bram'])} | {_fmt(e.get('fmax_mhz'))} | "
@@ -249,13 +249,14 @@ def _ecp5_section(reports, slug_of) -> list[str]:
         "",
         "## ECP5 (LFE5U-85F, the ULX3S-85F's part)",
         "",
-        "`synth_ecp5` with multipliers in MULT18X18D DSPs, nextpnr-ecp5 (seed 1) on the core",
-        "behind the serial IO wrapper: the 8x8 arrays (one per scheme) and every 16x16 array,",
-        "which no iCE40 holds. A 16x16 array has 256 multipliers, more than the part's 156",
-        "DSPs, so it is mapped with LUTs only; make synth does not place it (nextpnr-ecp5 ran",
-        "past 14 CPU minutes on one: `qarch synth NAME --target ecp5` does). `qarch synth NAME",
-        "--target ecp5 --no-dsp` gives the LUT-only figures of any design; `qarch fpga NAME",
-        "--board ulx3s` builds a bitstream.",
+        "`synth_ecp5` with multipliers in MULT18X18D DSPs, nextpnr-ecp5 (seed 1, router2) on",
+        "the core behind the serial IO wrapper: the 8x8 arrays (one per scheme, make synth) and",
+        "every 16x16 array (make synth-ecp5), which no iCE40 holds. A 16x16 array has 256 PE",
+        "multipliers (MicroScopiQ 512), more than the part's 156 DSPs: its first PE rows, as",
+        "many as fit, keep theirs in DSPs and the other rows' are Booth logic in LUTs. Its",
+        "place-and-route takes many minutes here, so make synth leaves it to make synth-ecp5.",
+        "`qarch synth NAME --target ecp5 --no-dsp` gives the LUT-only figures of any design;",
+        "`qarch fpga NAME --board ulx3s` builds a bitstream.",
         "",
         "| array | LUT4 | FF | carry (CCU2C) | DSP | block RAM (DP16KD) | Fmax (MHz) | note |",
         "|---|---:|---:|---:|---:|---:|---:|---|",

@@ -78,6 +78,25 @@ def test_ecp5_with_and_without_dsps(tmp_path, capsys):
 
 
 @pytest.mark.synth
+def test_ecp5_more_multipliers_than_dsps(tmp_path, monkeypatch):
+    """An array with more PE multipliers than the part has DSPs (a 16x16 array: 256 of 156)
+    keeps its first PE rows in DSPs and lowers the others' multipliers to LUTs; here a 3x2
+    array on a part taken to have 4 DSPs: rows 0 and 1 in DSPs, row 2 in LUTs."""
+    import synth.flow as flow
+    from qarch.export import to_verilog
+
+    cfg = IntArrayConfig(rows=3, cols=2, w_bits=4, a_bits=8, out_bits=16)
+    assert flow.pe_multipliers(to_verilog(cfg.build(), cfg.slug)) == {0: 2, 1: 2, 2: 2}
+    monkeypatch.setattr(flow, "ECP5_DSPS", 4)
+    rep = synthesize(cfg, "ecp5", tmp_path / "work", place=False)
+    assert rep["dsp"] == 4 and rep["dsp_enabled"]
+    assert rep["dsp_note"].startswith("4 of 6 PE multipliers in MULT18X18D (PE rows 0-1)")
+    monkeypatch.setattr(flow, "ECP5_DSPS", 1)  # not even one row: every multiplier in LUTs
+    rep = synthesize(cfg, "ecp5", tmp_path / "work", place=False)
+    assert rep["dsp"] == 0 and rep["dsp_note"].startswith("0 of 6 PE multipliers")
+
+
+@pytest.mark.synth
 def test_fpga_bitstream_for_ulx3s(capsys):
     from qarch.cli import main
 
