@@ -376,8 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--board",
         default="icebreaker",
-        help="icebreaker (iCE40 UP5K) or ulx3s (ECP5 LFE5U-85F: the 8x8 and 16x16 arrays fit; "
-        "multipliers in DSPs); default icebreaker",
+        help="icebreaker (iCE40 UP5K) or ulx3s (ECP5 LFE5U-85F: the 8x8 arrays fit with their "
+        "multipliers in DSPs, the 16x16 ones with --no-dsp); default icebreaker",
     )
     s.add_argument(
         "--no-dsp", action="store_true", help="ulx3s: multipliers in LUTs, no MULT18X18D DSP"

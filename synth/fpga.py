@@ -115,6 +115,17 @@ def build_bitstream(
         raise ValueError(f"dsp=False (LUTs only) is an ECP5 option (ulx3s), not for {board}")
     _use_yowasp()
     core = cfg.build()
+    if board == "ulx3s" and dsp:
+        from qarch.export import to_verilog
+        from synth.flow import ECP5_DSPS, pe_multipliers
+
+        muls = sum(pe_multipliers(to_verilog(core, cfg.slug)).values())
+        if muls > ECP5_DSPS:  # nextpnr would fail after minutes of synthesis
+            raise ValueError(
+                f"{cfg.slug} has {muls} PE multipliers, more than the {ECP5_DSPS} MULT18X18D of "
+                "the LFE5U-85F: build it with --no-dsp (LUTs only), or see `qarch synth NAME "
+                "--target ecp5` (DSPs for as many PE rows as fit)"
+            )
     top = FpgaTop(core)
     # yowasp tools only see the working tree: build under build/, relative paths only
     out = build_dir or Path("build") / "fpga" / f"{cfg.slug}-{board}{'' if dsp else '-nodsp'}"

@@ -120,6 +120,10 @@ def test_fpga_design_too_large_is_a_clear_error(capsys):
     err = capsys.readouterr().err
     assert "build of int_array8x8_w4s_a8s_pi16_po32_wrap_d4 failed" in err
     assert "does not fit" in err and "Traceback" not in err
+    # more PE multipliers than the ECP5-85F's DSPs: said before any synthesis
+    assert main(["fpga", "int4x8-array16x16-p32-stream", "--board", "ulx3s"]) == 2
+    err = capsys.readouterr().err
+    assert "has 256 PE multipliers, more than the 156 MULT18X18D" in err and "--no-dsp" in err
 
 
 def _session(sid: int) -> list[tuple[int, str]]:
