@@ -249,7 +249,8 @@ def _cmd_synth_all(args) -> int:
             f"no synthesis job: the presets {args.only} have no target {args.target}"
             + (" among the 16x16 arrays' ecp5 (--ecp5-big)" if args.ecp5_big else "")
         )
-    # Longest first (16x16 arrays), so two workers finish together.
+    # Longest first (16x16 arrays), so two workers finish together: Dask runs the tasks by
+    # priority (without one, it ran a PE fourth, before most of the 16x16 arrays)
     jobs.sort(key=lambda j: -(PRESETS[j[0]].__dict__.get("rows", 0) ** 2))
     t0 = time.monotonic()
     failed = done = 0
@@ -266,8 +267,8 @@ def _cmd_synth_all(args) -> int:
         with dask_client(args.jobs) as client:
             futs = {
                 client.submit(_synth_one, n, {}, t, args.work, True, pure=False,
-                              key=f"synth-all-{n}-{t}"): (n, t)
-                for n, t in jobs
+                              key=f"synth-all-{n}-{t}", priority=len(jobs) - i): (n, t)
+                for i, (n, t) in enumerate(jobs)
             }  # fmt: skip
             for i, fut in enumerate(as_completed(list(futs)), 1):
                 n, t = futs[fut]
