@@ -319,7 +319,9 @@ def synth_ecp5(
             used, keep = used + rows[keep], keep + 1
         # the rows past `keep`: their PEs' multipliers as Booth logic, so mul2dsp leaves them
         pre = f"hierarchy -top {top}\nproc\n"  # booth skips modules with processes
-        pre += "".join(f"booth *.pe_{r}_*/t:$mul\n" for r in rows if r >= keep)
+        # booth skips narrow multipliers (OliVe-4's 3 x 3 bits): techmap lowers those
+        sel = [f"*.pe_{r}_*/t:$mul" for r in rows if r >= keep]
+        pre += "".join(f"booth {x}\ntechmap {x}\n" for x in sel)
         cells = run(True, pre)
         which = f"PE rows 0-{keep - 1}" if keep else "no PE row"
         note = (

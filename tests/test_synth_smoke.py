@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qarch.configs import PRESETS, IntArrayConfig
+from qarch.configs import PRESETS, IntArrayConfig, OliveArrayConfig
 from synth.flow import LIBERTY, synthesize
 from synth.report import write_report
 
@@ -94,6 +94,11 @@ def test_ecp5_more_multipliers_than_dsps(tmp_path, monkeypatch):
     monkeypatch.setattr(flow, "ECP5_DSPS", 1)  # not even one row: every multiplier in LUTs
     rep = synthesize(cfg, "ecp5", tmp_path / "work", place=False)
     assert rep["dsp"] == 0 and rep["dsp_note"].startswith("0 of 6 PE multipliers")
+    # OliVe-4's 3 x 3-bit magnitude multipliers, which booth leaves alone
+    monkeypatch.setattr(flow, "ECP5_DSPS", 4)
+    olive = OliveArrayConfig(rows=4, cols=2, out_bits=24)
+    rep = synthesize(olive, "ecp5", tmp_path / "work", place=False)
+    assert rep["dsp"] == 4 and rep["dsp_note"].startswith("4 of 8 PE multipliers")
 
 
 @pytest.mark.synth
