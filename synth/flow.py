@@ -293,7 +293,8 @@ def synth_ecp5(
     carry / DSP / block RAM counts; nextpnr-ecp5 Fmax on the wrapped core (LFE5U-85F). An
     array with more PE multipliers than the part has DSPs (a 16x16 array: 256 or 512 of 156)
     keeps its first PE rows in DSPs, as many as fit, and lowers the others' multipliers to
-    LUTs (yosys ``booth`` on those PE modules first); the report says so (``dsp_note``)."""
+    LUTs (yosys ``booth`` / ``techmap`` on those PE modules first); the report says so
+    (``dsp_note``)."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(verilog)
     dev, pkg, cap = ECP5_DEVICE
@@ -311,7 +312,7 @@ def synth_ecp5(
     def dsps(cells: dict[str, int]) -> int:
         return sum(n for t, n in cells.items() if t.startswith("MULT18X18"))
 
-    note = None
+    note, lut_only = None, not dsp
     rows = pe_multipliers(verilog) if dsp else {}
     if sum(rows.values()) > ECP5_DSPS:
         keep, used = 0, 0
@@ -333,11 +334,11 @@ def synth_ecp5(
     if dsps(cells) > ECP5_DSPS:
         note = f"{dsps(cells)} multipliers exceed the {ECP5_DSPS} MULT18X18D of the LFE5U-85F: "
         note += "LUTs only"
-        cells = run(False)
+        cells, lut_only = run(False), True
     res: dict[str, Any] = {
         "cells_by_type": cells,
         "latches": _latches(cells),
-        "dsp_enabled": dsp and not (note or "").endswith("LUTs only"),
+        "dsp_enabled": not lut_only,
         "lut4": cells.get("LUT4", 0),
         "ff": cells.get("TRELLIS_FF", 0),
         "carry": cells.get("CCU2C", 0),
