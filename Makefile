@@ -29,11 +29,12 @@ help:
 setup: $(STAMP) $(LIBERTY) $(CELLS_V)
 
 $(STAMP): requirements.txt requirements-eval.txt pyproject.toml
+	@# gcc: iverilog-vpi builds the power flow's toggle counter (synth/toggles.c)
 	@command -v iverilog >/dev/null && command -v ccache >/dev/null && command -v sta >/dev/null \
-	  && [ -d /usr/share/datasets/fashion-mnist ] || { \
-	  echo "setup: installing iverilog, ccache, opensta and dataset-fashion-mnist (apt)"; \
+	  && command -v gcc >/dev/null && [ -d /usr/share/datasets/fashion-mnist ] || { \
+	  echo "setup: installing iverilog, gcc, ccache, opensta and dataset-fashion-mnist (apt)"; \
 	  $(SUDO) apt-get update -qq \
-	  && $(SUDO) apt-get install -y -qq iverilog ccache opensta dataset-fashion-mnist; }
+	  && $(SUDO) apt-get install -y -qq iverilog gcc ccache opensta dataset-fashion-mnist; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@# torch first and alone: any unpinned torch requirement would pull CUDA wheels.
 	@$(PY) -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \

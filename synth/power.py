@@ -6,7 +6,8 @@ arrays, synth/stimulus.py for the PEs) is replayed
 by a generated Verilog testbench on the RTL (the exported Verilog) and on the liberty-mapped
 netlist (``gates.v``, with the library's own cell models, ``osu018_stdcells.v``) in Icarus; the
 two output traces must be identical, cycle for cycle (a gate-level equivalence check on that
-stimulus), and the mapped run dumps a VCD from which every net's toggles are counted.
+stimulus), and the mapped run counts every net's toggles as it runs (a VPI task, toggles.c: the
+counts a VCD of every net would give, which ``count_toggles`` reads, at a fraction of the cost).
 
 The energy of the window (``energy``), per net and cell, in pJ:
 
@@ -27,8 +28,12 @@ their internal energy is not modelled (no SRAM compiler: the same cut as the are
 from __future__ import annotations
 
 import graphlib
+import hashlib
+import os
 import re
+import shutil
 import subprocess
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +41,15 @@ from typing import Any
 
 from synth.liberty import Library
 
-__all__ = ["Netlist", "read_netlist", "count_toggles", "energy", "replay", "measure", "CELL_MODELS"]
+__all__ = [
+    "Netlist", "read_netlist", "count_toggles", "read_toggles", "energy", "replay", "replay_runs",
+    "measure", "CELL_MODELS",
+]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parent.parent
 CELL_MODELS = ROOT / "build" / "liberty" / "osu018_stdcells.v"
+TOGGLES_C = Path(__file__).resolve().parent / "toggles.c"
+VPI_DIR = ROOT / "build" / "vpi"
 
 _INST = re.compile(r"^\s*(\w+)\s+(\\\S+|\w+)\s*\((.*?)\);", re.M | re.S)
 _CONN = re.compile(r"\.(\w+)\(\s*(.*?)\s*\)\s*(?:,|$)", re.S)
@@ -146,6 +156,45 @@ def count_toggles(vcd: Path) -> tuple[dict[str, int], int]:
     return toggles, t_end
 
 
+def toggle_module() -> Path:
+    """The ``$qarch_toggles`` VPI module (toggles.c), built with ``iverilog-vpi`` on first use
+    into build/vpi/, named by its source's hash and moved into place whole (two synthesis
+    workers may build it at once)."""
+    src = TOGGLES_C.read_bytes()
+    path = VPI_DIR / f"toggles-{hashlib.sha256(src).hexdigest()[:12]}.vpi"
+    if path.exists():
+        return path
+    if shutil.which("iverilog-vpi") is None:
+        raise FileNotFoundError("iverilog-vpi missing (Debian package iverilog): run `make setup`")
+    VPI_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=VPI_DIR) as tmp:
+        (Path(tmp) / "toggles.c").write_bytes(src)
+        proc = subprocess.run(["iverilog-vpi", "toggles.c"], cwd=tmp, capture_output=True,
+                              text=True)  # fmt: skip
+        if proc.returncode != 0 or not (Path(tmp) / "toggles.vpi").exists():
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-10:])
+            raise RuntimeError(
+                "iverilog-vpi could not build synth/toggles.c (it needs a C compiler, "
+                f"Debian package gcc):\n{tail}"
+            )
+        os.replace(Path(tmp) / "toggles.vpi", path)
+    return path
+
+
+def read_toggles(path: Path) -> dict[str, int]:
+    """The counts ``$qarch_toggles`` wrote (toggles.c), named as ``count_toggles`` names a
+    VCD's: ``name`` for a scalar, ``name[i]`` for bit i of a vector."""
+    toggles: dict[str, int] = {}
+    for line in Path(path).read_text().splitlines():
+        name, vector, lsb, width, *counts = line.split()
+        if vector == "0":
+            toggles[name] = int(counts[0])
+        else:
+            for i, n in enumerate(counts, start=int(lsb)):
+                toggles[f"{name}[{i}]"] = int(n)
+    return toggles
+
+
 def _slews(nl: Netlist, lib: Library, loads: dict[str, float], clock: str) -> dict[str, float]:
     """Transition time per net: inputs, the clock and memory outputs ideal (0 ns); each cell
     output the worst of its arcs' mean rise / fall transition at its load."""
@@ -182,19 +231,10 @@ def _slews(nl: Netlist, lib: Library, loads: dict[str, float], clock: str) -> di
     return slew
 
 
-def energy(
-    nl: Netlist,
-    lib: Library,
-    toggles: dict[str, int],
-    *,
-    cycles: int,
-    period_ns: float,
-    output_load_pf: float,
-    clk: str = "clk",
-) -> dict[str, Any]:
-    """Energy (pJ) of a window of ``cycles`` clock cycles with these net ``toggles`` (VCD
-    names; any alias of a net will do). The clock ``clk`` is ideal: two toggles a cycle."""
-    v2 = lib.voltage**2
+def loads_and_slews(
+    nl: Netlist, lib: Library, output_load_pf: float, clk: str = "clk"
+) -> tuple[dict[str, float], set[str], dict[str, float]]:
+    """Per net: its load capacitance (pF), whether a cell drives it, its transition (ns)."""
     loads: dict[str, float] = defaultdict(float)
     driven = set()
     for _, ctype, pins in nl.cells:
@@ -206,6 +246,27 @@ def energy(
     for port, width in nl.outputs.items():
         for b in range(width):
             loads[nl.root(f"{port}[{b}]" if width > 1 else port)] += output_load_pf
+    slew = _slews(nl, lib, loads, clk)  # (adds the unloaded nets it meets, at 0 pF)
+    return dict(loads), driven, slew
+
+
+def energy(
+    nl: Netlist,
+    lib: Library,
+    toggles: dict[str, int],
+    *,
+    cycles: int,
+    period_ns: float,
+    output_load_pf: float,
+    clk: str = "clk",
+    prepared: tuple | None = None,
+) -> dict[str, Any]:
+    """Energy (pJ) of a window of ``cycles`` clock cycles with these net ``toggles`` (VCD
+    names; any alias of a net will do). The clock ``clk`` is ideal: two toggles a cycle.
+    ``prepared``: ``loads_and_slews(nl, lib, output_load_pf, clk)``, which does not depend on
+    the toggles, computed once for several windows."""
+    v2 = lib.voltage**2
+    loads, driven, slew = prepared or loads_and_slews(nl, lib, output_load_pf, clk)
     # every alias carries the same waveform: the count of whichever alias the VCD kept
     tog: dict[str, float] = defaultdict(float)
     for name, n in toggles.items():
@@ -213,7 +274,6 @@ def energy(
         tog[r] = max(tog[r], float(n))
     tog[clk] = 2.0 * cycles
 
-    slew = _slews(nl, lib, loads, clk)
     half_cv2 = {net: 0.5 * c * v2 * tog[net] for net, c in loads.items()}
     switching = sum(e for net, e in half_cv2.items() if net in driven)
     # nets driven from outside (inputs, memory read data) and the clock: the energy their
@@ -237,7 +297,8 @@ def energy(
             if p in pins and cell.pins[p].energy:
                 out = nl.root(pins[p])
                 if tog[out]:
-                    internal += tog[out] * _output_energy(nl, cell, p, pins, tog, slew, loads[out])
+                    load = loads.get(out, 0.0)
+                    internal += tog[out] * _output_energy(nl, cell, p, pins, tog, slew, load)
     leakage = leakage_nw * cycles * period_ns * 1e-6  # nW x ns = 1e-18 J = 1e-6 pJ
     return {
         "cycles": cycles,
@@ -275,16 +336,20 @@ module qarch_replay;
   reg [{iw}:0] stim [0:{n}];
   reg [{iw}:0] cur = 0;
   wire [{ow}:0] outs;
-  integer i, f, g;
+  reg [8*256-1:0] tag;
+  integer i, n, f, g;
   {top} dut ({conns});
   always #5 clk = ~clk;
   initial begin
-    $readmemh("stim.hex", stim);
-    f = $fopen("{out}", "w");
-    g = $fopen("{probe_out}", "w");
+    // one compiled testbench, one run per stimulus: +tag=T reads T.hex (+n=N cycles), writes
+    // T.out (and T.probe, T.vcd)
+    if (!$value$plusargs("tag=%s", tag) || !$value$plusargs("n=%d", n)) $fatal(1, "+tag, +n");
+    $readmemh({{tag, ".hex"}}, stim, 0, n - 1);
+    f = $fopen({{tag, ".out"}}, "w");
+    g = $fopen({{tag, ".probe"}}, "w");
     @(negedge clk); @(negedge clk); rst = 1'b0;
     {dump}
-    for (i = 0; i <= {n}; i = i + 1) begin
+    for (i = 0; i < n; i = i + 1) begin
       cur = stim[i];
       @(negedge clk);
       $fwrite(f, "%h\\n", outs);
@@ -307,28 +372,53 @@ def replay(
     cycles: list[dict[str, int]],
     *,
     tag: str,
-    vcd: bool,
+    vcd: bool = False,
+    toggles: bool = False,
     probe: list[str] = (),
 ) -> list[str]:
     """Drive ``cycles`` (input port -> value, per cycle; missing ports 0) into ``top`` after a
     two-cycle reset, in Icarus; return the outputs' hex per cycle. With ``vcd``, dump every
-    net of the design's top level from the end of reset to the end (``{tag}.vcd``). ``probe``:
+    net of the design's top level from the end of reset to the end (``{tag}.vcd``); with
+    ``toggles``, count those nets' toggles in the simulator instead (``{tag}.tog``,
+    ``read_toggles``: the same counts as ``count_toggles`` of that VCD, without it). ``probe``:
     hierarchical signals (``pe_2_2.w``) written as hex, one line per cycle, to
     ``{tag}.probe``, read where the cycle's inputs are applied (the falling edge)."""
+    return replay_runs(
+        work, top, sources, inputs, outputs, {tag: cycles}, vcd=vcd, toggles=toggles,
+        probe=probe, name=tag,
+    )[tag]  # fmt: skip
+
+
+def replay_runs(
+    work: Path,
+    top: str,
+    sources: list[Path],
+    inputs: dict[str, int],
+    outputs: dict[str, int],
+    runs: dict[str, list[dict[str, int]]],
+    *,
+    vcd: bool = False,
+    toggles: bool = False,
+    probe: list[str] = (),
+    name: str = "replay",
+) -> dict[str, list[str]]:
+    """``replay`` of several stimuli (tag -> cycles) through one compiled testbench
+    (``{name}.vvp``): the design is compiled once, which is a tenth of a gate-level run."""
     names = [p for p in inputs if p not in ("clk", "rst")]
     lsb, pos = {}, 0
     for p in names:
         lsb[p], pos = pos, pos + inputs[p]
     iw = max(pos, 1)
-    lines = []
-    for cyc in cycles:
-        word = 0
-        for p, v in cyc.items():
-            if p in lsb:
-                word |= (int(v) & ((1 << inputs[p]) - 1)) << lsb[p]
-        lines.append(f"{word:x}")
     work = Path(work).resolve()
-    (work / "stim.hex").write_text("\n".join(lines) + "\n")
+    for tag, cycles in runs.items():
+        lines = []
+        for cyc in cycles:
+            word = 0
+            for p, v in cyc.items():
+                if p in lsb:
+                    word |= (int(v) & ((1 << inputs[p]) - 1)) << lsb[p]
+            lines.append(f"{word:x}")
+        (work / f"{tag}.hex").write_text("\n".join(lines) + "\n")
     conns, opos = [".clk(clk)", ".rst(rst)"], 0
     for p in names:
         conns.append(f".{p}(cur[{lsb[p] + inputs[p] - 1}:{lsb[p]}])")
@@ -336,24 +426,30 @@ def replay(
         conns.append(f".{p}(outs[{opos + w - 1}:{opos}])")
         opos += w
     tb = _TB.format(
-        iw=iw - 1, ow=max(opos, 1) - 1, n=len(cycles) - 1, top=top, conns=", ".join(conns),
-        out=f"{tag}.out", dump=f'$dumpfile("{tag}.vcd"); $dumpvars(1, dut);' if vcd else "",
-        probe_out=f"{tag}.probe",
+        iw=iw - 1, ow=max(opos, 1) - 1, n=max(max(len(c) for c in runs.values()), 1) - 1,
+        top=top, conns=", ".join(conns),
+        dump=("$dumpfile({tag, \".vcd\"}); $dumpvars(1, dut);" if vcd else "")
+        + ("$qarch_toggles(dut, {tag, \".tog\"});" if toggles else ""),
         probe=(
             f'$fwrite(g, "{" ".join(["%h"] * len(probe))}\\n", '
             + ", ".join(f"dut.{x}" for x in probe) + ");"
         ) if probe else "",
     )  # fmt: skip
-    (work / f"{tag}_tb.v").write_text(tb)
-    vvp = work / f"{tag}.vvp"
-    cmd = ["iverilog", "-g2012", "-o", vvp.name, "-s", "qarch_replay", f"{tag}_tb.v"]
+    (work / f"{name}_tb.v").write_text(tb)
+    vvp = work / f"{name}.vvp"
+    cmd = ["iverilog", "-g2012", "-o", vvp.name, "-s", "qarch_replay", f"{name}_tb.v"]
     cmd += [str(Path(s).resolve()) for s in sources]  # iverilog runs in ``work``
-    for argv in (cmd, ["vvp", "-n", vvp.name]):
+    run = ["vvp", "-n"]
+    if toggles:
+        vpi = toggle_module()
+        run += ["-M", str(vpi.parent), "-m", vpi.stem]
+    argvs = [cmd] + [[*run, vvp.name, f"+tag={t}", f"+n={len(c)}"] for t, c in runs.items()]
+    for argv in argvs:
         proc = subprocess.run(argv, cwd=work, capture_output=True, text=True)
-        if proc.returncode != 0:
+        if proc.returncode != 0 or "FATAL" in proc.stdout:
             tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-10:])
-            raise RuntimeError(f"{argv[0]} failed in {work.name} ({tag}):\n{tail}")
-    return (work / f"{tag}.out").read_text().split()
+            raise RuntimeError(f"{argv[0]} failed in {work.name} ({name}):\n{tail}")
+    return {t: (work / f"{t}.out").read_text().split() for t in runs}
 
 
 def _pe_cycles(
@@ -422,29 +518,34 @@ def measure(
     array = isinstance(cfg, (StreamingArray, MsqArrayConfig))
     # MAC lanes: MicroScopiQ b = 2 has two per PE column
     slots = cfg.rows * cfg.out_cols if array else 1
-    out: dict[str, Any] = {}
+    stims = {}
     for kind in ("real", "random"):
         if array:
             stim = stimulus(cfg, kind)
-            cycles, label, macs = stim.with_static(), stim.label, stim.macs
+            stims[kind] = (stim.with_static(), stim.label, stim.macs)
         else:
-            cycles, label, macs = _pe_cycles(cfg, work, kind, nl.inputs, stimulus)
-        rtl = replay(work, nl.top, [work / "design.v"], nl.inputs, nl.outputs, cycles,
-                     tag=f"rtl_{kind}", vcd=False)  # fmt: skip
-        gl = replay(work, nl.top, [CELL_MODELS, work / "gates.v"], nl.inputs, nl.outputs,
-                    cycles, tag=f"gates_{kind}", vcd=True)  # fmt: skip
-        bad = next((i for i, (a, b) in enumerate(zip(rtl, gl)) if not _same(a, b)), None)
-        if bad is not None or len(rtl) != len(gl):
-            at = f"cycle {bad}: {gl[bad]} vs {rtl[bad]}" if bad is not None else "its length"
+            stims[kind] = _pe_cycles(cfg, work, kind, nl.inputs, stimulus)
+    # each netlist compiled once and run on both stimuli; the mapped runs count every net's
+    # toggles inside the simulator (toggles.c)
+    rtl = replay_runs(work, nl.top, [work / "design.v"], nl.inputs, nl.outputs,
+                      {f"rtl_{k}": s[0] for k, s in stims.items()}, name="rtl")  # fmt: skip
+    gl = replay_runs(work, nl.top, [CELL_MODELS, work / "gates.v"], nl.inputs, nl.outputs,
+                     {f"gates_{k}": s[0] for k, s in stims.items()}, toggles=True,
+                     name="gates")  # fmt: skip
+    prepared = loads_and_slews(nl, lib, output_load_pf)
+    out: dict[str, Any] = {}
+    for kind, (cycles, label, macs) in stims.items():
+        a, b = rtl[f"rtl_{kind}"], gl[f"gates_{kind}"]
+        bad = next((i for i, (x, y) in enumerate(zip(a, b)) if not _same(x, y)), None)
+        if bad is not None or len(a) != len(b):
+            at = f"cycle {bad}: {b[bad]} vs {a[bad]}" if bad is not None else "its length"
             raise RuntimeError(
                 f"{cfg.slug}: the mapped netlist differs from the RTL on the {kind} stimulus at "
                 + at
             )
-        vcd = work / f"gates_{kind}.vcd"
-        toggles, _ = count_toggles(vcd)
-        vcd.unlink()  # hundreds of MB for a 16x16 array; the counts are what the report keeps
+        toggles = read_toggles(work / f"gates_{kind}.tog")
         e = energy(nl, lib, toggles, cycles=len(cycles), period_ns=period_ns,
-                   output_load_pf=output_load_pf)  # fmt: skip
+                   output_load_pf=output_load_pf, prepared=prepared)  # fmt: skip
         n = len(cycles)
         out[kind] = {
             "stimulus": label,
