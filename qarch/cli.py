@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--ecp5-big",
         action="store_true",
-        help="make synth-ecp5: only the ECP5 place-and-route of the 16x16 arrays (10-17 minutes "
+        help="make synth-ecp5: only the ECP5 place-and-route of the 16x16 arrays (10-27 minutes "
         "each here), which make synth leaves out",
     )
     s.set_defaults(func=_cmd_synth_all)

@@ -261,8 +261,9 @@ def energy(
     clk: str = "clk",
     prepared: tuple | None = None,
 ) -> dict[str, Any]:
-    """Energy (pJ) of a window of ``cycles`` clock cycles with these net ``toggles`` (VCD
-    names; any alias of a net will do). The clock ``clk`` is ideal: two toggles a cycle.
+    """Energy (pJ) of a window of ``cycles`` clock cycles with these net ``toggles`` (named as
+    ``read_netlist`` names nets, ``read_toggles``' names; any alias of a net will do). The
+    clock ``clk`` is ideal: two toggles a cycle.
     ``prepared``: ``loads_and_slews(nl, lib, output_load_pf, clk)``, which does not depend on
     the toggles, computed once for several windows."""
     v2 = lib.voltage**2
