@@ -247,7 +247,7 @@ def _cmd_synth_all(args) -> int:
     if not jobs:
         raise ValueError(
             f"no synthesis job: the presets {args.only} have no target {args.target}"
-            + (" among the 16x16 arrays' ecp5 (--ecp5-big)" if args.ecp5_big else "")
+            + (" among make synth-ecp5's arrays (--ecp5-big)" if args.ecp5_big else "")
         )
     # Longest first (16x16 arrays), so two workers finish together: Dask runs the tasks by
     # priority (without one, it ran a PE fourth, before most of the 16x16 arrays)
@@ -410,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--ecp5-big",
         action="store_true",
-        help="make synth-ecp5: only the ECP5 place-and-route of the 16x16 arrays (10-27 minutes "
-        "each here), which make synth leaves out",
+        help="make synth-ecp5: only the ECP5 place-and-route of the 16x16 arrays (7-27 minutes "
+        "each here) and of the 8x8 -stream arrays, which make synth leaves out",
     )
     s.set_defaults(func=_cmd_synth_all)
 
