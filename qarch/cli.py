@@ -151,6 +151,14 @@ def _synth_one(
 def _cmd_synth(args) -> int:
     if args.no_dsp and args.target != "ecp5":
         raise ValueError(f"--no-dsp applies to --target ecp5, not {args.target}")
+    cfg = resolve(args.name, _params(args.param))
+    # measured here (2 cores): say so before a long silent run
+    took = {
+        "generic": "3-13 minutes (synthesis, timing and the gate-level energy runs)",
+        "ecp5": "7-30 minutes of place-and-route (--no-place skips it)",
+    }.get(args.target if args.target == "generic" or not args.no_place else "")
+    if took and getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0) >= 256:
+        print(f"qarch synth: a {cfg.rows}x{cfg.cols} array: this takes {took}", file=sys.stderr)
     rep, _ = _synth_one(
         args.name, _params(args.param), args.target, args.work, not args.no_place,
         dsp=not args.no_dsp,
