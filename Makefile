@@ -74,7 +74,7 @@ synth: setup
 	$(BIN)/qarch fpga $(FPGA_DESIGN) --json > synth/reports/fpga-icebreaker-$(FPGA_DESIGN).json.tmp
 	mv synth/reports/fpga-icebreaker-$(FPGA_DESIGN).json.tmp synth/reports/fpga-icebreaker-$(FPGA_DESIGN).json
 
-# a 16x16 array's ECP5 place-and-route takes 10-27 minutes here: apart from make synth
+# a 16x16 array's ECP5 place-and-route takes 7-46 minutes here: apart from make synth
 synth-ecp5: setup
 	$(BIN)/qarch synth-all --ecp5-big --out synth/reports
 

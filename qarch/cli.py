@@ -155,7 +155,7 @@ def _cmd_synth(args) -> int:
     # measured here (2 cores): say so before a long silent run
     took = {
         "generic": "3-13 minutes (synthesis, timing and the gate-level energy runs)",
-        "ecp5": "7-30 minutes of place-and-route (--no-place skips it)",
+        "ecp5": "7-46 minutes of place-and-route (--no-place skips it)",
     }.get(args.target if args.target == "generic" or not args.no_place else "")
     if took and getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0) >= 256:
         print(f"qarch synth: a {cfg.rows}x{cfg.cols} array: this takes {took}", file=sys.stderr)
@@ -418,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--ecp5-big",
         action="store_true",
-        help="make synth-ecp5: only the ECP5 place-and-route of the 16x16 arrays (7-27 minutes "
+        help="make synth-ecp5: only the ECP5 place-and-route of the 16x16 arrays (7-46 minutes "
         "each here) and of the 8x8 -stream arrays, which make synth leaves out",
     )
     s.set_defaults(func=_cmd_synth_all)

@@ -189,7 +189,7 @@ def test_synth_says_how_long_a_16x16_array_takes(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_synth_one", lambda *a, **k: (rep, 0.0))
     big = "int4x8-array16x16-p32-stream"
     assert main(["synth", big, "--target", "ecp5"]) == 0
-    assert "a 16x16 array: this takes 7-30 minutes of place-and-route" in capsys.readouterr().err
+    assert "a 16x16 array: this takes 7-46 minutes of place-and-route" in capsys.readouterr().err
     assert main(["synth", big]) == 0
     assert "this takes 3-13 minutes" in capsys.readouterr().err
     for argv in (["synth", big, "--target", "ecp5", "--no-place"], ["synth", "int4x8-pe-p16"]):

@@ -64,7 +64,7 @@ COMPONENTS: dict[str, type[Config]] = {
 AXE_SWEEP_PI = (8, 10, 12, 14, 16, 20, 24, 32)
 ABLATIONS = ("-nopot", "-noflint", "-intonly", "-nooutliers")
 # ECP5 (LFE5U-85F) figures: one 8x8 array per scheme (make synth), and every 16x16 array and
-# 8x8 -stream array (make synth-ecp5: a 16x16 array's place-and-route takes 7-27 minutes here,
+# 8x8 -stream array (make synth-ecp5: a 16x16 array's place-and-route takes 7-46 minutes here,
 # more than make synth's budget). iCE40 is for the PEs and the 4x4 arrays: no 8x8 array fits
 # the HX8K.
 ECP5_PRESETS = (
