@@ -16,7 +16,7 @@ export PYTHONUNBUFFERED := 1
 
 help:
 	@echo "make synth   regenerate synth/reports/ (area, OpenSTA timing, pJ/MAC from gate-level activity, iCE40, ECP5 8x8; the iCEBreaker build)"
-	@echo "make synth-ecp5  ECP5 place-and-route of the 16x16 and 8x8 -stream arrays (hours on 2 cores; make synth leaves it out)"
+	@echo "make synth-ecp5  ECP5 place-and-route of the 16x16 arrays and the other 8x8 arrays (hours on 2 cores; make synth leaves it out)"
 	@echo "make test    the whole suite: golden, Amaranth sim, export, CLI, cocotb (Icarus), synth smoke"
 	@echo "make sim     only the cocotb tier on the generated Verilog (SIM=verilator to switch)"
 	@echo "make bench   MAC utilisation on SmolLM2 layers, simulation / export / synthesis throughput -> BENCHMARKS.md"

@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ecp5-big",
         action="store_true",
         help="make synth-ecp5: only the ECP5 place-and-route of the 16x16 arrays (7-46 minutes "
-        "each here) and of the 8x8 -stream arrays, which make synth leaves out",
+        "each here) and of the 8x8 arrays make synth does not place",
     )
     s.set_defaults(func=_cmd_synth_all)
 

@@ -255,7 +255,7 @@ def _ecp5_section(reports, slug_of) -> list[str]:
         "",
         "`synth_ecp5` with multipliers in MULT18X18D DSPs, nextpnr-ecp5 (seed 1, router2) on",
         "the core behind the serial IO wrapper: an 8x8 array per scheme (make synth), and every",
-        "16x16 and 8x8 `-stream` array (make synth-ecp5), which no iCE40 holds. A 16x16 array",
+        "other 8x8 and 16x16 array (make synth-ecp5), which no iCE40 holds. A 16x16 array",
         "has 256 PE multipliers (MicroScopiQ 512), more than the part's 156 DSPs: its first PE",
         "rows, as many as fit, keep theirs in DSPs and the other rows' are Booth logic in LUTs.",
         "These place-and-route runs take many minutes here, so make synth leaves them to make",

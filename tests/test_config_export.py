@@ -44,7 +44,7 @@ def test_presets_cover_the_issue_matrix():
         names = [base.replace("array8x8", f"array{n}x{n}") + "-stream" for n in (4, 8, 16)]
         assert [PRESETS[n].rows for n in names] == [4, 8, 16]
     # FPGAs: iCE40 for PEs and 4x4 arrays, an 8x8 array per scheme on the ECP5 (make synth),
-    # every 16x16 and 8x8 -stream array on the ECP5 (make synth-ecp5)
+    # every other 8x8 and every 16x16 array on the ECP5 (make synth-ecp5)
     assert synth_targets("int4x8-array16x16-p32-stream") == ("generic",)
     assert synth_targets("int4x8-array16x16-p32-stream", big=True) == ("ecp5",)
     assert synth_targets("ant4-array8x8-p32") == ("generic", "ice40", "ecp5")
@@ -52,6 +52,7 @@ def test_presets_cover_the_issue_matrix():
     assert synth_targets("ant4-array8x8-p32-stream") == ("generic",)
     assert synth_targets("ant4-array8x8-p32", big=True) == ()
     assert synth_targets("ant4-array8x8-p32-stream", big=True) == ("ecp5",)
+    assert synth_targets("int4x8-array8x8-p12", big=True) == ("ecp5",)  # every other 8x8
     assert synth_targets("ant4-array4x4-p32-stream", big=True) == ()
     assert synth_targets("ant4-array4x4-p32-stream") == ("generic", "ice40")
     assert synth_targets("int4x8-pe-p16") == ("generic", "ice40")

@@ -63,9 +63,9 @@ COMPONENTS: dict[str, type[Config]] = {
 
 AXE_SWEEP_PI = (8, 10, 12, 14, 16, 20, 24, 32)
 ABLATIONS = ("-nopot", "-noflint", "-intonly", "-nooutliers")
-# ECP5 (LFE5U-85F) figures: one 8x8 array per scheme (make synth), and every 16x16 array and
-# 8x8 -stream array (make synth-ecp5: a 16x16 array's place-and-route takes 7-46 minutes here,
-# more than make synth's budget). iCE40 is for the PEs and the 4x4 arrays: no 8x8 array fits
+# ECP5 (LFE5U-85F) figures: one 8x8 array per scheme (make synth), and every other 8x8 and
+# 16x16 array (make synth-ecp5: a 16x16 array's place-and-route takes 7-46 minutes here, more
+# than make synth's budget). iCE40 is for the PEs and the 4x4 arrays: no 8x8 array fits
 # the HX8K.
 ECP5_PRESETS = (
     "int4x8-array8x8-p32", "int8x8-array8x8-p32", "int4x4-array8x8-p32", "ant4-array8x8-p32",
@@ -83,14 +83,13 @@ ICE40_8X8 = (
 
 def synth_targets(name: str, big: bool = False) -> tuple[str, ...]:
     """Targets `make synth` runs for a preset; ``big``: those `make synth-ecp5` runs (the
-    ECP5 place-and-route of the 16x16 arrays and of the 8x8 ``-stream`` arrays)."""
+    ECP5 place-and-route of the 16x16 arrays and of the other 8x8 arrays)."""
     cfg = PRESETS[name]
     size = getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0)
     if big:
-        # the 16x16 arrays, and the 8x8 arrays organised like their papers (-stream: double
-        # buffers, deep accumulators in block RAM, pipelined PEs)
-        stream8 = size == 64 and name.endswith("-stream")
-        return ("ecp5",) if size >= 256 or stream8 else ()
+        # the 16x16 arrays and every 8x8 array without an ECP5 run in make synth
+        other8 = size == 64 and name not in ECP5_PRESETS
+        return ("ecp5",) if size >= 256 or other8 else ()
     if name.endswith(ABLATIONS) or size >= 64:
         # ablations: area, timing (what a feature costs the PE); 8x8 and up: iCE40 only for
         # the LUT counts docs/results.md reads, the ECP5 for one 8x8 array per scheme
