@@ -286,6 +286,12 @@ def pe_multipliers(verilog: str) -> dict[int, int]:
     return dict(sorted(rows.items()))
 
 
+def ecp5_lut_sites(report: dict[str, Any]) -> int:
+    """LUT sites an ECP5 report's cells take: a CCU2C carry takes a slice's two (nextpnr packs
+    it as two TRELLIS_COMB), every LUT4 one; compared with the part's ``ECP5_DEVICE[2]``."""
+    return report["lut4"] + 2 * report["carry"]
+
+
 def synth_ecp5(
     verilog: str, top: str, work: Path, place: bool = True, dsp: bool = True
 ) -> dict[str, Any]:
@@ -349,8 +355,7 @@ def synth_ecp5(
     }
     if note:
         res["dsp_note"] = note
-    # a CCU2C carry cell takes a slice's two LUT sites (nextpnr packs it as two TRELLIS_COMB)
-    sites = res["lut4"] + 2 * res["carry"]
+    sites = ecp5_lut_sites(res)
     if not place:
         res.update(
             fmax_mhz=None,

@@ -225,7 +225,7 @@ def _ablation_section(reports, slug_of) -> list[str]:
 
 
 def _ecp5_section(reports, slug_of) -> list[str]:
-    from synth.flow import ECP5_DEVICE
+    from synth.flow import ECP5_DEVICE, ecp5_lut_sites
 
     rows = []
     for n, slug in slug_of.items():
@@ -236,8 +236,7 @@ def _ecp5_section(reports, slug_of) -> list[str]:
         if e.get("dsp_note"):
             notes.append(e["dsp_note"].split(":")[0])
         if e.get("fmax_mhz") is None:
-            # LUT sites: a CCU2C carry takes two (synth.flow.synth_ecp5)
-            full = e["lut4"] + 2 * e["carry"] > ECP5_DEVICE[2]
+            full = ecp5_lut_sites(e) > ECP5_DEVICE[2]
             if full or e.get("fmax_note", "").startswith("does not fit"):
                 notes.append(f"does not fit the {ECP5_DEVICE[2]:,} LUT sites (LUT4 + 2 per CCU2C)")
             else:
