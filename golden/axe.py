@@ -12,10 +12,12 @@ The guarantee is ``nu*p + mu*n <= 2^(P-1)-1`` and ``mu*p + nu*n >= -(2^(P-1)-1)`
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .calib import accumulate_hessians, capture_linear_inputs, linear_names
-from .gptq import column_order, gptq_loop
+from .gptq import asymmetric_target, column_order, gptq_loop
 from .numerics import IntFormat, check_finite, check_int64, datatype_bound
 
 __all__ = [
@@ -246,6 +248,8 @@ def quantize_layer(
     damp: float = 0.01,
     input_scale: float | torch.Tensor | None = None,
     gram: torch.Tensor | None = None,
+    cross: torch.Tensor | None = None,
+    asym: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize one layer with OPTQ/GPTQ or GPFQ, with AXE's overflow guarantee.
 
@@ -258,7 +262,9 @@ def quantize_layer(
     (default: per tensor from ``inputs``). ``gram``: instead of ``inputs`` (None), the Gram
     matrix X~^T X~ [in, in] of the *already integer-quantized* inputs over many more rows
     (golden.calib.accumulate_hessians); GPTQ only, since GPFQ also needs the float inputs.
-    Returns ``(q_int [out, in] int64, scale [out] float64)``.
+    ``cross`` with ``asym`` > 0 (GPTQ with ``gram`` only): asymmetric calibration, GPTQ (and
+    AXE's soft threshold) on golden.gptq.asymmetric_target's shifted weights; the scales stay
+    those of ``weight``. Returns ``(q_int [out, in] int64, scale [out] float64)``.
     """
     _check_layer_args(weight, inputs, weight_bits, input_bits, acc_bits, algorithm)
     # float32 as the published GPTQ (golden.gptq); the scales, budgets and GPFQ stay float64
@@ -273,6 +279,10 @@ def quantize_layer(
         raise ValueError("give the calibration inputs or their Gram matrix, not both")
     if gram is not None and algorithm != "gptq":
         raise ValueError("a Gram matrix calibrates gptq only: gpfq needs the inputs themselves")
+    if asym and (gram is None or cross is None):
+        raise ValueError("asym > 0 needs the Gram matrix and the cross matrix (gram=True)")
+    if asym:
+        w = asymmetric_target(w, gram, cross, asym, damp)
     xq = None
     if inputs is not None and input_bits is None:
         xq = inputs.detach().to(torch.float64)
@@ -412,6 +422,7 @@ def quantize_model(
     calib_cache: dict | None = None,
     capture: str = "float",
     inplace: bool = False,
+    asym: float = 0.0,
 ) -> torch.nn.Module:
     """AXE on every Linear layer of a copy of ``model``, with real calibration data.
 
@@ -436,7 +447,10 @@ def quantize_model(
     only): a dict the caller keeps between calls on the same model, ``calibrate``, ``include``
     and ``row_weight``; the captured statistics and Gram matrices are stored there per (input
     bits, granularity, gram, max_rows) and reused (plain GPTQ and AXE-GPTQ at the same input
-    bits see the same integer inputs).
+    bits see the same integer inputs). ``asym`` > 0 (GPTQ with ``gram``): asymmetric
+    calibration (golden.gptq.asymmetric_target); with a block list and a block or sequential
+    capture the float model's inputs come from a float stream run beside the quantized one
+    (golden.calib.quantize_sequential ``paired``), elsewhere from the layer's own float inputs.
     """
     import copy
 
@@ -450,6 +464,10 @@ def quantize_model(
         raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, not {capture!r}")
     if gram and algorithm != "gptq":
         raise ValueError("gram=True calibrates gptq only: gpfq needs the inputs themselves")
+    if not (isinstance(asym, (int, float)) and math.isfinite(asym) and asym >= 0):
+        raise ValueError(f"asym must be finite and >= 0, not {asym!r}")
+    if asym and not gram:
+        raise ValueError("asym > 0 needs gram=True (GPTQ from Gram matrices)")
     if input_bits is None and acc_bits is not None:
         raise ValueError("acc_bits needs integer inputs: give input_bits")
     per_tensor = input_granularity == "tensor"
@@ -457,7 +475,7 @@ def quantize_model(
     qmodel = model if inplace else copy.deepcopy(model)  # inplace: large models
     layer_args = dict(
         weight_bits=weight_bits, input_bits=input_bits, acc_bits=acc_bits, tile=tile,
-        algorithm=algorithm, act_order=act_order, per_tensor=per_tensor, gram=gram,
+        algorithm=algorithm, act_order=act_order, per_tensor=per_tensor, gram=gram, asym=asym,
     )  # fmt: skip
 
     if capture != "float":
@@ -465,20 +483,22 @@ def quantize_model(
         def stage(stage_names: list[str], run) -> None:
             captured, grams = _calibrate(
                 qmodel, None, stage_names, input_bits, per_tensor, gram, max_rows, row_weight,
-                run,
+                run, cross=bool(asym),
             )  # fmt: skip
             for name in stage_names:
                 _replace(qmodel, name, captured.get(name), grams.get(name), **layer_args)
 
-        quantize_sequential(qmodel, calibrate, names, stage, capture=capture, progress=progress)
+        quantize_sequential(qmodel, calibrate, names, stage, capture=capture, progress=progress,
+                            paired=bool(asym))  # fmt: skip
         return qmodel
-    key = ("axe", input_bits, input_granularity, gram, max_rows)
+    key = ("axe", input_bits, input_granularity, gram, max_rows, bool(asym))
     if calib_cache is not None and key in calib_cache:
         captured, grams = calib_cache[key]
     else:
         captured, grams = _calibrate(
-            model, calibrate, names, input_bits, per_tensor, gram, max_rows, row_weight
-        )
+            model, calibrate, names, input_bits, per_tensor, gram, max_rows, row_weight,
+            cross=bool(asym),
+        )  # fmt: skip
         if calib_cache is not None:
             calib_cache[key] = (captured, grams)
     it = progress(names, len(names)) if progress else names
@@ -491,7 +511,7 @@ def quantize_model(
 
 
 def _replace(qmodel, name, cap, gram_rows, *, weight_bits, input_bits, acc_bits, tile,
-             algorithm, act_order, per_tensor, gram) -> None:  # fmt: skip
+             algorithm, act_order, per_tensor, gram, asym) -> None:  # fmt: skip
     """Quantize layer ``name`` of ``qmodel`` from its calibration ``cap`` (and Gram matrix) and
     put the :class:`AxeLinear` in its place."""
     qmods = dict(qmodel.named_modules())
@@ -510,6 +530,7 @@ def _replace(qmodel, name, cap, gram_rows, *, weight_bits, input_bits, acc_bits,
         lin.weight, x, weight_bits=weight_bits, input_bits=input_bits, input_signed=signed,
         acc_bits=acc_bits, tile=tile, algorithm=algorithm, act_order=act_order,
         input_scale=in_scale, gram=gram_rows[0] if gram else None,
+        cross=gram_rows[2] if gram and asym else None, asym=asym,
     )  # fmt: skip
     new = AxeLinear(q, s, s_in, input_bits, signed, lin.bias, acc_bits, tile)
     parent, _, attr = name.rpartition(".")
@@ -517,12 +538,13 @@ def _replace(qmodel, name, cap, gram_rows, *, weight_bits, input_bits, acc_bits,
 
 
 def _calibrate(model, calibrate, names, input_bits, per_tensor, gram, max_rows, row_weight,
-               run=None):  # fmt: skip
+               run=None, cross=False):  # fmt: skip
     """The calibration of :func:`quantize_model`: per-layer captured inputs (or only their
     statistics) and, with ``gram``, the Gram matrices of the integer inputs. ``run``: a stage
     runner of golden.calib.quantize_sequential instead of ``calibrate(model)``."""
     if gram and input_bits is None:  # weight-only: the float inputs' Gram matrices, one pass
-        return {}, accumulate_hessians(model, calibrate, names, None, row_weight, run=run)
+        return {}, accumulate_hessians(model, calibrate, names, None, row_weight, run=run,
+                                       cross=cross)  # fmt: skip
     captured = capture_linear_inputs(model, calibrate, names, 1 if gram else max_rows, run=run)
     grams = {}
     if gram:
@@ -539,5 +561,5 @@ def _calibrate(model, calibrate, names, input_bits, per_tensor, gram, max_rows, 
             return captured[name].negative, captured[name].amax
 
         grams = accumulate_hessians(model, calibrate, names, to_hw, row_weight, run=run,
-                                    transform_key=key)  # fmt: skip
+                                    transform_key=key, cross=cross)  # fmt: skip
     return captured, grams

@@ -10,6 +10,7 @@ model (``capture="float"``), or stage by stage on the partly quantized model
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -49,11 +50,13 @@ def linear_names(model: torch.nn.Module, include=None) -> list[str]:
     return names
 
 
-def _run(model, calibrate, names, hook, run) -> None:
+def _run(model, calibrate, names, hook, run, float_inputs=None) -> None:
     if run is None:
         _run_hooked(model, calibrate, names, hook)
-    else:
+    elif float_inputs is None:
         run(hook)
+    else:
+        run(hook, float_inputs=float_inputs)
 
 
 def _run_hooked(model, calibrate, names, hook) -> None:
@@ -126,7 +129,8 @@ def accumulate_hessians(
     row_weight: Callable[[torch.Tensor], torch.Tensor] | None = None,
     run: Callable | None = None,
     transform_key: Callable[[str], object] | None = None,
-) -> dict[str, tuple[torch.Tensor, int]]:
+    cross: bool = False,
+) -> dict[str, tuple]:
     """``{name: (X~^T X~ [in, in] float64, rows)}`` over *every* input row the calibration
     forwards give each selected Linear layer, where ``X~ = transform(name, X)`` (e.g. the
     integer-quantized inputs the hardware sees; default the float inputs). Memory is one
@@ -137,40 +141,59 @@ def accumulate_hessians(
     attention sink's value, see docs/evaluation.md) count more. ``run``: as in
     :func:`capture_linear_inputs`. Layers that read the same input tensor in a row (q/k/v,
     gate/up) share one product when there is no transform, or when ``transform_key(name)``
-    says that their transforms are the same."""
-    acc: dict[str, list] = {n: [None, 0] for n in names}
-    last: list = [None, None, None, 0]  # the input tensor, its transform key, product, rows
+    says that their transforms are the same. ``cross=True``: also ``C = sum_i a_i (x_i -
+    x~_i) x~_i^T`` [in, in] (golden.gptq.asymmetric_target), returned third, where ``x_i`` is
+    the float model's input of the same row when the stage runner pairs it
+    (:func:`quantize_sequential`'s blocks) and else the layer's own float input (so ``C`` holds
+    the input quantization error only; zero without a transform)."""
+    acc: dict[str, list] = {n: [None, 0, None] for n in names}
+    last: list = [None, None, None, 0, None, None]  # input, transform key, product, rows, cross,
+    # float input
+    paired: dict[str, torch.Tensor] | None = {} if cross else None
 
-    def add(name: str, h: torch.Tensor, rows: int) -> None:
+    def add(name: str, h: torch.Tensor, rows: int, c: torch.Tensor | None) -> None:
         st = acc[name]
         st[0] = h.clone() if st[0] is None else st[0].add_(h)
         st[1] += rows
+        if c is not None:
+            st[2] = c.clone() if st[2] is None else st[2].add_(c)
 
     def hook(name):
         def f(_m, args, _out):
             key = transform_key(name) if transform_key else (None if transform is None else name)
-            if args[0] is last[0] and key == last[1]:  # same rows, same transform: same product
-                add(name, last[2], last[3])
+            xf = paired.get(name) if paired is not None else None
+            if args[0] is last[0] and key == last[1] and xf is last[5]:  # same rows, transform:
+                add(name, last[2], last[3], last[4])  # the same products
                 return
             x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
             check_finite(x, f"calibration input of {name}")
             xq = transform(name, x) if transform is not None else x
+            c = None
+            if cross:
+                ref = x if xf is None else xf.detach().reshape(x.shape).to(torch.float64)
+                dx = ref - xq
             if row_weight is not None:
                 a = row_weight(args[0].detach()).reshape(-1).to(torch.float64)
                 if a.shape[0] != x.shape[0] or bool((a < 0).any()):
                     raise ValueError("row_weight must give one weight >= 0 per input row")
                 xq = xq * a.sqrt()[:, None]
+                if cross:
+                    dx = dx * a.sqrt()[:, None]
             h = xq.T @ xq
-            last[:] = [args[0], key, h, x.shape[0]]
-            add(name, h, x.shape[0])
+            if cross:
+                c = dx.T @ xq
+            last[:] = [args[0], key, h, x.shape[0], c, xf]
+            add(name, h, x.shape[0], c)
 
         return f
 
-    _run(model, calibrate, names, hook, run)
+    _run(model, calibrate, names, hook, run, paired)
     for name in names:
         if acc[name][0] is None:
             raise ValueError(f"calibration never reached layer {name!r}")
-    return {n: (h, rows) for n, (h, rows) in acc.items()}
+    if cross:
+        return {n: (h, rows, c) for n, (h, rows, c) in acc.items()}
+    return {n: (h, rows) for n, (h, rows, _c) in acc.items()}
 
 
 # -- block-sequential calibration ----------------------------------------------------------------
@@ -290,6 +313,7 @@ def quantize_sequential(
     *,
     capture: str = "sequential",
     progress=None,
+    paired: bool = False,
 ) -> None:
     """Quantize the selected layers of ``model`` *in place*, stage by stage, each stage's
     calibration inputs coming from the model with every earlier stage already quantized (GPTQ's
@@ -310,7 +334,14 @@ def quantize_sequential(
     must form a chain (block i+1 reads block i's output, with block 0's other tensor
     arguments); where they do not (checked on the float model first), every stage uses full
     passes instead, with a warning. Blocks after the last one with selected layers run only
-    when selected layers follow the list. ``progress(iterable, total)`` wraps the blocks."""
+    when selected layers follow the list. ``progress(iterable, total)`` wraps the blocks.
+
+    ``paired=True``: a float stream runs beside the quantized one, through a float copy of each
+    block (taken before its first stage is quantized) from block 0's float inputs, so a stage
+    runner called as ``run(make_hook, float_inputs=d)`` fills the dict ``d`` with the float
+    model's input of each stage layer for the same calibration call, just before the quantized
+    call's hooks run (asymmetric calibration, golden.calib.accumulate_hessians ``cross``).
+    Stages calibrated by full passes leave ``d`` empty."""
     if capture not in CAPTURES[:2]:
         raise ValueError(f"capture must be one of {', '.join(CAPTURES[:2])}, not {capture!r}")
 
@@ -320,7 +351,7 @@ def quantize_sequential(
     found = find_blocks(model, names)
 
     def full_run(stage: list[str]):
-        def run(make_hook) -> None:
+        def run(make_hook, float_inputs=None) -> None:  # no float stream to pair here
             _run_hooked(model, calibrate, stage, make_hook)
 
         return run
@@ -377,6 +408,7 @@ def quantize_sequential(
         )
         full_stages(names)
         return
+    finputs = [a[0] for a, _ in cache.calls] if paired else None  # the float model's
     before = [n for n in outside if n in cache.first]
     if before:
         full_stages(before)
@@ -393,6 +425,16 @@ def quantize_sequential(
             args, kw = cache.args_for(i, j)
             return block(x, *args[1:], **kw)
 
+        pair = None
+        if paired:
+            fblock = copy.deepcopy(block) if per_block[i] else block  # float weights kept
+
+            def fcall(j: int, x: torch.Tensor, i: int = i, fblock=fblock):
+                args, kw = cache.args_for(i, j)
+                return fblock(x, *args[1:], **kw)
+
+            rel = f"{prefix}.{i}."
+            pair = _Pair(fblock, fcall, finputs, {n: n[len(rel) :] for n in per_block[i]})
         if per_block[i]:
             calls = _record_calls(per_block[i], live(), partial(call, 0, inputs[0]))
             groups = _groups(calls)
@@ -401,17 +443,53 @@ def quantize_sequential(
                 missing = sorted(set(per_block[i]) - set(order))[0]
                 raise ValueError(f"calibration never reached layer {missing!r}")
             for stage in groups if capture == "sequential" else [order]:
-                quantize_stage(stage, _block_run(stage, live, call, inputs))
+                quantize_stage(stage, _block_run(stage, live, call, inputs, pair))
         inputs = [_hidden(call(j, x)).detach() for j, x in enumerate(inputs)]
+        if pair is not None:
+            finputs = pair.outputs()
     full_stages(after)
 
 
-def _block_run(stage: list[str], live, call, inputs):
+class _Pair:
+    """One block's float stream: its float copy, the float inputs of every calibration call
+    and the outputs the paired runs computed on the way (each run is a whole float forward)."""
+
+    def __init__(self, fblock, fcall, finputs, rel: dict[str, str]) -> None:
+        self.fblock, self.fcall, self.finputs, self.rel = fblock, fcall, finputs, rel
+        self.out: list = [None] * len(finputs)
+
+    def fill(self, j: int, stage: list[str], into: dict) -> None:
+        """Run call ``j`` of the float stream, putting each stage layer's input into ``into``."""
+        into.clear()
+        mods = dict(self.fblock.named_modules())
+
+        def hook(name):
+            def f(_m, args, _out):
+                into[name] = args[0]  # no copy: layers reading one tensor share its products
+
+            return f
+
+        hooks = [mods[self.rel[n]].register_forward_hook(hook(n)) for n in stage]
+        try:
+            self.out[j] = _hidden(self.fcall(j, self.finputs[j])).detach()
+        finally:
+            for h in hooks:
+                h.remove()
+
+    def outputs(self) -> list:
+        return [
+            o if o is not None else _hidden(self.fcall(j, x)).detach()
+            for j, (o, x) in enumerate(zip(self.out, self.finputs))
+        ]
+
+
+def _block_run(stage: list[str], live, call, inputs, pair: _Pair | None = None):
     """The runner of a stage inside a block: the block on every cached input, stopped once the
-    stage's last layer has run."""
+    stage's last layer has run; with ``float_inputs`` and a float stream (``pair``), each call's
+    float twin runs first and fills the dict."""
     last = stage[-1]
 
-    def run(make_hook) -> None:
+    def run(make_hook, float_inputs: dict | None = None) -> None:
         def hook(name):
             inner = make_hook(name)
 
@@ -426,6 +504,8 @@ def _block_run(stage: list[str], live, call, inputs):
         hooks = [mods[n].register_forward_hook(hook(n)) for n in stage]
         try:
             for j, x in enumerate(inputs):
+                if float_inputs is not None and pair is not None:
+                    pair.fill(j, stage, float_inputs)
                 try:
                     call(j, x)
                 except _Stop:

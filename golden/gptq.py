@@ -11,6 +11,16 @@ not yet quantized. ``block_hook(w_block, col0)`` sees each block's up-to-date we
 first column is quantized (``col0``: the original index of that first column; MicroScopiQ
 computes its macro-block statistics there).
 
+Asymmetric calibration (GPTQv2 / GPTAQ, Li et al., ICML 2025): plain GPTQ minimizes
+``||(W - Q) X~||`` over the inputs ``X~`` the quantized model gives the layer; the model's real
+target is the *float* model's output ``W X``. Since ``||W X - Q X~||^2 = ||W X - V X~||^2 +
+||(V - Q) X~||^2`` for the least-squares optimum ``V = W X X~^T (X~ X~^T)^-1 = W + W C H^-1``
+(``C = (X - X~)^T X~`` [in, in] in row layout, summed over the calibration rows), GPTQ run on
+``V`` instead of ``W`` minimizes the float-target error. :func:`asymmetric_target` computes
+``W + alpha W C H^-1`` with the damped ``H``; the exact optimum (``alpha`` = 1) over-fits a few
+thousand calibration rows (SmolLM2: perplexity in the hundreds), the published method scales
+the shift by 0.25 (docs/evaluation.md). The grid (the per-channel scales) stays the one of ``W``.
+
 The loop, the damped Hessian's Cholesky factors and its inverse run in the dtype of ``w``:
 float32 as in the published algorithm (GPTQ, AXE), or float64 (MicroScopiQ, whose per-column
 rules are float64); the Hessian itself is accumulated in float64 and damped in the loop's
@@ -28,7 +38,7 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["gptq_loop", "column_order", "group_order", "reference_gptq"]
+__all__ = ["gptq_loop", "column_order", "group_order", "reference_gptq", "asymmetric_target"]
 
 
 @contextmanager
@@ -89,6 +99,32 @@ def _hessian(xq: torch.Tensor | None, gram: torch.Tensor | None, k: int) -> torc
     return h
 
 
+def asymmetric_target(
+    w: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, alpha: float, damp: float = 0.01
+) -> torch.Tensor:
+    """``W + alpha W C (H + damp mean(diag H) I)^-1`` in float64 (``w`` [out, in]; ``gram`` =
+    ``X~^T X~``, ``cross`` = ``(X - X~)^T X~``, both [in, in] over the same weighted rows; see
+    the module doc), returned in ``w``'s dtype. Dead inputs (zero diagonal) get no shift."""
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be finite and >= 0, not {alpha!r}")
+    k = w.shape[1]
+    if gram.shape != (k, k) or cross.shape != (k, k):
+        raise ValueError(
+            f"gram and cross must be [{k}, {k}], not {tuple(gram.shape)} and {tuple(cross.shape)}"
+        )
+    if not bool(torch.isfinite(cross).all()):
+        raise ValueError("the cross matrix holds NaN or Inf (non-finite calibration inputs)")
+    h = gram.to(torch.float64).clone()
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1
+    h.diagonal().add_(damp * torch.mean(torch.diag(h)))
+    c = cross.to(torch.float64).clone()
+    c[:, dead] = 0
+    w64 = w.detach().to(torch.float64)
+    shift = torch.linalg.solve(h, (w64 @ c).T).T  # W C H^-1 (H symmetric)
+    return (w64 + alpha * shift).to(w.dtype)
+
+
 def _inverse_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
     """Upper Cholesky factor of the damped ``H^-1`` (``h`` is modified)."""
     h.diagonal().add_(damp * torch.mean(torch.diag(h)))
@@ -114,13 +150,18 @@ def gptq_loop(
     block_hook: Callable[[torch.Tensor, int], None] | None = None,
     gram: torch.Tensor | None = None,
     one_thread: bool = False,
+    cross: torch.Tensor | None = None,
+    asym: float = 0.0,
 ) -> None:
     """Run the loop over ``w`` [out, in] (float32 or float64, modified in place) with inputs
     ``xq`` [samples, in], or with their Gram matrix ``gram`` = X^T X [in, in] accumulated over
     many more rows (golden.calib.accumulate_hessians; ``xq`` is then None). ``act_order`` with
     ``static_groups`` = G: :func:`group_order` over groups of G columns. ``order``: any column
     permutation instead (not with ``act_order``). Quantized values are returned through
-    ``quant_col``. ``one_thread``: run the loop on one torch thread (for heavy callbacks)."""
+    ``quant_col``. ``one_thread``: run the loop on one torch thread (for heavy callbacks).
+    ``cross`` = (X - X~)^T X~ [in, in] (X the float model's inputs of the layer, over the same
+    rows as ``xq`` / ``gram``) with ``asym`` > 0: asymmetric calibration, the loop starts from
+    :func:`asymmetric_target` (``w`` then holds the shifted weights before the loop runs)."""
     out, k = w.shape
     if w.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"w must be float32 or float64, not {w.dtype}")
@@ -131,6 +172,13 @@ def gptq_loop(
     if order is not None and act_order:
         raise ValueError("give act_order or an explicit order, not both")
     h = _hessian(xq, gram, k).to(w.dtype)
+    if not (isinstance(asym, (int, float)) and math.isfinite(asym) and asym >= 0):
+        raise ValueError(f"asym must be finite and >= 0, not {asym!r}")
+    if asym and cross is None:
+        raise ValueError("asym > 0 needs the cross matrix (X - X~)^T X~ of the float inputs")
+    if asym:
+        g = gram if gram is not None else xq.to(torch.float64).T @ xq.to(torch.float64)
+        w.copy_(asymmetric_target(w, g, cross, asym, damp))
     dead = torch.diag(h) == 0
     h[dead, dead] = 1
     w[:, dead] = 0

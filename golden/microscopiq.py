@@ -15,6 +15,7 @@ network model it is checked against.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -374,6 +375,8 @@ def quantize_msq(
     gram: torch.Tensor | None = None,
     damp: float = 0.01,
     act_order: bool = False,
+    cross: torch.Tensor | None = None,
+    asym: float = 0.0,
 ) -> MsqQuant:
     """MicroScopiQ-quantize ``weight`` [N, K] (N a multiple of M).
 
@@ -384,7 +387,8 @@ def quantize_msq(
     (golden.calib.accumulate_hessians). ``act_order``: act-order with static groups, the
     macro-blocks (T columns each, the loop's lazy blocks) in descending order of their summed
     Hessian diagonal, each block's columns in place, so every MaB keeps its own columns and
-    statistics (golden.gptq.group_order).
+    statistics (golden.gptq.group_order). ``cross`` with ``asym`` > 0: asymmetric calibration
+    (golden.gptq.asymmetric_target; the MaB statistics come from the shifted weights).
     Without: round-to-nearest with magnitude pruning (the same rules, no compensation).
     """
     p = params or MsqParams()
@@ -420,7 +424,7 @@ def quantize_msq(
 
         gptq_loop(
             w, inputs, quant_col, act_order=act_order, static_groups=p.T, block_size=p.T,
-            damp=damp, block_hook=hook, gram=gram, one_thread=True,
+            damp=damp, block_hook=hook, gram=gram, one_thread=True, cross=cross, asym=asym,
         )  # fmt: skip
     codes, kind, partner, de = qz.tensors()
     return MsqQuant(
@@ -441,6 +445,7 @@ def quantize_module_msq(
     act_order: bool = False,
     capture: str = "float",
     inplace: bool = False,
+    asym: float = 0.0,
 ) -> tuple[torch.nn.Module, dict[str, MsqQuant]]:
     """MicroScopiQ on every selected Linear layer of a copy of ``model`` (weight-only; layers
     whose output count is not a multiple of M are skipped and not reported). With
@@ -449,14 +454,20 @@ def quantize_module_msq(
     by ``row_weight``, see golden.calib), captured in one pass over the float model
     (``capture="float"``) or stage by stage on the partly quantized copy (``"block"``,
     ``"sequential"``: golden.calib.quantize_sequential); ``act_order`` as in
-    :func:`quantize_msq`. Without ``calibrate``, the RTN fallback. The copy holds the
-    dequantized weights; returns it and the per-layer results (EBW, metadata)."""
+    :func:`quantize_msq`; ``asym`` > 0 (with ``gram``): asymmetric calibration, the float
+    model's inputs from a float stream beside the block-by-block capture
+    (golden.calib.quantize_sequential ``paired``). Without ``calibrate``, the RTN fallback.
+    The copy holds the dequantized weights; returns it and the per-layer results (EBW, metadata)."""
     import copy
 
     from .calib import CAPTURES, quantize_sequential
 
     if capture not in CAPTURES:
         raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, not {capture!r}")
+    if not (isinstance(asym, (int, float)) and math.isfinite(asym) and asym >= 0):
+        raise ValueError(f"asym must be finite and >= 0, not {asym!r}")
+    if asym and not gram:
+        raise ValueError("asym > 0 needs gram=True (GPTQ from Gram matrices)")
     p = params or MsqParams()
     names = [n for n in linear_names(model, include)
              if dict(model.named_modules())[n].out_features % p.M == 0]  # fmt: skip
@@ -465,9 +476,10 @@ def quantize_module_msq(
     qmodel = model if inplace else copy.deepcopy(model)  # inplace: large models
     results: dict[str, MsqQuant] = {}
 
-    def layer(n: str, inputs, g) -> None:
+    def layer(n: str, inputs, g, c=None) -> None:
         lin = dict(qmodel.named_modules())[n]
-        q = quantize_msq(lin.weight, p, inputs=inputs, gram=g, act_order=act_order)
+        q = quantize_msq(lin.weight, p, inputs=inputs, gram=g, act_order=act_order, cross=c,
+                         asym=asym if c is not None else 0.0)  # fmt: skip
         with torch.no_grad():
             lin.weight.copy_(q.dequant.to(lin.weight.dtype))
         results[n] = q
@@ -476,9 +488,11 @@ def quantize_module_msq(
         src = qmodel if source is None else source
         each = progress(stage_names) if progress and source is not None else stage_names
         if gram:
-            grams = accumulate_hessians(src, calibrate, stage_names, row_weight=row_weight, run=run)
+            grams = accumulate_hessians(src, calibrate, stage_names, row_weight=row_weight, run=run,
+                                        cross=bool(asym))  # fmt: skip
             for n in each:
-                layer(n, None, grams.pop(n)[0])
+                g = grams.pop(n)
+                layer(n, None, g[0], g[2] if asym else None)
         else:
             caps = capture_linear_inputs(src, calibrate, stage_names, max_rows, run=run)
             for n in each:
@@ -491,7 +505,8 @@ def quantize_module_msq(
         with torch.no_grad():
             stage(names, source=model)
     else:
-        quantize_sequential(qmodel, calibrate, names, stage, capture=capture, progress=progress)
+        quantize_sequential(qmodel, calibrate, names, stage, capture=capture, progress=progress,
+                            paired=bool(asym))  # fmt: skip
     return qmodel, {n: results[n] for n in names}
 
 

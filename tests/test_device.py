@@ -139,7 +139,7 @@ def test_layer_quantizers_stay_on_the_device(name, torch_rules):
 MODEL_CONFIGS = [
     IntConfig(), IntConfig(bits=3, group=32), AntConfig(activations=True),
     OliveConfig(bits=8, activations=True), MicroScopiQConfig(rtn=True), MicroScopiQConfig(),
-    GptqConfig(), GptqConfig(weight_only=True, capture="float", gram=False),
+    GptqConfig(), GptqConfig(weight_only=True, capture="float", gram=False, asym=0.0),
     AxeConfig(capture="sequential"), AxeGpfqConfig(),
 ]  # fmt: skip
 

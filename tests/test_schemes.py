@@ -89,6 +89,10 @@ def test_configs_are_frozen_and_validated():
         (lambda: MicroScopiQConfig(capture=None), ValueError, "capture must be one of"),
         (lambda: AxeConfig(weight_only=True), TypeError, "unexpected keyword"),
         (lambda: GptqConfig(weight_only=True, input_bits=4), ValueError, "do not apply"),
+        (lambda: GptqConfig(asym=-0.1), ValueError, r"asym must be in \[0, 1\]"),
+        (lambda: MicroScopiQConfig(asym=2.0), ValueError, r"asym must be in \[0, 1\]"),
+        (lambda: AxeConfig(gram=False), ValueError, "asym needs the Gram path"),
+        (lambda: AxeGpfqConfig(asym=0.25), TypeError, "unexpected keyword"),
     ]
     for make, exc, msg in cases:
         with pytest.raises(exc, match=msg):

@@ -19,12 +19,15 @@ from .base import (
 )
 from .calibration import (
     ACT_ORDER_HELP,
+    ASYM,
+    ASYM_HELP,
     CAPTURE,
     CAPTURE_HELP,
     CAPTURES,
     GRAM_HELP,
     SINK_HELP,
     SINK_WEIGHT,
+    check_asym,
     check_capture,
     check_flag,
 )
@@ -61,11 +64,13 @@ class _IntegerGemm(SchemeConfig):
 class _Gptq(_IntegerGemm):
     sink_weight: float = option(SINK_WEIGHT, SINK_HELP)
     gram: bool = option(True, GRAM_HELP)
+    asym: float = option(ASYM, ASYM_HELP)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive("sink_weight", self.sink_weight, closed=True)
         check_flag("gram", self.gram)
+        check_asym(self.asym, self.gram)
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ def _quantize(model, config: _IntegerGemm, ctx: Context):
         gram=gptq and config.gram,
         row_weight=ctx.sink_rows(config.sink_weight) if gptq else None,
         calib_cache=ctx.calib_cache, act_order=config.act_order, capture=config.capture,
-        inplace=ctx.inplace,
+        inplace=ctx.inplace, asym=config.asym if gptq else 0.0,
     )  # fmt: skip
     info = QuantInfo(ebw=ebw_before)
     for name, m in q.named_modules():  # int64 copies of the model's compact codes

@@ -16,12 +16,15 @@ from .base import (
 )
 from .calibration import (
     ACT_ORDER_HELP,
+    ASYM,
+    ASYM_HELP,
     CAPTURE,
     CAPTURE_HELP,
     CAPTURES,
     GRAM_HELP,
     SINK_HELP,
     SINK_WEIGHT,
+    check_asym,
     check_capture,
     check_flag,
 )
@@ -45,6 +48,7 @@ class MicroScopiQConfig(SchemeConfig):
     gram: bool = option(True, GRAM_HELP)
     act_order: bool = option(True, ACT_ORDER_HELP)
     capture: str = option(CAPTURE, CAPTURE_HELP, choices=CAPTURES)
+    asym: float = option(ASYM, ASYM_HELP)
 
     def __post_init__(self) -> None:
         check_choice("bits", self.bits, (2, 4))
@@ -53,6 +57,7 @@ class MicroScopiQConfig(SchemeConfig):
             check_flag(name, getattr(self, name))
         check_positive("sink_weight", self.sink_weight, closed=True)
         check_capture(self.capture)
+        check_asym(self.asym, self.gram)
 
 
 def _quantize(model, config: MicroScopiQConfig, ctx: Context):
@@ -63,7 +68,7 @@ def _quantize(model, config: MicroScopiQConfig, ctx: Context):
         calibrate=None if config.rtn else ctx.calibrate, include=ctx.select, max_rows=2048,
         gram=config.gram, row_weight=None if config.rtn else ctx.sink_rows(config.sink_weight),
         progress=ctx.progress, act_order=config.act_order, capture=config.capture,
-        inplace=ctx.inplace,
+        inplace=ctx.inplace, asym=0.0 if config.rtn else config.asym,
     )  # fmt: skip
     slots = sum(r.codes.numel() * config.bits + r.metadata_bits for r in rep.values())
     info = QuantInfo(ebw=slots / sum(r.codes.numel() for r in rep.values()))
