@@ -450,19 +450,22 @@ def fashion_cnn() -> torch.nn.Sequential:
 def load_fashion_cnn(epochs: int = 2, progress=None) -> torch.nn.Module:
     """The trained CNN (convs as :class:`Im2colConv`), eval mode. The first call trains it on
     the 60,000 training images (seeded Adam, ``epochs`` epochs, about a minute) and caches the
-    weights; later calls load them."""
-    cached = cache_dir() / f"fashion-cnn-e{epochs}.pt"
-    model = fashion_cnn()
+    weights; later calls load them. The initial weights come from seed 0 too, whatever the
+    global random state of the caller (it used to be the caller's: two runs trained different
+    CNNs)."""
+    cached = cache_dir() / f"fashion-cnn-e{epochs}-seed0.pt"  # seeded init: a new key
     if cached.exists():
+        model = fashion_cnn()
         try:
             model.load_state_dict(_load_cached(cached))
         except RuntimeError as e:  # a state dict of another architecture
             msg = f"the cache file {cached} does not fit the CNN ({e}); delete it"
             raise CacheCorrupt(msg) from None
         return convs_as_linear(model).eval()
+    torch.manual_seed(0)
+    model = fashion_cnn()
     x, y = fashion_mnist("train")
     g = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     steps = [(e, i) for e in range(epochs) for i in range(0, x.shape[0], 128)]

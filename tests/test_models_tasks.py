@@ -47,6 +47,20 @@ def test_datasets():
         word_pairs("men")
 
 
+def test_fashion_cnn_training_does_not_depend_on_the_callers_random_state(tmp_path, monkeypatch):
+    """Seeded from its own seed: the initial weights (0 epochs) are the same after any global
+    seed (they once came from the caller's random state, and each report trained another CNN)."""
+    from qarch.models import load_fashion_cnn
+
+    states = []
+    for seed in (1, 2):
+        monkeypatch.setenv("QARCH_CACHE", str(tmp_path / str(seed)))
+        torch.manual_seed(seed)
+        states.append(load_fashion_cnn(epochs=0).state_dict())
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
 @pytest.fixture(scope="module")
 def cnn():
     return task_for("fashion-cnn")
