@@ -526,11 +526,12 @@ def _replace(qmodel, name, cap, gram_rows, *, weight_bits, input_bits, acc_bits,
         in_scale = s_in
     else:
         in_scale = token_scales(x, input_bits, signed)
+    cross = gram_rows[2] if gram and asym else None
     q, s = quantize_layer(
         lin.weight, x, weight_bits=weight_bits, input_bits=input_bits, input_signed=signed,
         acc_bits=acc_bits, tile=tile, algorithm=algorithm, act_order=act_order,
         input_scale=in_scale, gram=gram_rows[0] if gram else None,
-        cross=gram_rows[2] if gram and asym else None, asym=asym,
+        cross=cross, asym=asym if cross is not None else 0.0,  # None: C = 0, no shift
     )  # fmt: skip
     new = AxeLinear(q, s, s_in, input_bits, signed, lin.bias, acc_bits, tile)
     parent, _, attr = name.rpartition(".")

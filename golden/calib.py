@@ -145,8 +145,9 @@ def accumulate_hessians(
     x~_i) x~_i^T`` [in, in] (golden.gptq.asymmetric_target), returned third, where ``x_i`` is
     the float model's input of the same row when the stage runner pairs it
     (:func:`quantize_sequential`'s blocks) and else the layer's own float input (so ``C`` holds
-    the input quantization error only; zero without a transform)."""
-    acc: dict[str, list] = {n: [None, 0, None] for n in names}
+    the input quantization error only). ``C`` is None where it is exactly zero (no transform
+    and no paired float input): no [in, in] matrix is kept for it."""
+    acc: dict[str, list] = {n: [None, 0, None, 0] for n in names}  # H, rows, C, rows in C
     last: list = [None, None, None, 0, None, None]  # input, transform key, product, rows, cross,
     # float input
     paired: dict[str, torch.Tensor] | None = {} if cross else None
@@ -157,6 +158,7 @@ def accumulate_hessians(
         st[1] += rows
         if c is not None:
             st[2] = c.clone() if st[2] is None else st[2].add_(c)
+            st[3] += rows
 
     def hook(name):
         def f(_m, args, _out):
@@ -169,7 +171,8 @@ def accumulate_hessians(
             check_finite(x, f"calibration input of {name}")
             xq = transform(name, x) if transform is not None else x
             c = None
-            if cross:
+            zero = xf is None and transform is None  # x - x~ = 0: C stays None
+            if cross and not zero:
                 ref = x if xf is None else xf.detach().reshape(x.shape).to(torch.float64)
                 dx = ref - xq
             if row_weight is not None:
@@ -177,10 +180,10 @@ def accumulate_hessians(
                 if a.shape[0] != x.shape[0] or bool((a < 0).any()):
                     raise ValueError("row_weight must give one weight >= 0 per input row")
                 xq = xq * a.sqrt()[:, None]
-                if cross:
+                if cross and not zero:
                     dx = dx * a.sqrt()[:, None]
             h = xq.T @ xq
-            if cross:
+            if cross and not zero:
                 c = dx.T @ xq
             last[:] = [args[0], key, h, x.shape[0], c, xf]
             add(name, h, x.shape[0], c)
@@ -191,9 +194,12 @@ def accumulate_hessians(
     for name in names:
         if acc[name][0] is None:
             raise ValueError(f"calibration never reached layer {name!r}")
+    for name, (_h, rows, c, c_rows) in acc.items():
+        if c is not None and c_rows != rows:  # some calls paired, some not: C would mix
+            raise ValueError(f"layer {name!r}: only some calibration rows have a float pair")
     if cross:
-        return {n: (h, rows, c) for n, (h, rows, c) in acc.items()}
-    return {n: (h, rows) for n, (h, rows, _c) in acc.items()}
+        return {n: (h, rows, c) for n, (h, rows, c, _r) in acc.items()}
+    return {n: (h, rows) for n, (h, rows, _c, _r) in acc.items()}
 
 
 # -- block-sequential calibration ----------------------------------------------------------------

@@ -138,7 +138,10 @@ def test_the_float_stream_pairs_each_call_with_the_float_model(which, capture):
             xf_ = torch.cat([(xf if xf is not None else x).reshape(-1, x.shape[-1])
                              for x, xf in pairs[n]]).double()  # fmt: skip
             torch.testing.assert_close(h, xs_.T @ xs_, msg=n)
-            torch.testing.assert_close(c, (xf_ - xs_).T @ xs_, msg=n)
+            if all(xf is None for _x, xf in pairs[n]):
+                assert c is None, n  # exactly zero: not kept
+            else:
+                torch.testing.assert_close(c, (xf_ - xs_).T @ xs_, msg=n)
             assert rows == xs_.shape[0]
         for n in stage_names:
             _rtn_(dict(model.named_modules())[n])
@@ -185,3 +188,22 @@ def test_microscopiq_with_asymmetric_calibration():
     assert not torch.equal(outs[0.0], outs[0.25])
     with pytest.raises(ValueError, match="asym > 0 needs gram=True"):
         quantize_module_msq(model, p, calibrate=_llama_calib(), include=sel, asym=0.25)
+
+
+def test_a_cross_matrix_never_mixes_paired_and_unpaired_rows():
+    lin = torch.nn.Linear(4, 3)
+    xs = [torch.randn(5, 4, generator=torch.Generator().manual_seed(j)) for j in range(2)]
+
+    def run(make_hook, float_inputs=None):
+        h = lin.register_forward_hook(make_hook("lin"))
+        try:
+            for j, x in enumerate(xs):
+                float_inputs.clear()
+                if j == 0:
+                    float_inputs["lin"] = x + 1
+                lin(x)
+        finally:
+            h.remove()
+
+    with torch.no_grad(), pytest.raises(ValueError, match="only some calibration rows"):
+        accumulate_hessians(lin, None, ["lin"], run=run, cross=True)
