@@ -35,6 +35,7 @@ from .schemes import (
     quantize,
     scheme_of,
 )
+from .schemes.calibration import ASYM
 from .schemes.options import CALIB_WINDOWS
 
 __all__ = ["axe_layer_study", "main"]
@@ -486,8 +487,10 @@ def _cnn_sweep_markdown(sweep: dict, img: Path) -> list[str]:
         "images, accuracy on the 10,000 test images. *naive*: plain GPTQ at the widest M whose "
         "data-type bound fits P_I over a T = 64 tile (capped at 8). *AXE M=m*: AXE-GPTQ",
         "with P_I / T = 64 at M = m bits, every layer checked with `guarantee_holds`. "
-        f"fp32: {100 * sweep['fp32']:.2f} %. The per-layer SmolLM2 version of this study is",
-        "above.",
+        f"fp32: {100 * sweep['fp32']:.2f} %. Both with the default asymmetric calibration "
+        f"({ASYM:g}; the CNN has no block list, so it",
+        "corrects for the 8-bit rounding of each layer's inputs only, see evaluation.md). The "
+        "per-layer SmolLM2 version of this study is above.",
         "",
         "| P_I | naive M | naive | " + " | ".join(f"AXE M={m}" for m in ms) + " |",
         "|---:|---:|---:|" + "---:|" * len(ms),
@@ -523,7 +526,9 @@ def _results_markdown(rows: list[dict], reports: dict) -> list[str]:
         "65,536 (GPTQ/AXE/MicroScopiQ: block-sequential, each block's Hessians over all "
         f"{RESULT_CALIB * 512:,} tokens through the blocks already quantized, the first token "
         "of each window, the "
-        "attention sink, weighted 16, GPTQ/AXE in act-order; see",
+        f"attention sink, weighted 16, GPTQ/AXE in act-order, asymmetric calibration {ASYM:g} "
+        "(GPTQ starts a quarter of the way to the least-squares fit of the float model's layer "
+        "output, from a float stream run beside the quantized one); see",
         "[evaluation.md](evaluation.md)). Every Linear layer except the tied LM head is "
         "quantized. *W/A*: weight / activation bits in the model (16 = float activations).",
         "*EBW*: effective bits per weight with an fp16 scale per channel (group) or MicroScopiQ's "
