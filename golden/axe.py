@@ -12,12 +12,10 @@ The guarantee is ``nu*p + mu*n <= 2^(P-1)-1`` and ``mu*p + nu*n >= -(2^(P-1)-1)`
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .calib import accumulate_hessians, capture_linear_inputs, linear_names
-from .gptq import asymmetric_target, column_order, gptq_loop
+from .gptq import asymmetric_target, check_strength, column_order, gptq_loop
 from .numerics import IntFormat, check_finite, check_int64, datatype_bound
 
 __all__ = [
@@ -464,8 +462,7 @@ def quantize_model(
         raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, not {capture!r}")
     if gram and algorithm != "gptq":
         raise ValueError("gram=True calibrates gptq only: gpfq needs the inputs themselves")
-    if not (isinstance(asym, (int, float)) and math.isfinite(asym) and asym >= 0):
-        raise ValueError(f"asym must be finite and >= 0, not {asym!r}")
+    check_strength("asym", asym)
     if asym and not gram:
         raise ValueError("asym > 0 needs gram=True (GPTQ from Gram matrices)")
     if input_bits is None and acc_bits is not None:

@@ -461,13 +461,13 @@ class _Pair:
     and the outputs the paired runs computed on the way (each run is a whole float forward)."""
 
     def __init__(self, fblock, fcall, finputs, rel: dict[str, str]) -> None:
-        self.fblock, self.fcall, self.finputs, self.rel = fblock, fcall, finputs, rel
+        self.fcall, self.finputs, self.rel = fcall, finputs, rel
+        self.mods = dict(fblock.named_modules())  # the copy's modules are never replaced
         self.out: list = [None] * len(finputs)
 
     def fill(self, j: int, stage: list[str], into: dict) -> None:
         """Run call ``j`` of the float stream, putting each stage layer's input into ``into``."""
         into.clear()
-        mods = dict(self.fblock.named_modules())
 
         def hook(name):
             def f(_m, args, _out):
@@ -475,7 +475,7 @@ class _Pair:
 
             return f
 
-        hooks = [mods[self.rel[n]].register_forward_hook(hook(n)) for n in stage]
+        hooks = [self.mods[self.rel[n]].register_forward_hook(hook(n)) for n in stage]
         try:
             self.out[j] = _hidden(self.fcall(j, self.finputs[j])).detach()
         finally:

@@ -38,7 +38,10 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["gptq_loop", "column_order", "group_order", "reference_gptq", "asymmetric_target"]
+__all__ = [
+    "gptq_loop", "column_order", "group_order", "reference_gptq", "asymmetric_target",
+    "check_strength",
+]  # fmt: skip
 
 
 @contextmanager
@@ -99,14 +102,19 @@ def _hessian(xq: torch.Tensor | None, gram: torch.Tensor | None, k: int) -> torc
     return h
 
 
+def check_strength(name: str, value: object) -> None:
+    """The strength of asymmetric calibration (``asym`` / ``alpha``): a finite number >= 0."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, not {value!r}")
+
+
 def asymmetric_target(
     w: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, alpha: float, damp: float = 0.01
 ) -> torch.Tensor:
     """``W + alpha W C (H + damp mean(diag H) I)^-1`` in float64 (``w`` [out, in]; ``gram`` =
     ``X~^T X~``, ``cross`` = ``(X - X~)^T X~``, both [in, in] over the same weighted rows; see
     the module doc), returned in ``w``'s dtype. Dead inputs (zero diagonal) get no shift."""
-    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha must be finite and >= 0, not {alpha!r}")
+    check_strength("alpha", alpha)
     k = w.shape[1]
     if gram.shape != (k, k) or cross.shape != (k, k):
         raise ValueError(
@@ -171,14 +179,13 @@ def gptq_loop(
         raise ValueError(f"damp must be finite and positive, not {damp!r}")
     if order is not None and act_order:
         raise ValueError("give act_order or an explicit order, not both")
-    h = _hessian(xq, gram, k).to(w.dtype)
-    if not (isinstance(asym, (int, float)) and math.isfinite(asym) and asym >= 0):
-        raise ValueError(f"asym must be finite and >= 0, not {asym!r}")
+    check_strength("asym", asym)
     if asym and cross is None:
         raise ValueError("asym > 0 needs the cross matrix (X - X~)^T X~ of the float inputs")
-    if asym:
-        g = gram if gram is not None else xq.to(torch.float64).T @ xq.to(torch.float64)
-        w.copy_(asymmetric_target(w, g, cross, asym, damp))
+    h64 = _hessian(xq, gram, k)  # 2 X~^T X~, float64
+    if asym:  # h64 / 2 is X~^T X~ exactly (a power of two)
+        w.copy_(asymmetric_target(w, h64 / 2, cross, asym, damp))
+    h = h64.to(w.dtype)
     dead = torch.diag(h) == 0
     h[dead, dead] = 1
     w[:, dead] = 0

@@ -15,7 +15,6 @@ network model it is checked against.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -24,7 +23,7 @@ import torch
 
 from .accum import accumulate
 from .calib import accumulate_hessians, capture_linear_inputs, linear_names
-from .gptq import gptq_loop
+from .gptq import check_strength, gptq_loop
 from .numerics import check_finite, check_int64, check_policy
 
 __all__ = [
@@ -464,8 +463,7 @@ def quantize_module_msq(
 
     if capture not in CAPTURES:
         raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, not {capture!r}")
-    if not (isinstance(asym, (int, float)) and math.isfinite(asym) and asym >= 0):
-        raise ValueError(f"asym must be finite and >= 0, not {asym!r}")
+    check_strength("asym", asym)
     if asym and not gram:
         raise ValueError("asym > 0 needs gram=True (GPTQ from Gram matrices)")
     p = params or MsqParams()
