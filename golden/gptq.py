@@ -7,9 +7,9 @@
 groups: whole macro-blocks in act-order, each block's columns in place). The caller's
 ``quant_col(w_col, col)`` quantizes one column (real units, ``col`` = original index) and
 returns its dequantized value; the loop pushes ``(w - dequant) / [H^-1]_kk`` onto the columns
-not yet quantized. ``block_hook(w_block, col0)`` sees each block's up-to-date weights before its
-first column is quantized (``col0``: the original index of that first column; MicroScopiQ
-computes its macro-block statistics there).
+not yet quantized. ``block_hook(w_block, col0)`` sees a copy of each block's up-to-date weights
+[out, block] before its first column is quantized (``col0``: the original index of that first
+column; MicroScopiQ computes its macro-block statistics there).
 
 Asymmetric calibration (GPTQv2 / GPTAQ, Li et al., ICML 2025): plain GPTQ minimizes
 ``||(W - Q) X~||`` over the inputs ``X~`` the quantized model gives the layer; the model's real
@@ -208,20 +208,27 @@ def gptq_loop(
     if not identity:
         h = h[perm][:, perm]
     hinv = _inverse_factor(h, damp)
+    # [H^-1]_kk on the host, once per layer: a Python divisor is the same float as the 0-d
+    # tensor and costs no indexing op per column (nor a device wait per column or block)
+    diag = hinv.diagonal().tolist()
     w_p = w if identity else w[:, perm]
     with _one_thread(one_thread):
         for i1, i2 in zip(bounds, bounds[1:] + [k]):
-            w1 = w_p[:, i1:i2].clone()
             if block_hook is not None:
-                block_hook(w1, cols[i1])
-            err1 = torch.zeros_like(w1)
-            h1 = hinv[i1:i2, i1:i2]
-            for i in range(i2 - i1):
-                deq = quant_col(w1[:, i], cols[i1 + i])
-                e = (w1[:, i] - deq) / h1[i, i]
-                w1[:, i:].addr_(e, h1[i, i:], alpha=-1)
-                err1[:, i] = e
-            w_p[:, i2:].addmm_(err1, hinv[i1:i2, i2:], alpha=-1)
+                block_hook(w_p[:, i1:i2].clone(), cols[i1])
+            # the block column-major ([cols, out]): each column the callback sees, each error
+            # and each rank-1 update is one contiguous run (the published loop's [out, cols]
+            # layout strides every one of them); the values are the same floats
+            w1 = w_p[:, i1:i2].T.contiguous()
+            err1 = torch.empty_like(w1)
+            rows = hinv[i1:i2, i1:i2].unbind(0)
+            for i, (wc, e, hr) in enumerate(zip(w1.unbind(0), err1.unbind(0), rows)):
+                deq = quant_col(wc, cols[i1 + i])
+                torch.sub(wc, deq, out=e).div_(diag[i1 + i])
+                # rounded product, then subtraction, as the published e h^T matmul: addr_ on
+                # this layout would go to BLAS ger, whose fused multiply-add rounds differently
+                w1[i:].sub_(torch.outer(hr[i:], e))
+            w_p[:, i2:].addmm_(err1.T.contiguous(), hinv[i1:i2, i2:], alpha=-1)
     if not identity:
         w[:, perm] = w_p
 

@@ -243,6 +243,39 @@ def _loop_codes(w, gram, bits, **kw):
     return q
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_loop_sees_the_published_floats_column_by_column(dtype):
+    """The loop holds each block column-major and divides by a host float; every column it hands
+    the callback is still the very float vector of the published [out, cols] formulation
+    (e = (w - q) / d, w -= e h^T as a product then a subtraction, lazy block updates)."""
+    w, gram = _layer(k=80)
+    w = w.to(dtype)
+    scale = (w.abs().amax(1) / 7).to(torch.float64)
+
+    def rtn(wc):
+        return (torch.round(wc / scale).clamp(-8, 7) * scale).to(wc.dtype)
+
+    seen = []
+    gptq_loop(w.clone(), None, lambda wc, c: (seen.append(wc.clone()), rtn(wc))[1],
+              gram=gram, block_size=32)  # fmt: skip
+    h = (2 * gram).to(dtype)
+    h.diagonal().add_(0.01 * torch.mean(torch.diag(h)))
+    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    ref, wr = [], w.clone()
+    for i1 in range(0, 80, 32):
+        i2 = min(i1 + 32, 80)
+        w1, h1 = wr[:, i1:i2].clone(), hinv[i1:i2, i1:i2]
+        err1 = torch.zeros(48, i2 - i1, dtype=dtype)
+        for i in range(i2 - i1):
+            ref.append(w1[:, i].clone())
+            e = (w1[:, i] - rtn(w1[:, i])) / h1[i, i]
+            w1[:, i:] -= e[:, None] @ h1[i, i:][None]
+            err1[:, i] = e
+        wr[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+    assert len(seen) == 80
+    assert all(torch.equal(a, b) for a, b in zip(seen, ref, strict=True))
+
+
 @pytest.mark.parametrize("act_order", [False, True])
 def test_the_loop_agrees_with_the_published_algorithm(act_order):
     w, gram = _layer()
