@@ -171,8 +171,10 @@ class AntPE(wiring.Component):
         pipeline: int = 0,
         types: tuple[str, ...] = ANT_TYPES,
     ) -> None:
-        self.pipeline = check_int("pipeline", pipeline, 0, 1)
-        self.latency = 1 + pipeline  # pipeline 1: the shifted product is registered first
+        self.pipeline = check_int("pipeline", pipeline, 0, 2)
+        # pipeline 1: the shifted product is registered first; 2: the product before the
+        # shifter as well
+        self.latency = 1 + pipeline
         self.bits = check_int("bits", bits, 3, 6)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.policy = check_choice("policy", policy, POLICIES)
@@ -191,17 +193,29 @@ def sme_mac(m: Module, pe, w, a) -> None:
     an exact shifter (never truncated) and a conditional negate, then the PE's adder (the
     sign-magnitude-exponent MAC that ANT's and OliVe's PEs share).
 
-    Pipelined (``pe.pipeline`` = 1) the negate comes before the shifter, on the
+    Pipelined (``pe.pipeline`` >= 1) the negate comes before the shifter, on the
     2 mag_bits-bit product rather than the shifted one ((-p) << s = -(p << s), exact), and the
     adder takes the registered product split (:func:`hdl.int_pe.pe_accumulate`): the product
     stage loses a full-width negate and the add stage is one P-bit carry-select add (the
-    shifted products are as wide as the partial sum, where INT's are narrow)."""
+    shifted products are as wide as the partial sum, where INT's are narrow). ``pe.pipeline``
+    = 2 also registers the signed product and the shift amount before the shifter."""
     mag_bits, exp_bits = len(w.mag), len(w.exp)
     prod = Signal(2 * mag_bits, name="mag_product")
     shift = Signal(exp_bits + 1)
     m.d.comb += [prod.eq(w.mag * a.mag), shift.eq(w.exp + a.exp)]
     width = 2 * mag_bits + 2 ** (exp_bits + 1) - 1
     value = Signal(signed(width + 1))
+    if pe.pipeline >= 2:
+        # the multiplier alone in the first cycle; the shifter in the second, where a negative
+        # product is inverted (-x = ~x + 1) and its + 1 becomes the add stage's carry in
+        prod_q = Signal.like(prod, name="mag_product_q")
+        sh_q, neg_q = Signal.like(shift, name="shift_q"), Signal(name="negate_q")
+        m.d.sync += [prod_q.eq(prod), sh_q.eq(shift), neg_q.eq(w.sign ^ a.sign)]
+        shifted = Signal(width, name="shifted")
+        m.d.comb += shifted.eq(prod_q << sh_q)  # exact: never truncated
+        m.d.comb += value.eq(Cat(shifted, 0).as_signed() ^ neg_q.replicate(width + 1).as_signed())
+        pe_accumulate(m, pe, value, split=True, carry_in=neg_q)
+        return
     if pe.pipeline:
         signed_prod = Signal(signed(2 * mag_bits + 1), name="signed_product")
         m.d.comb += signed_prod.eq(Mux(w.sign ^ a.sign, -prod, prod))

@@ -64,7 +64,10 @@ class SystolicArray(wiring.Component):
     (no drain between K tiles); pipeline: 0 = one-cycle PEs and a one-cycle read-modify-write
     output unit; 1 = decoded activations registered at the edge and the output unit split into
     a registered memory read and an add + write stage; 2 = also the product registered in
-    every PE (multiplier and adder in different cycles).
+    every PE (multiplier and adder in different cycles) and the output add over two cycles;
+    3 = also the multiplier split over two cycles (INT: two partial products; ANT, OliVe: the
+    product before the shifter) and the memory's output registered (for LUT fabrics: the
+    iCE40 has no DSP and a slow block-RAM clock-to-out).
 
     Members (packed buses are little-endian: element 0 in the least significant bits)
     -------
@@ -111,7 +114,7 @@ class SystolicArray(wiring.Component):
         self.policy = check_choice("policy", policy, POLICIES)
         self.out_bits = check_int("out_bits", out_bits, acc_bits, 62)
         self.double_buffer = check_bool("double_buffer", double_buffer)
-        self.pipeline = check_int("pipeline", pipeline, 0, 2)
+        self.pipeline = check_int("pipeline", pipeline, 0, 3)
         self.acc_depth = check_acc_depth(acc_depth, pipeline)
         extra = dict(extra_ports or {})
         if double_buffer:
@@ -136,7 +139,15 @@ class SystolicArray(wiring.Component):
 
     @property
     def pe_pipeline(self) -> int:
-        return int(self.pipeline >= 2)
+        """Registers inside each PE: the product (``pipeline`` = 2), and the partial products
+        or the product before the shifter too (``pipeline`` = 3)."""
+        return max(0, self.pipeline - 1)
+
+    @property
+    def read_register(self) -> bool:
+        """``pipeline`` = 3 registers the accumulator memory's output before the add (the
+        read is issued two cycles ahead; the write in flight is forwarded)."""
+        return self.pipeline >= 3
 
     @property
     def split_add(self) -> bool:
@@ -147,7 +158,7 @@ class SystolicArray(wiring.Component):
     def latency(self) -> int:
         """Cycles from a vector on ``a_data`` to its outputs on ``y_data``:
         R + C + edge_stages + pe_pipeline + split_add (the pipelined output unit reads its
-        memory one cycle ahead, so that adds none)."""
+        memory one cycle ahead, two with the read register, so that adds none)."""
         return self.rows + self.cols + self.edge_stages + self.pe_pipeline + int(self.split_add)
 
     def _decode(self, m: Module, code, which: str, name: str):
@@ -248,6 +259,9 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
     may update the entry the previous vector wrote), split_add (the add over two cycles, low
     half then high half with the carry: an entry may then be updated every other cycle) and the
     y_* ports."""
+    if getattr(arr, "read_register", False):
+        _split_output_unit_reg(m, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr)
+        return
     if getattr(arr, "split_add", False):
         _split_output_unit(m, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr)
         return
@@ -295,15 +309,16 @@ def output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr
     m.d.sync += [arr.y_valid.eq(valid & last), arr.y_addr.eq(addr)]
 
 
-def _acc_memory(m: Module, arr, cols: int, read_addr, write_addr, write_en):
+def _acc_memory(m: Module, arr, cols: int, read_addr, write_addr, write_en, transparent=True):
     """The accumulator entries as one memory, C x (P_O sum, inner flag, outer flag) wide: a
-    registered read port (address ``read_addr``) transparent to the write port."""
+    registered read port (address ``read_addr``), transparent to the write port unless
+    ``transparent`` is False (the caller then forwards the write of the read's cycle)."""
     entry = data.StructLayout({"sum": signed(arr.out_bits), "oi": 1, "oo": 1})
     mem = m.submodules.acc_mem = Memory(
         shape=data.ArrayLayout(entry, cols), depth=arr.acc_depth, init=[]
     )
     wp = mem.write_port()
-    rp = mem.read_port(transparent_for=(wp,))
+    rp = mem.read_port(transparent_for=(wp,) if transparent else ())
     m.d.comb += [rp.addr.eq(read_addr), wp.addr.eq(write_addr), wp.en.eq(write_en)]
     return wp, rp
 
@@ -369,6 +384,104 @@ def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last,
             arr.y_ovf_outer[c].eq(new_oo),
         ]
     m.d.sync += [arr.y_valid.eq(v_b & l_b), arr.y_addr.eq(a_b)]
+
+
+def _split_output_unit_reg(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr):
+    """The pipeline-3 output unit (``arr.read_register``; :func:`_split_output_unit` keeps
+    pipeline 2's netlist as committed). Stage A (``latency`` - 2 after the vector) adds the
+    entry and the tile sum as a three-segment carry-select adder (:func:`_carry_select_add`),
+    stage B picks the segments, applies the policy, gives the outputs and registers the
+    entry, stage C writes it. The entry's old value comes from the memory read two cycles
+    ahead of A into a register, with ``first`` and the forwarding applied before that
+    register, so that stage A starts from a flip-flop. An update must see the one of the
+    vector 2, 3 or 4 ahead of it (an entry every other cycle at most): 4 ahead from a copy of
+    stage C's register (its write shares the read's cycle; the read port is not transparent,
+    which would put yosys's bypass mux behind the block RAM's slow clock-to-out), 3 ahead from
+    stage C's register, 2 ahead from stage B's sum. The memory's data passes one mux before
+    its register. The tile's inner flag arrives with stage B (the pipeline-3 PEs' flags run a
+    cycle behind their sums)."""
+    C, P = len(tile), arr.out_bits
+    stage = arr.latency - 2  # stage A
+    valid, last = (_delay(m, s, stage, f"ctrl{i}") for i, s in ((0, a_valid), (2, a_last)))
+    addr_early = _delay(m, a_addr, stage - 2, "ctrl_addr")
+    addr = _delay(m, addr_early, 2, "ctrl_addr_s")
+    v_b, l_b, a_b = (_delay(m, s, 1, f"stage_b{i}") for i, s in enumerate((valid, last, addr)))
+    v_c, a_c = _delay(m, v_b, 1, "stage_c0"), _delay(m, a_b, 1, "stage_c1")
+    wp, rp = _acc_memory(m, arr, C, addr_early, a_c, v_c, transparent=False)
+    # the selects for the cycle before stage A, compared a cycle earlier still and registered:
+    # they fan out to every bit of every column
+    first_early = _delay(m, a_first, stage - 2, "ctrl_first_early")
+    names = ("acc_clear", "acc_fwd2", "acc_fwd3", "acc_fwd4", "acc_raw")
+    clear, fwd2, fwd3, fwd4, use_raw = (Signal(name=n) for n in names)
+    hit2 = valid & (addr == addr_early) & ~first_early
+    hit3 = v_b & (a_b == addr_early)
+    hit4 = v_c & (a_c == addr_early)
+    m.d.sync += [
+        clear.eq(first_early),
+        fwd2.eq(hit2),
+        fwd3.eq(hit3),
+        fwd4.eq(hit4),
+        use_raw.eq(~(first_early | hit2 | hit3 | hit4)),
+    ]
+    lo, hi = -(2 ** (P - 1)), 2 ** (P - 1) - 1
+    for c in range(C):
+        c_reg = Signal.like(wp.data[c], name=f"acc_wr_q_{c}")
+        c_reg2 = Signal.like(wp.data[c], name=f"acc_wr_qq_{c}")
+        rq = Signal.like(rp.data[c], name=f"acc_rd_q_{c}")
+        m.d.comb += wp.data[c].eq(c_reg)
+        m.d.sync += c_reg2.eq(c_reg)
+        width = max(P, len(tile[c]))
+        t_x = Signal(signed(width), name=f"tile_x_{c}")
+        p_x = Signal(signed(width), name=f"prev_x_{c}")
+        m.d.comb += [t_x.eq(tile[c]), p_x.eq(rq.sum)]
+        oi_q, oo_q = Signal(name=f"oi_q_{c}"), Signal(name=f"oo_q_{c}")
+        m.d.sync += [oi_q.eq(rq.oi), oo_q.eq(rq.oo)]
+        oi_b = oi_q | tile_ovf[c]
+        exact = Signal(signed(width + 2), name=f"exact_{c}")
+        m.d.comb += exact.eq(_carry_select_add(m, p_x, t_x, P, f"_{c}"))
+        top = exact[P - 1 :]
+        ovf = Signal(name=f"ovf_o_{c}")
+        m.d.comb += ovf.eq((top != 0) & (top != (1 << len(top)) - 1))
+        total = Signal(signed(P), name=f"total_{c}")
+        if arr.policy == "wrap":
+            m.d.comb += total.eq(exact[:P])  # keep the low P bits: two's complement wrap
+        else:
+            m.d.comb += total.eq(Mux(ovf, Mux(exact[-1], lo, hi), exact[:P]))
+        new_oo = oo_q | ovf
+        m.d.sync += [c_reg.sum.eq(total), c_reg.oi.eq(oi_b), c_reg.oo.eq(new_oo)]
+        older = Mux(clear, 0, Mux(fwd3, c_reg.as_value(), c_reg2.as_value()))
+        alt = Mux(fwd2, Cat(total, oi_b, new_oo), older)
+        m.d.sync += [
+            rq.eq(Mux(use_raw, rp.data[c].as_value(), alt)),
+            arr.y_data[c].eq(total),
+            arr.y_ovf_inner[c].eq(oi_b),
+            arr.y_ovf_outer[c].eq(new_oo),
+        ]
+    m.d.sync += [arr.y_valid.eq(v_b & l_b), arr.y_addr.eq(a_b)]
+
+
+def _carry_select_add(m: Module, x, y, bits: int, name: str):
+    """``x + y`` (signed, equal widths >= ``bits``) over two cycles as a carry-select adder in
+    three segments of about ``bits`` / 3: the first cycle adds each segment (the upper two for
+    a carry in of 0 and of 1) and registers the sums with their carries; the second picks each
+    upper segment by the carry out of the one below (two muxes, no carry chain). Returns the
+    exact sum (two bits wider), valid in the second cycle."""
+    width = len(x)
+    b1, b2 = bits // 3, 2 * bits // 3
+    s0 = Signal(b1 + 1, name=f"seg0_q{name}")
+    m.d.sync += s0.eq(x[:b1] + y[:b1])
+    mid = [Signal(b2 - b1 + 1, name=f"seg1_{k}_q{name}") for k in (0, 1)]
+    top = [Signal(signed(width - b2 + 2), name=f"seg2_{k}_q{name}") for k in (0, 1)]
+    xt, yt = x[b2:].as_signed(), y[b2:].as_signed()
+    m.d.sync += [
+        mid[0].eq(x[b1:b2] + y[b1:b2]),
+        mid[1].eq(x[b1:b2] + y[b1:b2] + 1),
+        top[0].eq(xt + yt),
+        top[1].eq(xt + yt + 1),
+    ]
+    m1 = Mux(s0[-1], mid[1], mid[0])
+    m2 = Mux(m1[-1], top[1], top[0])
+    return Cat(s0[:b1], m1[: b2 - b1], m2).as_signed()
 
 
 class IntArray(SystolicArray):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -63,12 +63,16 @@ def pe_signature(w_shape, a_shape, acc_bits: int) -> dict:
     }
 
 
-def pe_accumulate(m: Module, pe, addend, *, split: bool = False) -> None:
+def pe_accumulate(m: Module, pe, addend, *, split: bool = False, carry_in=None) -> None:
     """Register ``psum_in + addend`` (pe.policy, pe.acc_bits) and the sticky flag. With
     ``pe.pipeline`` = 1 the addend (the product) is registered first: the multiplier and the
     adder sit in different cycles and ``psum_in`` is expected one cycle after the operands.
     ``split`` (ANT's and OliVe's shifted products, as wide as the partial sum or wider): the
-    pipelined addend is registered split and added by :func:`_split_add`."""
+    pipelined addend is registered split and added by :func:`_split_add`. ``pe.pipeline`` >= 2
+    (``carry_in`` only there): :func:`_accumulate_late`."""
+    if getattr(pe, "pipeline", 0) >= 2:
+        _accumulate_late(m, pe, addend, carry_in)
+        return
     piped = bool(getattr(pe, "pipeline", 0))
     if piped and split:
         result, overflow = _split_add(m, pe.psum_in, addend, pe.acc_bits, pe.policy)
@@ -78,9 +82,7 @@ def pe_accumulate(m: Module, pe, addend, *, split: bool = False) -> None:
         staged = Signal(addend.shape(), name="product_q")
         m.d.sync += staged.eq(addend)
         addend = staged
-    result, overflow = add_with_policy(
-        m, pe.psum_in, addend, pe.acc_bits, pe.policy, carries=piped
-    )
+    result, overflow = add_with_policy(m, pe.psum_in, addend, pe.acc_bits, pe.policy, carries=piped)
     m.d.sync += [pe.psum_out.eq(result), pe.ovf_out.eq(pe.ovf_in | overflow)]
 
 
@@ -122,8 +124,9 @@ def _split_add(m: Module, acc, addend, bits: int, policy: str):
             -1: (s & c & r) | (~s & (c ^ r)),
             -2: ~s & c & r,
         }
-        ovfs.append(~((k_is[1] & h[1]) | (k_is[0] & h[0]) | (k_is[-1] & h[-1])
-                      | (k_is[-2] & h[-2])))
+        ovfs.append(
+            ~((k_is[1] & h[1]) | (k_is[0] & h[0]) | (k_is[-1] & h[-1]) | (k_is[-2] & h[-2]))
+        )
         his.append(hi)
     total = Signal(bits + 1, name="sum")
     overflow = Signal()
@@ -141,6 +144,118 @@ def _split_add(m: Module, acc, addend, bits: int, policy: str):
         neg = (h_neg & ~h[-1]) | (h[-1] & ~(c & ~s))
         m.d.comb += result.eq(Mux(overflow, Mux(neg, lo_lim, hi_lim), total[:bits]))
     return result, overflow
+
+
+def _accumulate_late(m: Module, pe, addend, carry_in=None) -> None:
+    """``pe_accumulate`` for ``pe.pipeline`` >= 2 (the arrays' pipeline 3): the addend
+    registered split (:func:`_split_add_late`, with ``carry_in``: ``-x = ~x + 1``, so a negate
+    becomes a bitwise invert before the register and a carry in the add), one carry-select
+    add, and the sticky flag one cycle behind the partial sum (``ovf_in`` is expected, and
+    ``ovf_out`` given, a cycle after ``psum_in`` / ``psum_out``): with wrap the overflow test
+    runs a cycle later on registered carries, so no flag logic follows the carry chains."""
+    wrap = pe.policy == "wrap"
+    result, overflow = _split_add_late(
+        m, pe.psum_in, addend, pe.acc_bits, pe.policy, carry_in, late=wrap
+    )
+    m.d.sync += pe.psum_out.eq(result)
+    if not wrap:  # saturation needs the overflow now: register it for the flag's lag
+        ov_q = Signal(name="overflow_q")
+        m.d.sync += ov_q.eq(overflow)
+        overflow = ov_q
+    m.d.sync += pe.ovf_out.eq(pe.ovf_in | overflow)
+
+
+def _split_add_late(m: Module, acc, addend, bits: int, policy: str, carry_in=None, late=False):
+    """:func:`_split_add` for the pipeline-3 PEs (``pe.pipeline`` = 2), a copy so that the
+    netlists of pipeline 2 and below stay as committed. ``acc + addend`` with the addend
+    (ANT's and OliVe's shifted products, up to 40 bits
+    against a 32-bit accumulator) registered first, split: its low P bits L and flags on its
+    high part H = addend >> P (H = -2, -1, 0, 1, H < 0). The add stage is then one P-bit
+    carry-select add and a few gates.
+
+    With U the P bits of ``acc``, s its sign bit, c the carry out of U + L and r the top bit
+    of R = (U + L) mod 2^P, the exact sum is (H - s + c) 2^P + R, which fits in P signed bits
+    iff H = s - c - r (one of -2..1): overflow is a 3-input select of the flags, the wrapped
+    result is R. Saturation picks the limit by the sign of H - s + c. The same function as
+    :func:`add_with_policy`: ``tests/test_hdl_pipeline.py`` checks it against the golden
+    accumulator step on every input pair at P = 5. ``carry_in`` (one bit, registered with the
+    addend) is added into U + L: c is then the carry out of U + L + carry_in, and the same
+    rule holds for ``acc + addend + carry_in``. ``late`` (wrap only): the overflow is
+    returned a cycle later, from registered carries, sign and flags (no gate after the
+    carry chains but the result's mux)."""
+    lo_lim, hi_lim = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    wide = Signal(signed(max(len(addend), bits + 1)), name="product")
+    m.d.comb += wide.eq(addend)  # sign-extends a narrower addend: H is then -1 or 0
+    high = wide[bits:].as_signed()
+    low = Signal(bits, name="product_q")
+    m.d.sync += low.eq(wide[:bits])
+    if late and len(addend) < bits:
+        # a narrower addend (INT's products; pipeline 3 only, the committed pipeline-2
+        # netlists stay): H = -1 or 0, told by the registered low part's sign bit (the
+        # addend's own sign, extended): no flag logic behind the product
+        h = {-2: C(0, 1), -1: low[-1], 0: ~low[-1], 1: C(0, 1)}
+        h_neg = low[-1]
+    else:
+        h = {k: Signal(name=f"product_h{'m' if k < 0 else ''}{abs(k)}") for k in (-2, -1, 0, 1)}
+        h_neg = Signal(name="product_hneg")
+        m.d.sync += h_neg.eq(high < 0)
+        m.d.sync += [flag.eq(high == k) for k, flag in h.items()]
+    cin = Signal(name="product_cin")
+    if carry_in is not None:
+        m.d.sync += cin.eq(carry_in)
+    # Carry-select: the high half is added for both carries from the low half, and the
+    # overflow test is made on each, in parallel with the low half, whose carry picks one.
+    half = bits // 2
+    x, s = acc.as_unsigned(), acc[bits - 1]
+    lo = Signal(half + 1, name="sum_lo")
+    m.d.comb += lo.eq(x[:half] + low[:half] + cin)
+    his = []
+    for cin in (0, 1):
+        hi = Signal(bits - half + 1, name=f"sum_hi{cin}")
+        m.d.comb += hi.eq(x[half:] + low[half:] + cin)
+        his.append(hi)
+    # the overflow test's inputs: s, the low half's carry, c and r of each high sum, the flags
+    inputs = [s, lo[half], his[0][-1], his[0][-2], his[1][-1], his[1][-2], *h.values()]
+    if late:
+        if policy != "wrap":
+            raise ValueError("a late overflow flag needs the wrap policy")
+        staged = [Signal(name=f"ovf_in{i}_q") for i in range(len(inputs))]
+        m.d.sync += [q.eq(v) for q, v in zip(staged, inputs)]
+        inputs = staged
+    s_, sel, c0, r0, c1, r1, hm2, hm1, h0, h1 = inputs
+    ovfs = []
+    for c, r in ((c0, r0), (c1, r1)):
+        k_is = {  # k = s - c - r
+            1: s_ & ~c & ~r,
+            0: (s_ & (c ^ r)) | (~s_ & ~c & ~r),
+            -1: (s_ & c & r) | (~s_ & (c ^ r)),
+            -2: ~s_ & c & r,
+        }
+        ovfs.append(~((k_is[1] & h1) | (k_is[0] & h0) | (k_is[-1] & hm1) | (k_is[-2] & hm2)))
+    total = Signal(bits + 1, name="sum")
+    overflow = Signal()
+    m.d.comb += [
+        total.eq(Cat(lo[:half], Mux(lo[half], his[1], his[0]))),
+        overflow.eq(Mux(sel, ovfs[1], ovfs[0])),
+    ]
+    c = total[bits]
+    result = Signal(signed(bits))
+    if policy == "wrap":
+        m.d.comb += result.eq(total[:bits])  # keep the low P bits: two's complement wrap
+    else:
+        # an overflowing sum is negative iff H - s + c < 0: H <= -2 always, H = -1 unless
+        # c & ~s, H >= 0 never (a non-negative addend cannot overflow below)
+        neg = (h_neg & ~h[-1]) | (h[-1] & ~(c & ~s))
+        m.d.comb += result.eq(Mux(overflow, Mux(neg, lo_lim, hi_lim), total[:bits]))
+    return result, overflow
+
+
+def _tree_sum(terms: list):
+    """The sum of ``terms`` as a balanced tree of adds (depth log2 n, not n - 1)."""
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]  # fmt: skip
+    return terms[0]
 
 
 def check_pe_params(
@@ -172,7 +287,9 @@ class IntPE(wiring.Component):
     psum_in: In(signed(acc_bits)), ovf_in: In(1): partial sum and sticky flag from above.
     psum_out: Out(signed(acc_bits)), ovf_out: Out(1): registered, ``latency`` = 1 cycle.
     pipeline: 1 registers the product first (``latency`` = 2; ``psum_in`` one cycle after the
-    operands), as the arrays' ``pipeline`` = 2 uses it.
+    operands), as the arrays' ``pipeline`` = 2 uses it; 2 also splits the multiplier over two
+    cycles (``latency`` = 3; ``psum_in`` two cycles after the operands): each 2-bit slice of
+    ``w`` times ``a`` registered, their shifted sum registered as the product.
     ovf_out = ovf_in | (the exact sum left the P-bit range, or a clamp happened).
 
     Golden model: one step of ``golden.accum.accumulate`` (the partial sum enters as the
@@ -192,7 +309,7 @@ class IntPE(wiring.Component):
         policy: str = "wrap",
         pipeline: int = 0,
     ) -> None:
-        self.pipeline = check_int("pipeline", pipeline, 0, 1)
+        self.pipeline = check_int("pipeline", pipeline, 0, 2)
         self.latency = 1 + pipeline
         check_pe_params(
             w_bits=w_bits,
@@ -215,6 +332,20 @@ class IntPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         product = Signal(signed(self.w_bits + self.a_bits + 1))
-        m.d.comb += product.eq(self.w * self.a)  # exact: the widths above always hold it
+        if self.pipeline >= 2:
+            # w = sum_j w_j 4^j over 2-bit slices (unsigned, the top one with w's signedness):
+            # slice products w_j * a (two rows of a each) in the first cycle, their exact
+            # shifted sum in the second
+            parts = []
+            for j, lo in enumerate(range(0, self.w_bits, 2)):
+                sl = self.w[lo : lo + 2]
+                if self.w_signed and lo + 2 >= self.w_bits:
+                    sl = sl.as_signed()
+                pp = Signal(signed(len(sl) + self.a_bits + 1), name=f"pp_{j}")
+                m.d.sync += pp.eq(sl * self.a)
+                parts.append(pp << lo)
+            m.d.comb += product.eq(_tree_sum(parts))
+        else:
+            m.d.comb += product.eq(self.w * self.a)  # exact: the widths above always hold it
         pe_accumulate(m, self, product)
         return m

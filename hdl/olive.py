@@ -151,8 +151,10 @@ class OlivePE(wiring.Component):
         pipeline: int = 0,
         outliers: bool = True,
     ) -> None:
-        self.pipeline = check_int("pipeline", pipeline, 0, 1)
-        self.latency = 1 + pipeline  # pipeline 1: the shifted product is registered first
+        self.pipeline = check_int("pipeline", pipeline, 0, 2)
+        # pipeline 1: the shifted product is registered first; 2: the product before the
+        # shifter as well
+        self.latency = 1 + pipeline
         self.bits, self.e_bits = _check(bits, e_bits)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
         self.policy = check_choice("policy", policy, POLICIES)

@@ -4,6 +4,9 @@ Synthesis-only harness (not part of an accelerator): every core input comes from
 shift register fed by the ``din`` pin, every core output is registered and XOR-reduced into the
 registered ``dout`` pin. All core logic stays observable, so nothing is optimised away, and the
 core's paths are register-to-register, which is what an Fmax figure should measure.
+``pipelined``: the XOR reduction as a registered tree of 4-input XORs (one LUT4 per stage),
+for cores whose own paths are shorter than a flat XOR of a hundred and more outputs (about
+four LUT levels on an iCE40; the pipeline-3 arrays); the other reports keep the flat XOR.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ __all__ = ["SerialWrapper"]
 class SerialWrapper(wiring.Component):
     """Wrap ``core`` (a ``wiring.Component`` in the sync domain) behind ``din`` / ``dout``."""
 
-    def __init__(self, core: wiring.Component) -> None:
+    def __init__(self, core: wiring.Component, *, pipelined: bool = False) -> None:
         if not isinstance(core, wiring.Component):
             raise TypeError(f"core must be a wiring.Component, not {type(core).__name__}")
-        self.core = core
+        self.core, self.pipelined = core, pipelined
         super().__init__({"din": In(1), "dout": Out(1)})
 
     def elaborate(self, platform):
@@ -38,5 +41,11 @@ class SerialWrapper(wiring.Component):
             m.d.comb += p.eq(shift[pos : pos + len(p)])
             pos += len(p)
         captured = Signal(sum(len(p) for p in outs))
-        m.d.sync += [captured.eq(Cat(*outs)), self.dout.eq(captured.xor())]
+        m.d.sync += captured.eq(Cat(*outs))
+        level, stage = captured, 0
+        while self.pipelined and len(level) > 4:
+            nxt = Signal((len(level) + 3) // 4, name=f"xor_tree_{stage}")
+            m.d.sync += [nxt[i].eq(level[4 * i : 4 * i + 4].xor()) for i in range(len(nxt))]
+            level, stage = nxt, stage + 1
+        m.d.sync += self.dout.eq(level.xor())
         return m

@@ -44,6 +44,8 @@ def test_ant_pe(cfg):
         AntArrayConfig(
             rows=4, cols=3, bits=4, acc_bits=12, out_bits=14, policy="saturate", pipeline=2
         ),
+        # pipeline 3 (the LUT-fabric option): the product before the shifter, the read register
+        PRESETS["ant4-array4x4-p32-stream"].replace(pipeline=3),
     ],
     ids=lambda c: c.slug,
 )

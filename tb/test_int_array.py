@@ -40,6 +40,10 @@ CONFIGS = [
     ),
     IntArrayConfig(rows=4, cols=2, w_bits=4, a_bits=4, acc_bits=6, out_bits=7, pipeline=2),
     PRESETS["int8x8-array8x8-p32"].replace(acc_depth=512, double_buffer=True, pipeline=1),
+    # pipeline 3 (the LUT-fabric option): the split multiplier, the memory's read register
+    PRESETS["int8x8-array4x4-p32-stream"].replace(pipeline=3),
+    IntArrayConfig(rows=3, cols=2, w_bits=4, a_bits=4, a_signed=False, acc_bits=6, out_bits=7,
+                   policy="saturate", acc_depth=2, pipeline=3),  # fmt: skip
 ]
 
 

@@ -44,6 +44,8 @@ def test_olive_pe(cfg):
         OliveArrayConfig(
             rows=4, cols=3, bits=4, acc_bits=14, out_bits=16, policy="saturate", pipeline=2
         ),
+        # pipeline 3 (the LUT-fabric option): the product before the shifter, the read register
+        PRESETS["olive8-array4x4-p32-stream"].replace(pipeline=3, acc_depth=64),
         OliveArrayConfig(
             rows=2, cols=2, bits=8, acc_bits=20, out_bits=22, acc_depth=2, double_buffer=True
         ),

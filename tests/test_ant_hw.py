@@ -12,7 +12,8 @@ from qarch.configs import PRESETS, AntArrayConfig, config_from_json
 from tb.schedule import gemm_schedule
 from tests.amaranth_sim import run_array
 
-STREAM = [{}, {"double_buffer": True}, {"pipeline": 2}, {"double_buffer": True, "pipeline": 1}]
+STREAM = [{}, {"double_buffer": True}, {"pipeline": 2}, {"double_buffer": True, "pipeline": 1},
+          {"double_buffer": True, "pipeline": 3}]  # fmt: skip
 
 
 @pytest.mark.parametrize("stream", STREAM, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))

@@ -43,6 +43,9 @@ def test_presets_cover_the_issue_matrix():
         assert PRESETS[f"{base}-db"] == PRESETS[base].replace(double_buffer=True)
         names = [base.replace("array8x8", f"array{n}x{n}") + "-stream" for n in (4, 8, 16)]
         assert [PRESETS[n].rows for n in names] == [4, 8, 16]
+        fpga = PRESETS[base.replace("array8x8", "array4x4") + "-fpga"]
+        assert fpga == PRESETS[names[0]].replace(pipeline=3)
+    assert synth_targets("olive8-array4x4-p32-fpga") == ("ice40",)  # pipeline 3: LUT fabrics
     # FPGAs: iCE40 for PEs and 4x4 arrays, an 8x8 array per scheme on the ECP5 (make synth),
     # every other 8x8 and every 16x16 array on the ECP5 (make synth-ecp5)
     assert synth_targets("int4x8-array16x16-p32-stream") == ("generic",)

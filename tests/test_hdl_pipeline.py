@@ -18,13 +18,15 @@ from hdl.int_pe import pe_accumulate
 class _Acc(wiring.Component):
     """``pe_accumulate`` on a free addend: the registered, split add of a pipelined PE."""
 
-    pipeline = 1
-
-    def __init__(self, *, addend_bits: int, acc_bits: int, policy: str) -> None:
-        self.acc_bits, self.policy = acc_bits, policy
+    def __init__(self, *, addend_bits: int, acc_bits: int, policy: str, negate=False) -> None:
+        # the pipeline-3 form (negate as ~x + carry in): the PE's pipeline 2, whose flag runs
+        # a cycle behind the sum
+        self.pipeline = 2 if negate else 1
+        self.acc_bits, self.policy, self.negate = acc_bits, policy, negate
         super().__init__(
             {
                 "addend": In(signed(addend_bits)),
+                "neg": In(1),
                 "psum_in": In(signed(acc_bits)),
                 "ovf_in": In(1),
                 "psum_out": Out(signed(acc_bits)),
@@ -34,23 +36,39 @@ class _Acc(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pe_accumulate(m, self, self.addend, split=True)
+        if not self.negate:
+            pe_accumulate(m, self, self.addend, split=True)
+            return m
+        # ANT's / OliVe's pipeline-3 form: a negative addend as ~x with a carry in of 1
+        n = len(self.addend)
+        inv = self.addend ^ self.neg.replicate(n).as_signed()
+        pe_accumulate(m, self, inv.as_signed(), split=True, carry_in=self.neg)
         return m
 
 
 def _stream(dut, pairs):
-    """Addend i enters with psum i - 1 (the product is registered one cycle ahead)."""
-    got = []
+    """Addend i enters with psum i - 1 (the product is registered one cycle ahead); with
+    ``pipeline`` 2 the flag of pair i leaves a cycle after its sum."""
+    got, sums = [], []
+    lag = int(dut.pipeline >= 2)
 
     async def bench(ctx):
-        for i in range(len(pairs) + 1):
+        for i in range(len(pairs) + 1 + lag):
             if i < len(pairs):
-                ctx.set(dut.addend, pairs[i][1])
-            if i:
+                a = pairs[i][1]
+                if getattr(dut, "negate", False) and a < 0:  # sent as its magnitude, negated
+                    ctx.set(dut.neg, 1)
+                    ctx.set(dut.addend, -a)
+                else:
+                    ctx.set(dut.neg, 0)
+                    ctx.set(dut.addend, a)
+            if 1 <= i <= len(pairs):
                 ctx.set(dut.psum_in, pairs[i - 1][0])
             await ctx.tick()
-            if i:
-                got.append((ctx.get(dut.psum_out), ctx.get(dut.ovf_out)))
+            if 1 <= i <= len(pairs):
+                sums.append(ctx.get(dut.psum_out))
+            if i > lag:
+                got.append((sums[i - 1 - lag], ctx.get(dut.ovf_out)))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -59,15 +77,18 @@ def _stream(dut, pairs):
     return got
 
 
+@pytest.mark.parametrize("negate", [False, True])
 @pytest.mark.parametrize("policy", ["wrap", "saturate"])
 @pytest.mark.parametrize("addend_bits", [3, 5, 9])  # narrower, equal to and wider than P = 5
-def test_split_add_every_pair(policy, addend_bits):
+def test_split_add_every_pair(policy, addend_bits, negate):
     """Every (partial sum, addend) pair at P = 5: H runs over -8..7 with a 9-bit addend, so
-    the flags H = -2..1 and 'none of them' (certain overflow) are all reached, both ways."""
+    the flags H = -2..1 and 'none of them' (certain overflow) are all reached, both ways.
+    ``negate``: a negative addend enters as its magnitude inverted with a carry in of 1."""
     p = 5
-    dut = _Acc(addend_bits=addend_bits, acc_bits=p, policy=policy)
+    dut = _Acc(addend_bits=addend_bits + negate, acc_bits=p, policy=policy, negate=negate)
     half = 1 << (addend_bits - 1)
-    pairs = list(itertools.product(range(-16, 16), range(-half, half)))
+    lo = -half + 1 if negate else -half  # the magnitude must fit the signed addend port
+    pairs = list(itertools.product(range(-16, 16), range(lo, half)))
     got = _stream(dut, pairs)
     ref = accumulate(torch.tensor(pairs), p, policy)
     want = list(zip(ref.value.tolist(), ref.overflow.int().tolist()))

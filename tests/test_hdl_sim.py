@@ -43,6 +43,54 @@ def test_pe_random_vs_golden(policy):
         assert (v, f) == (ref.value.item(), int(ref.overflow.item() or o)), (w, a, p, o)
 
 
+@pytest.mark.parametrize("policy", ["wrap", "saturate"])
+@pytest.mark.parametrize("pipeline", [1, 2])
+@pytest.mark.parametrize("w_signed,a_signed", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("w_bits,a_bits", [(3, 2), (3, 5), (2, 3), (5, 3), (4, 4)])
+def test_pipelined_pe_every_operand_pair(pipeline, w_signed, a_signed, w_bits, a_bits, policy):
+    """The pipelined PE (the product registered; with ``pipeline`` = 2 the multiplier split
+    into 2-bit slices of w, odd widths too) on every operand pair, ``psum_in`` arriving
+    ``pipeline`` cycles after the operands, as in the arrays (and the sticky flags a cycle
+    later still with ``pipeline`` = 2)."""
+    dut = IntPE(w_bits=w_bits, a_bits=a_bits, w_signed=w_signed, a_signed=a_signed, acc_bits=6,
+                pipeline=pipeline, policy=policy)  # fmt: skip
+    assert dut.latency == 1 + pipeline
+    half = 1 << (w_bits - 1)
+    wr = range(-half, half) if w_signed else range(2 * half)
+    ar = range(-(2 ** (a_bits - 1)), 2 ** (a_bits - 1)) if a_signed else range(2**a_bits)
+    rng = random.Random(a_bits)
+    vecs = [(w, a, rng.randint(-32, 31), rng.randint(0, 1)) for w in wr for a in ar]
+    got = []
+
+    lag = int(pipeline >= 2)  # the flag a cycle behind the partial sum
+
+    async def bench(ctx):
+        sums = []
+        for t in range(len(vecs) + pipeline + lag):
+            w, a, _, _ = vecs[min(t, len(vecs) - 1)]
+            ctx.set(dut.w, w)
+            ctx.set(dut.a, a)
+            if pipeline <= t < len(vecs) + pipeline:
+                ctx.set(dut.psum_in, vecs[t - pipeline][2])
+            if pipeline + lag <= t:
+                ctx.set(dut.ovf_in, vecs[t - pipeline - lag][3])
+            await ctx.tick()
+            if pipeline <= t < len(vecs) + pipeline:
+                sums.append(ctx.get(dut.psum_out))
+            if pipeline + lag <= t:
+                got.append((sums[t - pipeline - lag], ctx.get(dut.ovf_out)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(got) == len(vecs)
+    for (w, a, p, o), (v, f) in zip(vecs, got):
+        ref = accumulate(torch.tensor([p, w * a]), 6, policy)
+        assert (v, f) == (ref.value.item(), int(ref.overflow.item() or o)), (w, a, p, o)
+    assert any(f for _, f in got) and not all(f for _, f in got)
+
+
 @pytest.mark.parametrize(
     "cfg",
     [
@@ -81,9 +129,11 @@ def test_array_latency_is_published():
     assert IntArray(rows=4, cols=8).latency == 12
     # edge register (pipeline >= 1 or double buffering) + product register (pipeline 2)
     for db in (False, True):
-        for pl in (0, 1, 2):
+        for pl in (0, 1, 2, 3):
             cfg = IntArrayConfig(rows=4, cols=8, double_buffer=db, pipeline=pl)
-            want = 12 + int(db or pl >= 1) + 2 * int(pl == 2)  # product register, split add
+            # product register and split add (2); the split multiplier (3; its memory read
+            # register is issued a cycle earlier and adds no cycle)
+            want = 12 + int(db or pl >= 1) + 2 * int(pl >= 2) + int(pl == 3)
             assert cfg.build().latency == cfg.latency == want
 
 
@@ -97,6 +147,12 @@ STREAMS = [
     dict(rows=4, cols=4, acc_depth=512, pipeline=1, double_buffer=True),  # a memory
     dict(rows=1, cols=1, acc_depth=2, pipeline=2),  # the split add's every-other-cycle rule
     dict(rows=1, cols=1, acc_depth=2, pipeline=1, policy="saturate"),  # transparent reads
+    # pipeline 3: the read register and its forwarding (1 x 1: an entry every other cycle)
+    dict(rows=4, cols=4, acc_depth=8, pipeline=3, double_buffer=True),
+    dict(rows=5, cols=2, acc_depth=2, pipeline=3, policy="saturate"),
+    dict(rows=3, cols=5, acc_depth=512, pipeline=3),
+    dict(rows=1, cols=1, acc_depth=2, pipeline=3),
+    dict(rows=1, cols=1, acc_depth=4, pipeline=3, policy="saturate", double_buffer=True),
 ]
 
 
@@ -180,7 +236,7 @@ def test_pe_parameter_errors(kwargs, exc, msg):
         (dict(acc_depth=1), ValueError, "acc_depth must be at least 2, not 1"),
         (dict(acc_depth=512), ValueError, "acc_depth above 256 needs pipeline >= 1"),
         (dict(acc_depth=8192, pipeline=1), ValueError, "acc_depth must be at most 4096"),
-        (dict(pipeline=3), ValueError, "pipeline must be at most 2, not 3"),
+        (dict(pipeline=4), ValueError, "pipeline must be at most 3, not 4"),
         (dict(double_buffer=1), TypeError, "double_buffer must be a bool, not int"),
     ],
 )
@@ -189,3 +245,32 @@ def test_array_parameter_errors(kwargs, exc, msg):
         IntArray(**kwargs)
     with pytest.raises(exc, match=msg):
         IntArrayConfig(**kwargs)
+
+
+def test_pipelined_serial_wrapper_is_the_flat_one_delayed():
+    """The synthesis harness's registered XOR tree (pipeline-3 cores) gives the flat XOR's
+    ``dout`` stream, later by its number of tree stages."""
+    from hdl.wrapper import SerialWrapper
+
+    def stream(pipelined):
+        dut = SerialWrapper(IntPE(w_bits=4, a_bits=8, acc_bits=12), pipelined=pipelined)
+        rng, out = random.Random(4), []
+
+        async def bench(ctx):
+            for _ in range(400):
+                ctx.set(dut.din, rng.randint(0, 1))
+                await ctx.tick()
+                out.append(ctx.get(dut.dout))
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-8)
+        sim.add_testbench(bench)
+        sim.run()
+        return out
+
+    flat, tree = stream(False), stream(True)
+    n, stages = 12 + 1, 0  # the PE's outputs: a 12-bit sum and its flag
+    while n > 4:
+        n, stages = (n + 3) // 4, stages + 1
+    assert stages == 1 and any(flat)
+    assert tree[stages:] == flat[: len(flat) - stages]

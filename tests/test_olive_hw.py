@@ -37,7 +37,8 @@ def test_pair_decoder_every_byte(normal, sel):
     assert not bad
 
 
-STREAM = [{}, {"double_buffer": True}, {"pipeline": 1}, {"double_buffer": True, "pipeline": 2}]
+STREAM = [{}, {"double_buffer": True}, {"pipeline": 1}, {"double_buffer": True, "pipeline": 2},
+          {"pipeline": 3}]  # fmt: skip
 
 
 @pytest.mark.parametrize("stream", STREAM, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))

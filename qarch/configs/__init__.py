@@ -90,6 +90,8 @@ def synth_targets(name: str, big: bool = False) -> tuple[str, ...]:
         # the 16x16 arrays and every 8x8 array without an ECP5 run in make synth
         other8 = size == 64 and name not in ECP5_PRESETS
         return ("ecp5",) if size >= 256 or other8 else ()
+    if name.endswith("-fpga"):
+        return ("ice40",)  # an FPGA option: the 0.18 um flow has -stream
     if name.endswith(ABLATIONS) or size >= 64:
         # ablations: area, timing (what a feature costs the PE); 8x8 and up: iCE40 only for
         # the LUT counts docs/results.md reads, the ECP5 for one 8x8 array per scheme
@@ -105,8 +107,11 @@ def synth_targets(name: str, big: bool = False) -> tuple[str, ...]:
 # "-db": today's array with double-buffered weights (the area of the shadow registers and the
 # swap chain); "-stream": double-buffered, fully pipelined (pipeline 2) and 512-deep
 # accumulators, so a 512-token prefill streams through every K tile: the arrays that stay busy.
+# "-fpga" (4x4, iCE40 only): "-stream" with pipeline 3, for LUT fabrics without DSPs (the
+# multiplier over two cycles, the block RAM's output registered, a carry-select output add).
 STREAM = {"-db": dict(double_buffer=True), "-stream": dict(double_buffer=True, pipeline=2,
-                                                             acc_depth=512)}  # fmt: skip
+                                                             acc_depth=512),
+          "-fpga": dict(double_buffer=True, pipeline=3, acc_depth=512)}  # fmt: skip
 STREAM_SUFFIXES = tuple(STREAM)
 # The arrays that get streaming variants, by scheme (8x8 presets; 4x4 and 16x16 derived).
 STREAM_BASES = (
@@ -184,6 +189,9 @@ def _presets() -> dict[str, Config]:
         for n in (4, 8, 16):
             name = base.replace("array8x8", f"array{n}x{n}") + "-stream"
             p[name] = cfg.replace(rows=n, cols=n, **STREAM["-stream"])
+        p[base.replace("array8x8", "array4x4") + "-fpga"] = cfg.replace(
+            rows=4, cols=4, **STREAM["-fpga"]
+        )
     # AXE's accumulator (the results' AXE-GPTQ row: P_I = 16) on the streaming arrays, so that
     # `qarch perf --scheme axe-gptq` has its area, Fmax and energy.
     for n in (8, 16):

@@ -100,7 +100,7 @@ class AntArrayConfig(Config, StreamingArray):
     policy: str = "wrap"
     acc_depth: int = 4
     double_buffer: bool = False
-    pipeline: int = 0  # 0..2: see hdl.array.SystolicArray
+    pipeline: int = 0  # 0..3: see hdl.array.SystolicArray
 
     component: ClassVar[str] = "ant-array"
     golden: ClassVar[str] = "golden.accum.gemm"

@@ -62,7 +62,7 @@ def check_accumulators(cfg) -> None:
     check_policy(cfg.policy)
     pipeline = getattr(cfg, "pipeline", 0)
     if hasattr(cfg, "double_buffer"):
-        _check_int("pipeline", pipeline, 0, 2)
+        _check_int("pipeline", pipeline, 0, 3)
         _check_bool("double_buffer", cfg.double_buffer)
     check_acc_depth(cfg.acc_depth, pipeline)
 
@@ -141,7 +141,10 @@ class StreamingArray:
     @property
     def latency(self) -> int:
         """Cycles from a vector on ``a_data`` to its outputs (equal to the component's)."""
-        return self.rows + self.cols + self.edge_stages + 2 * int(self.pipeline >= 2)
+        # pipeline 2: the product register and the two-cycle output add; 3: also the split
+        # multiplier (the memory's read register is issued a cycle earlier: no cycle)
+        return (self.rows + self.cols + self.edge_stages + 2 * int(self.pipeline >= 2)
+                + int(self.pipeline >= 3))  # fmt: skip
 
     @property
     def lead(self) -> int:

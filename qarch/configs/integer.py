@@ -77,7 +77,7 @@ class IntArrayConfig(_IntOperands, StreamingArray):
     out_bits: int = 32
     acc_depth: int = 4
     double_buffer: bool = False
-    pipeline: int = 0  # 0..2: see hdl.array.SystolicArray
+    pipeline: int = 0  # 0..3: see hdl.array.SystolicArray
 
     component: ClassVar[str] = "int-array"
     golden: ClassVar[str] = "golden.accum.gemm"
