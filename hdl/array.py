@@ -323,6 +323,21 @@ def _acc_memory(m: Module, arr, cols: int, read_addr, write_addr, write_en, tran
     return wp, rp
 
 
+def _apply_policy(m: Module, policy: str, exact, bits: int, c: int):
+    """The outer add's overflow (from the bits above P - 1: the exact sum fits iff they are
+    all equal) and its P-bit result under ``policy``: ``(ovf, total)`` signals."""
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    top = exact[bits - 1 :]
+    ovf = Signal(name=f"ovf_o_{c}")
+    m.d.comb += ovf.eq((top != 0) & (top != (1 << len(top)) - 1))
+    total = Signal(signed(bits), name=f"total_{c}")
+    if policy == "wrap":
+        m.d.comb += total.eq(exact[:bits])  # keep the low P bits: two's complement wrap
+    else:
+        m.d.comb += total.eq(Mux(ovf, Mux(exact[-1], lo, hi), exact[:bits]))
+    return ovf, total
+
+
 def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last, a_addr):
     """``output_unit`` with the P_O add in two stages: A (``latency`` - 2 after the vector) adds
     the low halves of the entry (read a cycle ahead) and the tile sum and registers the carry;
@@ -341,7 +356,6 @@ def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last,
         _delay(m, s, 1, f"stage_b{i}") for i, s in enumerate((valid, first, last, addr))
     )
     wp, rp = _acc_memory(m, arr, C, addr_early, a_b, v_b)
-    lo, hi = -(2 ** (P - 1)), 2 ** (P - 1) - 1
     for c in range(C):
         width = max(P, len(tile[c]))
         t_x = Signal(signed(width), name=f"tile_x_{c}")
@@ -368,14 +382,7 @@ def _split_output_unit(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_last,
         m.d.comb += hi_sum.eq(p_hi + t_hi + carry_q)
         exact = Signal(signed(width + 2), name=f"exact_{c}")
         m.d.comb += exact.eq(Cat(lo_q, hi_sum).as_signed())
-        top = exact[P - 1 :]
-        ovf = Signal(name=f"ovf_o_{c}")
-        m.d.comb += ovf.eq((top != 0) & (top != (1 << len(top)) - 1))
-        total = Signal(signed(P), name=f"total_{c}")
-        if arr.policy == "wrap":
-            m.d.comb += total.eq(exact[:P])  # keep the low P bits: two's complement wrap
-        else:
-            m.d.comb += total.eq(Mux(ovf, Mux(exact[-1], lo, hi), exact[:P]))
+        ovf, total = _apply_policy(m, arr.policy, exact, P, c)
         new_oo = oo_q | ovf
         m.d.comb += [wp.data[c].sum.eq(total), wp.data[c].oi.eq(oi_q), wp.data[c].oo.eq(new_oo)]
         m.d.sync += [
@@ -423,7 +430,6 @@ def _split_output_unit_reg(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_l
         fwd4.eq(hit4),
         use_raw.eq(~(first_early | hit2 | hit3 | hit4)),
     ]
-    lo, hi = -(2 ** (P - 1)), 2 ** (P - 1) - 1
     for c in range(C):
         c_reg = Signal.like(wp.data[c], name=f"acc_wr_q_{c}")
         c_reg2 = Signal.like(wp.data[c], name=f"acc_wr_qq_{c}")
@@ -439,14 +445,7 @@ def _split_output_unit_reg(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_l
         oi_b = oi_q | tile_ovf[c]
         exact = Signal(signed(width + 2), name=f"exact_{c}")
         m.d.comb += exact.eq(_carry_select_add(m, p_x, t_x, P, f"_{c}"))
-        top = exact[P - 1 :]
-        ovf = Signal(name=f"ovf_o_{c}")
-        m.d.comb += ovf.eq((top != 0) & (top != (1 << len(top)) - 1))
-        total = Signal(signed(P), name=f"total_{c}")
-        if arr.policy == "wrap":
-            m.d.comb += total.eq(exact[:P])  # keep the low P bits: two's complement wrap
-        else:
-            m.d.comb += total.eq(Mux(ovf, Mux(exact[-1], lo, hi), exact[:P]))
+        ovf, total = _apply_policy(m, arr.policy, exact, P, c)
         new_oo = oo_q | ovf
         m.d.sync += [c_reg.sum.eq(total), c_reg.oi.eq(oi_b), c_reg.oo.eq(new_oo)]
         older = Mux(clear, 0, Mux(fwd3, c_reg.as_value(), c_reg2.as_value()))

@@ -98,7 +98,6 @@ def _split_add(m: Module, acc, addend, bits: int, policy: str):
     result is R. Saturation picks the limit by the sign of H - s + c. The same function as
     :func:`add_with_policy`: ``tests/test_hdl_pipeline.py`` checks it against the golden
     accumulator step on every input pair at P = 5."""
-    lo_lim, hi_lim = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     wide = Signal(signed(max(len(addend), bits + 1)), name="product")
     m.d.comb += wide.eq(addend)  # sign-extends a narrower addend: H is then -1 or 0
     high = wide[bits:].as_signed()
@@ -117,16 +116,7 @@ def _split_add(m: Module, acc, addend, bits: int, policy: str):
     for cin in (0, 1):
         hi = Signal(bits - half + 1, name=f"sum_hi{cin}")
         m.d.comb += hi.eq(x[half:] + low[half:] + cin)
-        c, r = hi[-1], hi[-2]
-        k_is = {  # k = s - c - r
-            1: s & ~c & ~r,
-            0: (s & (c ^ r)) | (~s & ~c & ~r),
-            -1: (s & c & r) | (~s & (c ^ r)),
-            -2: ~s & c & r,
-        }
-        ovfs.append(
-            ~((k_is[1] & h[1]) | (k_is[0] & h[0]) | (k_is[-1] & h[-1]) | (k_is[-2] & h[-2]))
-        )
+        ovfs.append(_split_overflow(s, hi[-1], hi[-2], h))
         his.append(hi)
     total = Signal(bits + 1, name="sum")
     overflow = Signal()
@@ -134,6 +124,24 @@ def _split_add(m: Module, acc, addend, bits: int, policy: str):
         total.eq(Cat(lo[:half], Mux(lo[half], his[1], his[0]))),
         overflow.eq(Mux(lo[half], ovfs[1], ovfs[0])),
     ]
+    return _split_result(m, total, overflow, bits, policy, s, h, h_neg), overflow
+
+
+def _split_overflow(s, c, r, h: dict):
+    """The split add's overflow: the exact sum fits iff H = s - c - r (see :func:`_split_add`;
+    ``h``: the flags H = k for k = -2..1)."""
+    k_is = {  # k = s - c - r
+        1: s & ~c & ~r,
+        0: (s & (c ^ r)) | (~s & ~c & ~r),
+        -1: (s & c & r) | (~s & (c ^ r)),
+        -2: ~s & c & r,
+    }
+    return ~((k_is[1] & h[1]) | (k_is[0] & h[0]) | (k_is[-1] & h[-1]) | (k_is[-2] & h[-2]))
+
+
+def _split_result(m: Module, total, overflow, bits: int, policy: str, s, h: dict, h_neg):
+    """The split add's P-bit result under ``policy`` (``total``: the P + 1-bit sum)."""
+    lo_lim, hi_lim = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     c = total[bits]
     result = Signal(signed(bits))
     if policy == "wrap":
@@ -143,7 +151,7 @@ def _split_add(m: Module, acc, addend, bits: int, policy: str):
         # c & ~s, H >= 0 never (a non-negative addend cannot overflow below)
         neg = (h_neg & ~h[-1]) | (h[-1] & ~(c & ~s))
         m.d.comb += result.eq(Mux(overflow, Mux(neg, lo_lim, hi_lim), total[:bits]))
-    return result, overflow
+    return result
 
 
 def _accumulate_late(m: Module, pe, addend, carry_in=None) -> None:
@@ -166,24 +174,12 @@ def _accumulate_late(m: Module, pe, addend, carry_in=None) -> None:
 
 
 def _split_add_late(m: Module, acc, addend, bits: int, policy: str, carry_in=None, late=False):
-    """:func:`_split_add` for the pipeline-3 PEs (``pe.pipeline`` = 2), a copy so that the
-    netlists of pipeline 2 and below stay as committed. ``acc + addend`` with the addend
-    (ANT's and OliVe's shifted products, up to 40 bits
-    against a 32-bit accumulator) registered first, split: its low P bits L and flags on its
-    high part H = addend >> P (H = -2, -1, 0, 1, H < 0). The add stage is then one P-bit
-    carry-select add and a few gates.
-
-    With U the P bits of ``acc``, s its sign bit, c the carry out of U + L and r the top bit
-    of R = (U + L) mod 2^P, the exact sum is (H - s + c) 2^P + R, which fits in P signed bits
-    iff H = s - c - r (one of -2..1): overflow is a 3-input select of the flags, the wrapped
-    result is R. Saturation picks the limit by the sign of H - s + c. The same function as
-    :func:`add_with_policy`: ``tests/test_hdl_pipeline.py`` checks it against the golden
-    accumulator step on every input pair at P = 5. ``carry_in`` (one bit, registered with the
-    addend) is added into U + L: c is then the carry out of U + L + carry_in, and the same
-    rule holds for ``acc + addend + carry_in``. ``late`` (wrap only): the overflow is
-    returned a cycle later, from registered carries, sign and flags (no gate after the
-    carry chains but the result's mux)."""
-    lo_lim, hi_lim = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    """:func:`_split_add` (the same arithmetic, see there) for the pipeline-3 PEs
+    (``pe.pipeline`` = 2), apart so that the netlists of pipeline 2 and below stay as
+    committed. ``carry_in`` (one bit, registered with the addend) is added into U + L: c is
+    then the carry out of U + L + carry_in, and the same rule holds for ``acc + addend +
+    carry_in``. ``late`` (wrap only): the overflow is returned a cycle later, from registered
+    carries, sign and flags (no gate after the carry chains but the result's mux)."""
     wide = Signal(signed(max(len(addend), bits + 1)), name="product")
     m.d.comb += wide.eq(addend)  # sign-extends a narrower addend: H is then -1 or 0
     high = wide[bits:].as_signed()
@@ -222,32 +218,16 @@ def _split_add_late(m: Module, acc, addend, bits: int, policy: str, carry_in=Non
         staged = [Signal(name=f"ovf_in{i}_q") for i in range(len(inputs))]
         m.d.sync += [q.eq(v) for q, v in zip(staged, inputs)]
         inputs = staged
-    s_, sel, c0, r0, c1, r1, hm2, hm1, h0, h1 = inputs
-    ovfs = []
-    for c, r in ((c0, r0), (c1, r1)):
-        k_is = {  # k = s - c - r
-            1: s_ & ~c & ~r,
-            0: (s_ & (c ^ r)) | (~s_ & ~c & ~r),
-            -1: (s_ & c & r) | (~s_ & (c ^ r)),
-            -2: ~s_ & c & r,
-        }
-        ovfs.append(~((k_is[1] & h1) | (k_is[0] & h0) | (k_is[-1] & hm1) | (k_is[-2] & hm2)))
+    s_, sel, c0, r0, c1, r1, *flags = inputs
+    hq = dict(zip((-2, -1, 0, 1), flags))
+    ovfs = [_split_overflow(s_, c, r, hq) for c, r in ((c0, r0), (c1, r1))]
     total = Signal(bits + 1, name="sum")
     overflow = Signal()
     m.d.comb += [
         total.eq(Cat(lo[:half], Mux(lo[half], his[1], his[0]))),
         overflow.eq(Mux(sel, ovfs[1], ovfs[0])),
     ]
-    c = total[bits]
-    result = Signal(signed(bits))
-    if policy == "wrap":
-        m.d.comb += result.eq(total[:bits])  # keep the low P bits: two's complement wrap
-    else:
-        # an overflowing sum is negative iff H - s + c < 0: H <= -2 always, H = -1 unless
-        # c & ~s, H >= 0 never (a non-negative addend cannot overflow below)
-        neg = (h_neg & ~h[-1]) | (h[-1] & ~(c & ~s))
-        m.d.comb += result.eq(Mux(overflow, Mux(neg, lo_lim, hi_lim), total[:bits]))
-    return result, overflow
+    return _split_result(m, total, overflow, bits, policy, s, h, h_neg), overflow
 
 
 def _tree_sum(terms: list):
