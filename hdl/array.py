@@ -418,8 +418,8 @@ def _split_output_unit_reg(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_l
     # the selects for the cycle before stage A, compared a cycle earlier still and registered:
     # they fan out to every bit of every column
     first_early = _delay(m, a_first, stage - 2, "ctrl_first_early")
-    names = ("acc_clear", "acc_fwd2", "acc_fwd3", "acc_fwd4", "acc_raw")
-    clear, fwd2, fwd3, fwd4, use_raw = (Signal(name=n) for n in names)
+    names = ("acc_clear", "acc_fwd2", "acc_fwd3", "acc_raw")
+    clear, fwd2, fwd3, use_raw = (Signal(name=n) for n in names)
     hit2 = valid & (addr == addr_early) & ~first_early
     hit3 = v_b & (a_b == addr_early)
     hit4 = v_c & (a_c == addr_early)
@@ -427,7 +427,6 @@ def _split_output_unit_reg(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_l
         clear.eq(first_early),
         fwd2.eq(hit2),
         fwd3.eq(hit3),
-        fwd4.eq(hit4),
         use_raw.eq(~(first_early | hit2 | hit3 | hit4)),
     ]
     for c in range(C):
@@ -448,6 +447,7 @@ def _split_output_unit_reg(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_l
         ovf, total = _apply_policy(m, arr.policy, exact, P, c)
         new_oo = oo_q | ovf
         m.d.sync += [c_reg.sum.eq(total), c_reg.oi.eq(oi_b), c_reg.oo.eq(new_oo)]
+        # 4 ahead is the default: the memory's data is taken only when no write is in flight
         older = Mux(clear, 0, Mux(fwd3, c_reg.as_value(), c_reg2.as_value()))
         alt = Mux(fwd2, Cat(total, oi_b, new_oo), older)
         m.d.sync += [
