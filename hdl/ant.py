@@ -172,8 +172,8 @@ class AntPE(wiring.Component):
         types: tuple[str, ...] = ANT_TYPES,
     ) -> None:
         self.pipeline = check_int("pipeline", pipeline, 0, 2)
-        # pipeline 1: the shifted product is registered first; 2: the product before the
-        # shifter as well
+        # pipeline 1: the shifted product is registered first; 2: the magnitude product before
+        # the shifter as well (sme_mac)
         self.latency = 1 + pipeline
         self.bits = check_int("bits", bits, 3, 6)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
@@ -198,7 +198,9 @@ def sme_mac(m: Module, pe, w, a) -> None:
     adder takes the registered product split (:func:`hdl.int_pe.pe_accumulate`): the product
     stage loses a full-width negate and the add stage is one P-bit carry-select add (the
     shifted products are as wide as the partial sum, where INT's are narrow). ``pe.pipeline``
-    = 2 also registers the signed product and the shift amount before the shifter."""
+    = 2 registers the magnitude product, its sign and the shift amount (the multiplier alone
+    in the first cycle); the second cycle shifts the magnitude and inverts it for a negative
+    product, the add takes the + 1 as its carry in (-x = ~x + 1): no stage holds a negate."""
     mag_bits, exp_bits = len(w.mag), len(w.exp)
     prod = Signal(2 * mag_bits, name="mag_product")
     shift = Signal(exp_bits + 1)

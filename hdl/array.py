@@ -65,9 +65,10 @@ class SystolicArray(wiring.Component):
     output unit; 1 = decoded activations registered at the edge and the output unit split into
     a registered memory read and an add + write stage; 2 = also the product registered in
     every PE (multiplier and adder in different cycles) and the output add over two cycles;
-    3 = also the multiplier split over two cycles (INT: two partial products; ANT, OliVe: the
-    product before the shifter) and the memory's output registered (for LUT fabrics: the
-    iCE40 has no DSP and a slow block-RAM clock-to-out).
+    3 = also the multiplier split over two cycles (INT: one partial product per 2-bit weight
+    slice; ANT, OliVe: the magnitude product before the shifter), carry-select adds with the
+    PEs' sticky flags a cycle behind their sums, and the memory's output registered (for LUT
+    fabrics: the iCE40 has no DSP and a slow block-RAM clock-to-out).
 
     Members (packed buses are little-endian: element 0 in the least significant bits)
     -------
@@ -146,7 +147,7 @@ class SystolicArray(wiring.Component):
     @property
     def read_register(self) -> bool:
         """``pipeline`` = 3 registers the accumulator memory's output before the add (the
-        read is issued two cycles ahead; the write in flight is forwarded)."""
+        read is issued two cycles ahead; the writes in flight are forwarded)."""
         return self.pipeline >= 3
 
     @property

@@ -161,25 +161,24 @@ def _accumulate_late(m: Module, pe, addend, carry_in=None) -> None:
     add, and the sticky flag one cycle behind the partial sum (``ovf_in`` is expected, and
     ``ovf_out`` given, a cycle after ``psum_in`` / ``psum_out``): with wrap the overflow test
     runs a cycle later on registered carries, so no flag logic follows the carry chains."""
-    wrap = pe.policy == "wrap"
-    result, overflow = _split_add_late(
-        m, pe.psum_in, addend, pe.acc_bits, pe.policy, carry_in, late=wrap
-    )
+    result, overflow = _split_add_late(m, pe.psum_in, addend, pe.acc_bits, pe.policy, carry_in)
     m.d.sync += pe.psum_out.eq(result)
-    if not wrap:  # saturation needs the overflow now: register it for the flag's lag
+    if pe.policy != "wrap":  # saturation needs the overflow now: register it for the lag
         ov_q = Signal(name="overflow_q")
         m.d.sync += ov_q.eq(overflow)
         overflow = ov_q
     m.d.sync += pe.ovf_out.eq(pe.ovf_in | overflow)
 
 
-def _split_add_late(m: Module, acc, addend, bits: int, policy: str, carry_in=None, late=False):
+def _split_add_late(m: Module, acc, addend, bits: int, policy: str, carry_in=None):
     """:func:`_split_add` (the same arithmetic, see there) for the pipeline-3 PEs
     (``pe.pipeline`` = 2), apart so that the netlists of pipeline 2 and below stay as
     committed. ``carry_in`` (one bit, registered with the addend) is added into U + L: c is
     then the carry out of U + L + carry_in, and the same rule holds for ``acc + addend +
-    carry_in``. ``late`` (wrap only): the overflow is returned a cycle later, from registered
-    carries, sign and flags (no gate after the carry chains but the result's mux)."""
+    carry_in``. With wrap the overflow is returned a cycle later, from registered carries,
+    sign and flags (no gate after the carry chains but the result's mux); saturation needs it
+    in the same cycle."""
+    late = policy == "wrap"
     wide = Signal(signed(max(len(addend), bits + 1)), name="product")
     m.d.comb += wide.eq(addend)  # sign-extends a narrower addend: H is then -1 or 0
     high = wide[bits:].as_signed()
@@ -213,8 +212,6 @@ def _split_add_late(m: Module, acc, addend, bits: int, policy: str, carry_in=Non
     # the overflow test's inputs: s, the low half's carry, c and r of each high sum, the flags
     inputs = [s, lo[half], his[0][-1], his[0][-2], his[1][-1], his[1][-2], *h.values()]
     if late:
-        if policy != "wrap":
-            raise ValueError("a late overflow flag needs the wrap policy")
         staged = [Signal(name=f"ovf_in{i}_q") for i in range(len(inputs))]
         m.d.sync += [q.eq(v) for q, v in zip(staged, inputs)]
         inputs = staged

@@ -152,8 +152,8 @@ class OlivePE(wiring.Component):
         outliers: bool = True,
     ) -> None:
         self.pipeline = check_int("pipeline", pipeline, 0, 2)
-        # pipeline 1: the shifted product is registered first; 2: the product before the
-        # shifter as well
+        # pipeline 1: the shifted product is registered first; 2: the magnitude product before
+        # the shifter as well (hdl.ant.sme_mac)
         self.latency = 1 + pipeline
         self.bits, self.e_bits = _check(bits, e_bits)
         self.acc_bits = check_int("acc_bits", acc_bits, 2, 62)
