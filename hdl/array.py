@@ -10,7 +10,14 @@ from amaranth.lib.wiring import In, Out
 from ._params import check_bool, check_choice, check_int
 from .int_pe import POLICIES, IntPE, add_with_policy, check_pe_params
 
-__all__ = ["SystolicArray", "IntArray", "output_unit", "array_ports", "check_acc_depth"]
+__all__ = [
+    "SystolicArray",
+    "IntArray",
+    "output_unit",
+    "array_ports",
+    "check_acc_depth",
+    "check_tile",
+]
 
 
 def _delay(m: Module, sig, cycles: int, name: str):
@@ -20,6 +27,16 @@ def _delay(m: Module, sig, cycles: int, name: str):
         m.d.sync += nxt.eq(sig)
         sig = nxt
     return sig
+
+
+def _taps(m: Module, sig, cycles: int, name: str) -> list:
+    """``sig`` and its copies delayed by 1..``cycles`` cycles (one register chain)."""
+    taps = [sig]
+    for i in range(cycles):
+        nxt = Signal(sig.shape(), name=f"{name}_d{i + 1}")
+        m.d.sync += nxt.eq(taps[-1])
+        taps.append(nxt)
+    return taps
 
 
 def array_ports(*, w_rows, w_data, a_data, cols, out_bits, acc_depth, extra=None) -> dict:
@@ -50,9 +67,10 @@ class SystolicArray(wiring.Component):
     channel c. Activation vectors enter one per cycle on ``a_data``; the array skews row r by r
     cycles internally, activations move right one PE per cycle and partial sums move down one
     PE per cycle, starting at 0 at the top. The column chain is the **inner** accumulator
-    (``acc_bits`` = P_I, tile T = ``rows``); the bottom of each column is de-skewed and added to
-    an **outer** ``out_bits`` (P_O) accumulator per column, held in ``acc_depth`` entries so up
-    to ``acc_depth`` vectors stream back-to-back through every K tile.
+    (``acc_bits`` = P_I, tile T = ``rows``, or ``tile``); the bottom of each column is
+    de-skewed and added to an **outer** ``out_bits`` (P_O) accumulator per column, held in
+    ``acc_depth`` entries so up to ``acc_depth`` vectors stream back-to-back through every K
+    tile.
 
     Scheme arrays subclass this and override two hooks: ``_decode`` (an operand decoder at the
     array edge: one per loaded weight word, one per activation row) and ``_make_pe``.
@@ -68,7 +86,11 @@ class SystolicArray(wiring.Component):
     3 = also the multiplier split over two cycles (INT: one partial product per 2-bit weight
     slice; ANT, OliVe: the magnitude product before the shifter), carry-select adds with the
     PEs' sticky flags a cycle behind their sums, and the memory's output registered (for LUT
-    fabrics: the iCE40 has no DSP and a slow block-RAM clock-to-out).
+    fabrics: the iCE40 has no DSP and a slow block-RAM clock-to-out). tile: AXE's tile T of the
+    inner accumulator (default: R): a multiple T = g R, g > 1, chains each column over g K tiles
+    (the sum leaving a column's bottom enters its top again with the same entry's next K
+    tile), so the P_I-bit register sums T rows in input order, as ``golden.accum.gemm(...,
+    tile=T)`` does; only a T tile's last K tile adds into P_O.
 
     Members (packed buses are little-endian: element 0 in the least significant bits)
     -------
@@ -80,11 +102,13 @@ class SystolicArray(wiring.Component):
     swaps its shadow weight in just before this vector reaches it;
     a_first In(1): this is the first K tile for this output (start the outer sum at 0);
     a_last In(1): last K tile (emit the result); a_addr In(log2 acc_depth): accumulator entry.
+    a_tfirst, a_tlast In(1) (T > R only): the first / last K tile of a T tile; ``a_first`` /
+    ``a_last`` then mark the first / last T tile (read with ``a_tlast``).
     y_valid Out(1), y_data Out(C x out_bits), y_ovf_inner Out(C), y_ovf_outer Out(C),
     y_addr Out(log2 acc_depth): the finished outputs, ``latency`` cycles after the vector with
     ``a_last`` entered. Flags are sticky over the K tiles of one output.
 
-    Golden model: ``golden.accum.gemm(W, A, inner_bits=P_I, tile=R, outer_bits=P_O, policy)``
+    Golden model: ``golden.accum.gemm(W, A, inner_bits=P_I, tile=T, outer_bits=P_O, policy)``
     on the decoded integer operands.
     """
 
@@ -103,6 +127,7 @@ class SystolicArray(wiring.Component):
         rows_per_code: int = 1,
         double_buffer: bool = False,
         pipeline: int = 0,
+        tile: int | None = None,
     ) -> None:
         self.rows = check_int("rows", rows, 1, 64)
         # A code may cover several adjacent K rows (OliVe pairs: 2); rows must tile by it.
@@ -117,9 +142,12 @@ class SystolicArray(wiring.Component):
         self.double_buffer = check_bool("double_buffer", double_buffer)
         self.pipeline = check_int("pipeline", pipeline, 0, 3)
         self.acc_depth = check_acc_depth(acc_depth, pipeline)
+        self.tile = check_tile(tile, rows=rows, pipeline=pipeline, acc_depth=acc_depth)
         extra = dict(extra_ports or {})
         if double_buffer:
             extra["a_swap"] = In(1)
+        if self.tile > rows:
+            extra["a_tfirst"], extra["a_tlast"] = In(1), In(1)
         super().__init__(
             array_ports(
                 w_rows=codes_per_col,
@@ -199,8 +227,9 @@ class SystolicArray(wiring.Component):
         m = Module()
         R, C, e = self.rows, self.cols, self.edge_stages
         loaded = self._weights(m)
-        psum = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
-        ovf = [Signal(name=f"ovf_top_{c}") for c in range(C)]
+        psum_top = [Signal(signed(self.acc_bits), name=f"psum_top_{c}") for c in range(C)]
+        ovf_top = [Signal(name=f"ovf_top_{c}") for c in range(C)]
+        psum, ovf = list(psum_top), list(ovf_top)
         acts = [_delay(m, a, e, f"edge_{r}") for r, a in enumerate(self._decode_a(m, self.a_data))]
         # The swap token runs one cycle ahead of its vector (e = 1): PE (r, c) copies its shadow
         # weight at the edge before the vector reaches it.
@@ -225,13 +254,63 @@ class SystolicArray(wiring.Component):
                 psum[c], ovf[c] = pe.psum_out, pe.ovf_out
                 act = _delay(m, act, 1, f"act_{r}_{c}")  # moves right one PE per cycle
 
+        valid = self.a_valid
+        if self.tile > R:
+            self._chain_tiles(m, psum_top, ovf_top, psum, ovf)
+            valid = self.a_valid & self.a_tlast  # only a T tile's last K tile reaches P_O
         # De-skew: column c's tile sum leaves the grid R + c (+ stages) cycles after the vector
         # entered; all columns are aligned at latency - 1.
         tile = [_delay(m, psum[c], C - 1 - c, f"deskew_{c}") for c in range(C)]
         tile_ovf = [_delay(m, ovf[c], C - 1 - c, f"deskew_ovf_{c}") for c in range(C)]
-        ctrl = [self.a_valid, self.a_first, self.a_last, self.a_addr]
+        ctrl = [valid, self.a_first, self.a_last, self.a_addr]
         output_unit(m, self, tile, tile_ovf, *ctrl)
         return m
+
+    def _chain_tiles(self, m: Module, psum_top, ovf_top, psum_bottom, ovf_bottom) -> None:
+        """``tile`` = T > R: the column chain is the inner accumulator of T rows. The sum and
+        the sticky flag leaving the bottom of column c are kept per accumulator entry and enter
+        the top of column c again with the entry's next K tile (0 on ``a_tfirst``), so the
+        P_I-bit register runs on over T / R K tiles in input order. Column c's top sees a
+        vector top = edge_stages + pe_pipeline + c cycles after it entered, its bottom R cycles
+        later: an entry's next K tile may enter R + 1 cycles after its last one at the
+        earliest (the schedule's rule, ``StreamingArray.period``)."""
+        R, C, D = self.rows, len(psum_top), self.acc_depth
+        first_top = self.edge_stages + self.pe_pipeline
+        addr = _taps(m, self.a_addr, first_top + C - 1 + R, "tile_addr")
+        tfirst = _taps(m, self.a_tfirst, first_top + C - 1, "tile_first")
+        valid = _taps(m, self.a_valid, first_top + C - 1 + R, "tile_valid")
+        for c in range(C):
+            top, bottom = first_top + c, first_top + c + R
+            sums = Array(Signal(signed(self.acc_bits), name=f"chain_{c}_{i}") for i in range(D))
+            flags = Array(Signal(name=f"chain_ovf_{c}_{i}") for i in range(D))
+            m.d.comb += [
+                psum_top[c].eq(Mux(tfirst[top], 0, sums[addr[top]])),
+                ovf_top[c].eq(~tfirst[top] & flags[addr[top]]),
+            ]
+            with m.If(valid[bottom]):
+                m.d.sync += [
+                    sums[addr[bottom]].eq(psum_bottom[c]),
+                    flags[addr[bottom]].eq(ovf_bottom[c]),
+                ]
+
+
+def check_tile(tile, *, rows: int, pipeline: int, acc_depth: int) -> int:
+    """The inner accumulator's tile T (None: the rows): a multiple of ``rows``; T > R keeps
+    each entry's column sums in flip-flops (acc_depth <= 256) and takes pipeline <= 2 (pipeline
+    3's flags run a cycle behind the sums)."""
+    if tile is None:
+        return rows
+    check_int("tile", tile, rows, 1 << 20)
+    if tile % rows:
+        raise ValueError(f"tile must be a multiple of rows ({rows}), not {tile}")
+    if tile > rows and pipeline > 2:
+        raise ValueError(f"tile > rows takes pipeline 0..2, not pipeline={pipeline}")
+    if tile > rows and acc_depth > 256:
+        raise ValueError(
+            f"tile > rows keeps each entry's column sums in flip-flops: acc_depth must be at "
+            f"most 256, not {acc_depth}"
+        )
+    return tile
 
 
 def check_acc_depth(acc_depth, pipeline: int) -> int:
@@ -509,6 +588,7 @@ class IntArray(SystolicArray):
         acc_depth: int = 4,
         double_buffer: bool = False,
         pipeline: int = 0,
+        tile: int | None = None,
     ) -> None:
         self._pe_params = check_pe_params(
             w_bits=w_bits,
@@ -529,6 +609,7 @@ class IntArray(SystolicArray):
             acc_depth=acc_depth,
             double_buffer=double_buffer,
             pipeline=pipeline,
+            tile=tile,
             w_code=signed(w_bits) if w_signed else unsigned(w_bits),
             a_code=signed(a_bits) if a_signed else unsigned(a_bits),
         )

@@ -1,7 +1,8 @@
 """cocotb: AXE's overflow guarantee on the generated Verilog of the INT array (axe.md).
 
-A real SmolLM2 layer slice is quantized with AXE-GPTQ at P = the array's P_I and T = its row
-count (calibrated on its real input activations), then driven
+A real SmolLM2 layer slice is quantized with AXE-GPTQ at P = the array's P_I and T = its tile
+(its row count, or ``tile``: the column chain runs on over T / R K tiles; calibrated on its real
+input activations), then driven
 with the spec's adversarial inputs: for each output channel, x = nu where q > 0 and mu where
 q < 0, and the reverse. Every input is in range, so no inner flag may rise and every output must
 equal the exact sum. Plain GPTQ weights at the same P_I on the same inputs raise the flag, and
@@ -22,13 +23,15 @@ from tb.bench_util import run_gemm
 
 CFG = config_from_json(os.environ["QARCH_CONFIG"])
 SEED = int(os.environ.get("QARCH_SEED", "1"))
+T = CFG.t  # AXE's tile: the rows, or the config's tile
 
 
 def layer():
-    """A real slice: SmolLM2 q_proj of block 10 (C output channels x 6 K tiles) and its real
-    input activations on held-out text (|x| for the unsigned-input configs)."""
+    """A real slice: SmolLM2 q_proj of block 10 (C output channels x 6 K tiles, or 2 T tiles
+    when longer) and its real input activations on held-out text (|x| for the unsigned-input
+    configs)."""
     w, x = layer_sample("model.layers.10.self_attn.q_proj")
-    k = 6 * CFG.rows
+    k = max(6 * CFG.rows, 2 * T)
     w, x = w[: CFG.cols, :k], x[:256, :k]
     return w, (x if CFG.a_signed else x.abs())
 
@@ -53,22 +56,20 @@ def quantize(acc_bits):
         input_bits=CFG.a_bits,
         input_signed=CFG.a_signed,
         acc_bits=acc_bits,
-        tile=CFG.rows,
+        tile=T,
     )
     return q
 
 
 def reference(q, a):
-    return gemm(
-        q, a, inner_bits=CFG.acc_bits, tile=CFG.rows, outer_bits=CFG.out_bits, policy=CFG.policy
-    )
+    return gemm(q, a, inner_bits=CFG.acc_bits, tile=T, outer_bits=CFG.out_bits, policy=CFG.policy)
 
 
 @cocotb.test()
 async def axe_weights_never_overflow(dut):
     q = quantize(CFG.acc_bits)
     assert (
-        int(worst_case(q, CFG.a_bits, CFG.a_signed, CFG.rows).max()) <= 2 ** (CFG.acc_bits - 1) - 1
+        int(worst_case(q, CFG.a_bits, CFG.a_signed, T).max()) <= 2 ** (CFG.acc_bits - 1) - 1
     )
     a = adversarial(q)
     ref = reference(q, a)

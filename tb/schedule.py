@@ -42,6 +42,8 @@ MSQ_INPUTS = ("w_cfg", "a_shift")
 def array_inputs(cfg) -> tuple[str, ...]:
     """The streaming inputs of an array config's ports (a schedule's ``Cycle`` fields)."""
     extra = ("a_swap",) if getattr(cfg, "double_buffer", False) else ()
+    if getattr(cfg, "tile", 0):  # INT with T > R: the T tile's first / last K tile
+        extra += ("a_tfirst", "a_tlast")
     return ARRAY_INPUTS + extra + (MSQ_INPUTS if hasattr(cfg, "recon_rows") else ())
 
 
@@ -58,6 +60,8 @@ class Cycle:
     w_cfg: int = 0  # MicroScopiQ: the row's ReCoN config words
     a_shift: int = 0  # MicroScopiQ: E[tile] - E_min of the vector's K tile
     a_swap: int = 0  # double-buffered arrays: first vector of a new K tile
+    a_tfirst: int = 0  # INT arrays with T > R: first K tile of a T tile
+    a_tlast: int = 0  # ... and its last K tile
 
 
 @dataclass
@@ -131,14 +135,17 @@ def gemm_schedule(
     golden GEMM; ``w_codes`` / ``a_codes`` are the codes driven on the ports (default: the
     values themselves, which is what INT codes are; padding uses code 0 = value 0). ``idle`` is
     the probability of an idle cycle before each vector (timing stress). ``slack`` shifts the
-    reload rule (tests only: -1 breaks it by one cycle, which must corrupt the outputs).
+    reload rule and the T-tile chain rule (tests only: -1 breaks them by one cycle, which must
+    corrupt the outputs).
     """
     R, C, D = cfg.rows, cfg.cols, cfg.acc_depth
     n, k = w.shape
     m = a.shape[1]
     rng = random.Random(seed)
-    ref = gemm(w, a, inner_bits=cfg.acc_bits, tile=R, outer_bits=cfg.out_bits, policy=cfg.policy)
-    tiles = -(-k // R)
+    T = getattr(cfg, "tile", 0) or R  # the inner accumulator's tile (INT: T may be g R)
+    ref = gemm(w, a, inner_bits=cfg.acc_bits, tile=T, outer_bits=cfg.out_bits, policy=cfg.policy)
+    tiles, g = -(-k // R), T // R
+    t_tiles = -(-tiles // g)
     # Pair-coded arrays (OliVe) take two adjacent K rows per port word, even element low.
     per = 2 if getattr(cfg, "pair_codes", False) else 1
     w_word, a_word = per * cfg.w_bits, per * cfg.a_bits
@@ -155,6 +162,7 @@ def gemm_schedule(
     off = edge - 1 - int(db)
     s = Schedule()
     start = v_last = None
+    prev_times: list[int] = []
     for n0 in range(0, n, C):
         real = min(C, n - n0)
         for m0 in range(0, m, D):
@@ -174,12 +182,16 @@ def gemm_schedule(
                     if getattr(cfg, "pipeline", 0) >= 2:  # the two-cycle output add
                         t0 = max(t0, start + 2)
                 times = []  # each vector's cycle, idle gaps included
-                for _ in batch:
+                for i, _ in enumerate(batch):
                     v = times[-1] + 1 if times else t0
                     while idle and rng.random() < idle:
                         v += 1
+                    if t % g:
+                        # a T tile's later K tile: the entry's column sum leaves the bottom R
+                        # cycles after the top; its next K tile enters the top after that
+                        v = max(v, prev_times[i] + R + 1 + slack)
                     times.append(v)
-                start = times[0]
+                start, prev_times = times[0], times
                 for r in range(R // per):
                     rows = wp[n0 : n0 + C, t * R + r * per : t * R + (r + 1) * per]
                     row = [pack(x, cfg.w_bits) for x in rows.tolist()]  # a pair: even low
@@ -190,7 +202,11 @@ def gemm_schedule(
                     cyc = s.at(v)
                     cyc.a_valid = 1
                     cyc.a_data = pack([pack(x, cfg.a_bits) for x in vec], a_word)
-                    cyc.a_first, cyc.a_last = int(t == 0), int(t == tiles - 1)
+                    # with T > R, first / last mark the T tiles (the output unit reads them
+                    # on a T tile's last K tile)
+                    cyc.a_first, cyc.a_last = int(t // g == 0), int(t // g == t_tiles - 1)
+                    cyc.a_tfirst = int(t % g == 0)
+                    cyc.a_tlast = int(t % g == g - 1 or t == tiles - 1)
                     cyc.a_addr, cyc.a_swap = j - m0, int(db and i == 0)
                 v_last = times[-1]
             s.expected += [_expected(cfg, ref, n0, n0 + real, j, m0) for j in batch]

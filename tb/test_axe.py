@@ -21,6 +21,9 @@ from tb.runner import run_cocotb
             out_bits=16,
             policy="wrap",
         ),
+        # T = 64 on an 8-row array: the column chain runs on over 8 K tiles (plain GPTQ on
+        # this slice reaches 18,243 over 64 rows: P_I = 14 needs AXE, 16 would not)
+        IntArrayConfig(rows=8, cols=4, acc_bits=14, out_bits=20, tile=64, double_buffer=True),
     ],
     ids=lambda c: c.slug,
 )

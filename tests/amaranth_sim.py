@@ -22,6 +22,8 @@ def run_array(
     C, P = dut.cols, dut.out_bits
     if inputs is None:
         inputs = INPUTS + (("a_swap",) if getattr(dut, "double_buffer", False) else ())
+        if getattr(dut, "tile", 0) > getattr(dut, "rows", 0):
+            inputs += ("a_tfirst", "a_tlast")
 
     async def bench(ctx):
         for sig, val in constants or []:

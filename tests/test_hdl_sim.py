@@ -7,7 +7,7 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
-from golden.accum import accumulate
+from golden.accum import accumulate, gemm
 from hdl.array import IntArray
 from hdl.int_pe import IntPE
 from qarch.configs import IntArrayConfig
@@ -181,6 +181,62 @@ def test_stream_schedule_cycles_and_outputs(opts, shape):
         assert any(any(e.ovf_outer) for e in s.expected)
 
 
+CHAINED = [
+    dict(rows=4, cols=3, tile=12, acc_depth=4),
+    dict(rows=4, cols=3, tile=8, acc_depth=2, double_buffer=True, policy="saturate"),
+    dict(rows=2, cols=5, tile=6, acc_depth=8, pipeline=1),  # C > R
+    dict(rows=3, cols=2, tile=9, acc_depth=4, pipeline=2, double_buffer=True),
+    dict(rows=5, cols=2, tile=10, acc_depth=2, pipeline=2, policy="saturate"),
+    dict(rows=1, cols=1, tile=3, acc_depth=2, pipeline=1),  # the chain rule binds every pass
+]
+
+
+@pytest.mark.parametrize("opts", CHAINED, ids=lambda o: IntArrayConfig(**o).slug)
+@pytest.mark.parametrize("shape", [(5, 29, 9), (3, 13, 1), (2, 7, 4)])
+def test_chained_tiles_are_golden_gemm_with_tile_T(opts, shape):
+    """``tile`` = T > R: each column's P_I register runs on over T / R K tiles, the outputs
+    and both flags are ``golden.accum.gemm(..., tile=T)`` (K not a multiple of R or T, narrow
+    accumulators that wrap or saturate mid-tile), in exactly the published cycles."""
+    cfg = IntArrayConfig(w_bits=4, a_bits=8, acc_bits=11, out_bits=12, **opts)
+    n, k, m = shape
+    g = torch.Generator().manual_seed(n * 100 + k)
+    w = torch.randint(-8, 8, (n, k), generator=g)
+    a = torch.randint(-128, 128, (k, m), generator=g)
+    for idle in (0.0, 0.3):
+        s = gemm_schedule(cfg, w, a, idle=idle, seed=3)
+        timing = []
+        got = run_array(cfg.build(), s.cycles, timing=timing)
+        assert [g[0] for g in got] == [e.addr for e in s.expected]
+        for (_addr, y, oi, oo), e in zip(got, s.expected):
+            r = len(e.y)
+            assert (y[:r], oi[:r], oo[:r]) == (e.y, e.ovf_inner, e.ovf_outer), e.where
+        if not idle:
+            assert timing == [cfg.cycles(m, k, n)]
+    if shape == (5, 29, 9):
+        ref = gemm(w, a, inner_bits=11, tile=cfg.t, outer_bits=12, policy=cfg.policy)
+        # the flags are T's, not R's: some outputs overflow over T rows but in no R-row tile
+        by_r = gemm(w, a, inner_bits=11, tile=cfg.rows, outer_bits=12, policy=cfg.policy)
+        assert (ref.ovf_inner & ~by_r.ovf_inner).any()
+
+
+def test_chained_tiles_rule_is_tight():
+    """An entry's next K tile one cycle earlier than R + 1 after its last corrupts the
+    outputs: the rule in the period is the array's real limit."""
+    cfg = IntArrayConfig(rows=4, cols=2, tile=8, acc_depth=2, double_buffer=True)
+    g = torch.Generator().manual_seed(4)
+    w = torch.randint(-8, 8, (2, 8), generator=g)
+    a = torch.randint(-128, 128, (8, 2), generator=g)
+    ok = gemm_schedule(cfg, w, a)
+    got = run_array(cfg.build(), ok.cycles)
+    assert [y for _, y, _, _ in got] == [e.y for e in ok.expected]
+    # period: the load port's R = 4 against the chain rule's R + 1 = 5
+    assert cfg.period(2) == 4 and cfg.cycles(2, 8, 2) == 1 + 5 + 2 + cfg.latency
+    bad = gemm_schedule(cfg, w, a, slack=-1)
+    assert len(bad.cycles) == len(ok.cycles) - 1
+    got = run_array(cfg.build(), bad.cycles)
+    assert [y for _, y, _, _ in got] != [e.y for e in ok.expected]
+
+
 @pytest.mark.parametrize("double_buffer", [False, True])
 def test_stream_schedule_is_tight(double_buffer):
     """One cycle less between passes than the reload rule allows corrupts the outputs: the
@@ -238,6 +294,10 @@ def test_pe_parameter_errors(kwargs, exc, msg):
         (dict(acc_depth=8192, pipeline=1), ValueError, "acc_depth must be at most 4096"),
         (dict(pipeline=4), ValueError, "pipeline must be at most 3, not 4"),
         (dict(double_buffer=1), TypeError, "double_buffer must be a bool, not int"),
+        (dict(rows=4, tile=6), ValueError, r"tile must be a multiple of rows \(4\), not 6"),
+        (dict(rows=4, tile=2), ValueError, "tile must be at least 4, not 2"),
+        (dict(tile=8, pipeline=3), ValueError, "tile > rows takes pipeline 0..2, not pipeline=3"),
+        (dict(tile=8, acc_depth=512, pipeline=1), ValueError, "acc_depth must be at most 256"),
     ],
 )
 def test_array_parameter_errors(kwargs, exc, msg):

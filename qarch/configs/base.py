@@ -28,6 +28,7 @@ __all__ = [
     "check_accumulators",
     "warn_narrow",
     "batches",
+    "OMIT_DEFAULT",
 ]
 
 
@@ -39,6 +40,9 @@ def sgn(signed: bool) -> str:
     return "s" if signed else "u"
 
 
+OMIT_DEFAULT = {"omit_default": True}  # field metadata: see Config.to_dict
+
+
 class Config:
     """JSON round-trip and ``replace`` shared by every config dataclass."""
 
@@ -46,7 +50,13 @@ class Config:
     golden: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"component": self.component, **dataclasses.asdict(self)}
+        # fields marked OMIT_DEFAULT appear only when set: configs without them (and the
+        # committed reports that carry their dicts) stay as they were
+        d = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.metadata.get("omit_default") and d[f.name] == f.default:
+                del d[f.name]
+        return {"component": self.component, **d}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -71,8 +81,8 @@ def warn_narrow(cfg) -> None:
     if cfg.acc_bits < cfg.bound_bits:
         warnings.warn(
             f"{cfg.slug}: acc_bits={cfg.acc_bits} is below the data-type bound "
-            f"{cfg.bound_bits} for K={cfg.rows}; the inner accumulator can overflow "
-            f"({cfg.policy} policy applies)",
+            f"{cfg.bound_bits} for K={getattr(cfg, 't', cfg.rows)}; the inner accumulator can "
+            f"overflow ({cfg.policy} policy applies)",
             AccumulatorWidthWarning,
             stacklevel=3,
         )
@@ -104,7 +114,10 @@ class StreamingArray:
     - double-buffered: ``max(B, R - p + 1, C + p - 1)``: the next tile's rows load into the
       shadow registers while the current pass streams; no drain;
     - and at least 2 with ``pipeline`` = 2, whose output add takes two cycles (only a 1 x 1
-      array would otherwise update an entry in consecutive cycles).
+      array would otherwise update an entry in consecutive cycles);
+    - and at least R + 1 before a pass that continues a T tile (INT's ``tile`` = T > R): an
+      entry's column sum must have left the bottom of the column (R cycles after its top)
+      before the entry's next K tile enters the top.
 
     p is the rows one weight word covers (OliVe pairs: 2; otherwise 1). The first vector enters
     ``lead`` cycles after the first load (1, or 0 single-buffered with an edge register), and
@@ -160,16 +173,34 @@ class StreamingArray:
             return max(b, R - p + 1, C + p - 1, floor)
         return max(b + C + p - 2, R - p + 1, floor)
 
+    @property
+    def chained(self) -> int:
+        """K tiles per T tile of the inner accumulator (INT's ``tile`` / rows; otherwise 1)."""
+        return (getattr(self, "tile", 0) or self.rows) // self.rows
+
     def passes(self, m: int, k: int, n: int) -> list[int]:
         """The vectors of every pass, in schedule order."""
+        return [b for b, _ in self._passes(m, k, n)]
+
+    def _passes(self, m: int, k: int, n: int) -> list[tuple[int, bool]]:
+        """(vectors, whether the next pass continues this pass's T tile) of every pass."""
         _check_gemm(m, k, n)
-        tiles, blocks = -(-k // self.rows), -(-n // self.cols)
-        return [b for _ in range(blocks) for b in batches(m, self.acc_depth) for _ in range(tiles)]
+        tiles, blocks, g = -(-k // self.rows), -(-n // self.cols), self.chained
+        return [
+            (b, (t + 1) % g != 0 and t + 1 < tiles)
+            for _ in range(blocks)
+            for b in batches(m, self.acc_depth)
+            for t in range(tiles)
+        ]
 
     def cycles(self, m: int, k: int, n: int) -> int:
         """Clock cycles of the GEMM [N, K] x [K, M], first input to last output inclusive."""
-        seq = self.passes(m, k, n)
-        return self.lead + sum(self.period(b) for b in seq[:-1]) + seq[-1] + self.latency
+        seq = self._passes(m, k, n)
+        gaps = sum(
+            max(self.period(b), self.rows + 1) if chained else self.period(b)
+            for b, chained in seq[:-1]
+        )
+        return self.lead + gaps + seq[-1][0] + self.latency
 
     def utilisation(self, m: int, k: int, n: int) -> float:
         """Useful MACs over the array's peak (R x C MACs per cycle) for that GEMM."""

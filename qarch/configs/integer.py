@@ -9,8 +9,16 @@ from typing import ClassVar
 from golden.numerics import IntFormat, check_policy, datatype_bound
 from hdl._params import check_bool as _check_bool
 from hdl._params import check_int as _check_int
+from hdl.array import check_tile
 
-from .base import Config, StreamingArray, check_accumulators, sgn, warn_narrow
+from .base import (
+    OMIT_DEFAULT,
+    Config,
+    StreamingArray,
+    check_accumulators,
+    sgn,
+    warn_narrow,
+)
 
 __all__ = ["IntPEConfig", "IntArrayConfig"]
 
@@ -65,19 +73,22 @@ class IntPEConfig(_IntOperands):
 
 @dataclass(frozen=True)
 class IntArrayConfig(_IntOperands, StreamingArray):
-    """A weight-stationary R x C INT array (``hdl.array.IntArray``); tile T = rows.
+    """A weight-stationary R x C INT array (``hdl.array.IntArray``); tile T = rows, or ``tile``.
 
-    ``acc_bits`` (P_I) defaults to the exact data-type bound for K = rows; a narrower P_I warns
+    ``acc_bits`` (P_I) defaults to the exact data-type bound for K = T; a narrower P_I warns
     with :class:`AccumulatorWidthWarning` when the design is built.
     """
 
     rows: int = 4
     cols: int = 4
-    acc_bits: int = field(default=0)  # 0: the data-type bound for K = rows
+    acc_bits: int = field(default=0)  # 0: the data-type bound for K = tile
     out_bits: int = 32
     acc_depth: int = 4
     double_buffer: bool = False
     pipeline: int = 0  # 0..3: see hdl.array.SystolicArray
+    # AXE's tile T of the inner accumulator, a multiple of rows (0: T = rows): the column chain
+    # runs on over T / rows K tiles (hdl.array.SystolicArray "tile")
+    tile: int = field(default=0, metadata=OMIT_DEFAULT)
 
     component: ClassVar[str] = "int-array"
     golden: ClassVar[str] = "golden.accum.gemm"
@@ -85,16 +96,26 @@ class IntArrayConfig(_IntOperands, StreamingArray):
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 1, 64)
         _check_int("cols", self.cols, 1, 64)
+        _check_int("tile", self.tile, 0)
+        if self.tile == self.rows:
+            object.__setattr__(self, "tile", 0)  # the default, spelled out
+        if self.tile:
+            check_tile(self.tile, rows=self.rows, pipeline=self.pipeline, acc_depth=self.acc_depth)
         if self.acc_bits == 0:
             object.__setattr__(self, "acc_bits", self.bound_bits)
         super().__post_init__()
         check_accumulators(self)
 
     @property
+    def t(self) -> int:
+        """The inner accumulator's tile T (rows unless ``tile`` says more)."""
+        return self.tile or self.rows
+
+    @property
     def bound_bits(self) -> int:
-        """The data-type bound for one tile (K = rows)."""
+        """The data-type bound for one tile (K = T)."""
         return datatype_bound(
-            self.rows, IntFormat(self.w_bits, self.w_signed), IntFormat(self.a_bits, self.a_signed)
+            self.t, IntFormat(self.w_bits, self.w_signed), IntFormat(self.a_bits, self.a_signed)
         )
 
     @property
@@ -103,10 +124,11 @@ class IntArrayConfig(_IntOperands, StreamingArray):
             f"int_array{self.rows}x{self.cols}_w{self.w_bits}{sgn(self.w_signed)}"
             f"_a{self.a_bits}{sgn(self.a_signed)}_pi{self.acc_bits}_po{self.out_bits}"
             f"_{self.policy}_d{self.acc_depth}{self.stream_suffix}"
+            + (f"_t{self.tile}" if self.tile else "")
         )
 
     def build(self):
         from hdl.array import IntArray
 
         warn_narrow(self)
-        return IntArray(**dataclasses.asdict(self))
+        return IntArray(**{**dataclasses.asdict(self), "tile": self.tile or None})
