@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qarch.configs import AXE_SWEEP_PI
+from qarch.configs import AXE_SWEEP_PI, AXE_T64_PI
 
 __all__ = ["write_report", "load_reports", "area_table", "axe_sweep", "write_axe_plot"]
 
@@ -115,6 +115,7 @@ def area_table(reports: dict[tuple[str, str], dict[str, Any]], names: dict[str, 
     lines += _olive_section(reports, slug_of)
     lines += _msq_section(reports, slug_of)
     lines += _axe_section(reports, slug_of)
+    lines += _axe_t64_section(reports, slug_of)
     return "\n".join(lines) + "\n"
 
 
@@ -442,6 +443,62 @@ def _axe_section(reports, slug_of) -> list[str]:
     return lines
 
 
+def _axe_t64_section(reports, slug_of) -> list[str]:
+    """The 8x8 arrays at T = 64: area, Fmax and energy against P_I, and AXE's saving."""
+    from qarch.configs import PRESETS
+
+    rows, saved = [], []
+    for wb in (4, 8):
+        bound = PRESETS[f"int{wb}x8-array8x8-p32-t64"].bound_bits  # of 64 products
+        ref = _gen(reports, slug_of, f"int{wb}x8-array8x8-p{bound}-t64")
+        for p in AXE_T64_PI:
+            g = _gen(reports, slug_of, f"int{wb}x8-array8x8-p{p}-t64")
+            if not g:
+                continue
+            t8 = _area(reports, slug_of, f"int{wb}x8-array8x8-p{p}")
+            need = "AXE" if p < bound else ("bound" if p == bound else "above the bound")
+            rows.append(
+                f"| W{wb}/A8 | {p} | {need} | {_fmt(g['area_um2'])} | "
+                f"{_fmt(g['area_um2'] / 64)} | {_fmt(t8 / 64 if t8 else None)} | "
+                f"{_fmt((g.get('timing') or {}).get('fmax_mhz'))} | {_pj(g, 'real')} | "
+                f"{_pj(g, 'random')} | {_ratio(g['area_um2'], ref.get('area_um2'))} |"
+            )
+        axe = _gen(reports, slug_of, f"int{wb}x8-array8x8-p16-t64")
+        wide = _gen(reports, slug_of, f"int{wb}x8-array8x8-p32-t64")
+        if axe and ref and wide:
+            saved.append(
+                f"- W{wb}/A8: P_I = 16 (AXE) is {1 - axe['area_um2'] / ref['area_um2']:.1%} "
+                f"smaller than the bound's P_I = {bound} and "
+                f"{1 - axe['area_um2'] / wide['area_um2']:.1%} smaller than P_I = 32; pJ/MAC "
+                f"(real) {_pj(axe, 'real')} against {_pj(ref, 'real')} and {_pj(wide, 'real')}."
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "## AXE at T = 64: where AXE is needed (liberty area, OSU 0.18 um)",
+        "",
+        "The sweep above has T = 8, whose data-type bound (15 bits W4/A8, 19 W8/A8) is at or",
+        "below most of its P_I: there a wide P_I costs little, because yosys trims the adder",
+        "and register bits that only ever hold sign copies, and AXE is not needed. Here the",
+        "same 8x8 arrays take `tile` = 64 (`-t64`): each column's P_I-bit chain runs on over",
+        "8 K tiles (the sum leaving a column's bottom re-enters its top with the entry's next",
+        "K tile: docs/design.md \"T tiles\"), so every PE's adder and register hold a running",
+        "sum of up to 64 products and nothing can be trimmed. The data-type bound of 64",
+        "products is 18 bits (W4/A8) and 22 (W8/A8): a narrower P_I is safe only with AXE's",
+        "l1 constraint (`need`: AXE), which tb/test_axe.py checks on the generated Verilog at",
+        "T = 64. The column chains add 8 x 4 entries x (P_I + 1) flip-flops per array. Energy",
+        "at each design's own Fmax, on the power flow's stimulus (2 K tiles of one T tile).",
+        "",
+        "| operands | P_I | need | area (um^2) | per PE (um^2) | per PE at T = 8 (um^2) "
+        "| Fmax 0.18 um (MHz) | pJ/MAC real | pJ/MAC random | area / bound's |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        *saved,
+    ]
+
+
 def write_axe_plot(reports, slug_of, path: Path) -> Path | None:
     """Area per PE vs P_I as a PNG (deterministic: no date or version metadata)."""
     sweep = axe_sweep(reports, slug_of)
@@ -453,14 +510,19 @@ def write_axe_plot(reports, slug_of, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for wb in (4, 8):  # the 8x8 arrays at T = 64 (AXE's tile), where nothing is trimmed
+        pts = [(p, _area(reports, slug_of, f"int{wb}x8-array8x8-p{p}-t64")) for p in AXE_T64_PI]
+        pts = [(p, a / 64) for p, a in pts if a]
+        if pts:
+            sweep[f"W{wb}/A8 8x8 array T = 64 / 64"] = pts
     for label, pts in sweep.items():
-        style = "--" if "array" in label else "-"
+        style = ":" if "T = 64" in label else "--" if "array" in label else "-"
         ax.plot([p for p, _ in pts], [a for _, a in pts], style, marker="o", label=label)
     ax.set_xlabel("inner accumulator width P_I (bits)")
     ax.set_ylabel("area per PE (um^2, OSU 0.18 um)")
-    ax.set_xticks(AXE_SWEEP_PI)
+    ax.set_xticks(sorted(set(AXE_SWEEP_PI) | set(AXE_T64_PI)))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     ax.set_title("AXE sweep: accumulator width vs area")
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})

@@ -70,10 +70,10 @@ def _int(cfg, w, x, cal, axe: bool) -> Operands:
     if axe:
         q, s_w = quantize_layer(
             w, cal, weight_bits=cfg.w_bits, input_bits=cfg.a_bits, input_signed=True,
-            acc_bits=cfg.acc_bits, tile=cfg.rows,
+            acc_bits=cfg.acc_bits, tile=cfg.t,
             input_scale=token_scales(cal.to(torch.float64), cfg.a_bits, True),
         )  # fmt: skip
-        y_fq = AxeLinear(q, s_w, None, cfg.a_bits, True, None, cfg.acc_bits, cfg.rows)(x)
+        y_fq = AxeLinear(q, s_w, None, cfg.a_bits, True, None, cfg.acc_bits, cfg.t)(x)
     else:
         res = quantize_int(w, cfg.w_bits, granularity="channel")
         q, s_w = res.values, res.scales.reshape(-1).to(torch.float64)

@@ -11,6 +11,7 @@ import pytest
 
 from qarch.configs import (
     AXE_SWEEP_PI,
+    AXE_T64_PI,
     COMPONENTS,
     PRESETS,
     STREAM_BASES,
@@ -33,7 +34,7 @@ def test_presets_cover_the_issue_matrix():
     arrays = [
         c
         for c in PRESETS.values()
-        if isinstance(c, IntArrayConfig) and not c.double_buffer and not c.pipeline
+        if isinstance(c, IntArrayConfig) and not c.double_buffer and not c.pipeline and not c.tile
     ]
     pes = [c for c in PRESETS.values() if isinstance(c, IntPEConfig)]
     assert {(c.w_bits, c.a_bits) for c in pes} == {(4, 8), (8, 8), (4, 4)}
@@ -66,6 +67,13 @@ def test_presets_cover_the_issue_matrix():
         assert {c.acc_bits for c in arrays if c.rows == 8 and c.w_bits == wb} == set(AXE_SWEEP_PI)
         assert {c.acc_bits for c in pes if c.w_bits == wb and c.a_bits == 8} == set(AXE_SWEEP_PI)
     assert synth_targets("int4x8-array8x8-p12") == ("generic",)
+    # ... and at T = 64 (AXE's tile) on the same 8x8 arrays, with the bounds above the P_I
+    for wb, bound in ((4, 18), (8, 22)):
+        t64 = {c.acc_bits: c for c in PRESETS.values() if c.slug.endswith("_t64")
+               and c.w_bits == wb}  # fmt: skip
+        assert set(t64) == set(AXE_T64_PI) and {c.rows for c in t64.values()} == {8}
+        assert {c.bound_bits for c in t64.values()} == {bound} and min(t64) < bound
+    assert synth_targets("int4x8-array8x8-p16-t64") == ("generic",)
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -159,7 +167,7 @@ def _other_values(v):
     if isinstance(v, bool):
         return [not v]
     if isinstance(v, int):
-        return [v + 1, v - 1, v * 2, v // 2, v + 2]
+        return [v + 1, v - 1, v * 2, v // 2, v + 2, v + 8]  # + 8: tile 0 -> 2 x 4 rows
     if isinstance(v, str):
         return ["saturate", "wrap", "int", "int,flint", "int,pot"]  # policies, ANT PE types
     return []

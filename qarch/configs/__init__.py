@@ -36,6 +36,7 @@ __all__ = [
     "COMPONENTS",
     "PRESETS",
     "AXE_SWEEP_PI",
+    "AXE_T64_PI",
     "STREAM",
     "STREAM_BASES",
     "synth_targets",
@@ -62,6 +63,9 @@ COMPONENTS: dict[str, type[Config]] = {
 
 
 AXE_SWEEP_PI = (8, 10, 12, 14, 16, 20, 24, 32)
+# The sweep where AXE is needed: T = 64 on the 8x8 arrays (each column chain runs on over 8 K
+# tiles), whose data-type bounds (18 bits W4/A8, 22 W8/A8) lie above the narrow P_I values
+AXE_T64_PI = (12, 16, 18, 22, 32)
 ABLATIONS = ("-nopot", "-noflint", "-intonly", "-nooutliers")
 # ECP5 (LFE5U-85F) figures: one 8x8 array per scheme (make synth), and every other 8x8 and
 # 16x16 array (make synth-ecp5: a 16x16 array's place-and-route takes 7-46 minutes here, more
@@ -136,6 +140,11 @@ def _presets() -> dict[str, Config]:
                 p[f"int{wb}x8-array{n}x{n}-p{acc}"] = IntArrayConfig(
                     rows=n, cols=n, w_bits=wb, a_bits=8, acc_bits=acc, out_bits=32
                 )
+    for wb in (4, 8):
+        for acc in AXE_T64_PI:
+            p[f"int{wb}x8-array8x8-p{acc}-t64"] = p[f"int{wb}x8-array8x8-p32"].replace(
+                acc_bits=acc, tile=64
+            )
     # ANT (4-bit operands) next to an INT4 x INT4 PE of the same operand width.
     for acc in (16, 32):
         p[f"int4x4-pe-p{acc}"] = IntPEConfig(w_bits=4, a_bits=4, acc_bits=acc)
