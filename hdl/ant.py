@@ -210,9 +210,20 @@ def sme_mac(m: Module, pe, w, a) -> None:
     if pe.pipeline >= 2:
         # the multiplier alone in the first cycle; the shifter in the second, where a negative
         # product is inverted (-x = ~x + 1) and its + 1 becomes the add stage's carry in
-        prod_q = Signal.like(prod, name="mag_product_q")
         sh_q, neg_q = Signal.like(shift, name="shift_q"), Signal(name="negate_q")
-        m.d.sync += [prod_q.eq(prod), sh_q.eq(shift), neg_q.eq(w.sign ^ a.sign)]
+        if mag_bits >= 6:
+            # wide magnitudes (OliVe-8's 7 x 7): two partial products in the first cycle, their
+            # sum (exact) in the second, before the shifter
+            cut = (mag_bits + 1) // 2
+            pp_lo = Signal(cut + mag_bits, name="mag_pp_lo_q")
+            pp_hi = Signal(2 * mag_bits - cut, name="mag_pp_hi_q")
+            m.d.sync += [pp_lo.eq(w.mag[:cut] * a.mag), pp_hi.eq(w.mag[cut:] * a.mag)]
+            m.d.sync += [sh_q.eq(shift), neg_q.eq(w.sign ^ a.sign)]
+            prod_q = Signal.like(prod, name="mag_product_s")
+            m.d.comb += prod_q.eq(pp_lo + (pp_hi << cut))
+        else:
+            prod_q = Signal.like(prod, name="mag_product_q")
+            m.d.sync += [prod_q.eq(prod), sh_q.eq(shift), neg_q.eq(w.sign ^ a.sign)]
         shifted = Signal(width, name="shifted")
         m.d.comb += shifted.eq(prod_q << sh_q)  # exact: never truncated
         m.d.comb += value.eq(Cat(shifted, 0).as_signed() ^ neg_q.replicate(width + 1).as_signed())
