@@ -57,36 +57,48 @@ def expected_pe(vectors, bits: int, policy: str):
 
 
 async def drive_pe(dut, cfg, vectors, w_port, a_port, label: str, seed: int) -> None:
-    """Apply vectors back to back to a latency-1 PE and compare every output bit for bit.
+    """Apply vectors back to back to a PE and compare every output bit for bit.
 
     ``vectors``: (w_value, a_value, psum_in, ovf_in); ``w_port`` / ``a_port``: what to drive on
     the ``w`` / ``a`` ports for each vector (codes, or packed decoded operands). Inputs change on
-    the falling edge; each result is read one falling edge later.
+    the falling edge. With ``cfg.pipeline`` = p registers inside the PE, vector j's operands
+    enter at step j, its ``psum_in`` at step j + p and its ``ovf_in`` at j + p + lag (lag = 1
+    at p = 2, whose sticky flag runs a cycle behind the sum, else 0); each result is read one
+    falling edge after its input.
     """
     await start(dut, ("w", "a", "psum_in", "ovf_in"))
     P = cfg.acc_bits
+    pipe = getattr(cfg, "pipeline", 0)
+    lag = int(pipe >= 2)
     exp_v, exp_o = expected_pe(vectors, P, cfg.policy)
     mask = (1 << P) - 1
+    n, steps = len(vectors), len(vectors) + pipe + lag
     await FallingEdge(dut.clk)
     t0 = time.monotonic()
     errors = []
-    for i in range(len(vectors) + 1):
-        if i:
+
+    def where(j: int) -> str:
+        w, a, ps, oi = vectors[j]
+        return f"{cfg.slug} {label} seed={seed} #{j}: w={w} a={a} psum_in={ps} ovf_in={oi}"
+
+    for i in range(steps + 1):
+        jv, jo = i - 1 - pipe, i - 1 - pipe - lag  # the vectors whose sum / flag are out now
+        if 0 <= jv < n:
             got_v = dut.psum_out.value.to_signed()
-            got_o = int(dut.ovf_out.value)
-            j = i - 1
-            if (got_v, got_o) != (exp_v[j], int(exp_o[j])):
-                w, a, ps, oi = vectors[j]
+            if got_v != exp_v[jv]:
                 errors.append(
-                    f"{cfg.slug} {label} seed={seed} #{j}: w={w} a={a} psum_in={ps} "
-                    f"ovf_in={oi}: got {got_v & mask:0{P}b}/{got_o}, "
-                    f"want {exp_v[j] & mask:0{P}b}/{int(exp_o[j])} ({got_v} vs {exp_v[j]})"
+                    f"{where(jv)}: psum_out {got_v & mask:0{P}b}, want "
+                    f"{exp_v[jv] & mask:0{P}b} ({got_v} vs {exp_v[jv]})"
                 )
-        if i < len(vectors):
+        if 0 <= jo < n and int(dut.ovf_out.value) != int(exp_o[jo]):
+            errors.append(f"{where(jo)}: ovf_out {int(dut.ovf_out.value)}, want {int(exp_o[jo])}")
+        if i < n:
             dut.w.value = w_port[i]
             dut.a.value = a_port[i]
-            dut.psum_in.value = vectors[i][2] & mask
-            dut.ovf_in.value = int(vectors[i][3])
+        if 0 <= i - pipe < n:
+            dut.psum_in.value = vectors[i - pipe][2] & mask
+        if 0 <= i - pipe - lag < n:
+            dut.ovf_in.value = int(vectors[i - pipe - lag][3])
         await FallingEdge(dut.clk)
     dt = time.monotonic() - t0
     assert not errors, f"{len(errors)} mismatches of {len(vectors)}:\n" + "\n".join(errors[:10])

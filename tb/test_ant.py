@@ -23,6 +23,11 @@ def test_ant_decoder(cfg):
         PRESETS["ant4-pe-p32-intonly"],
         AntPEConfig(bits=4, acc_bits=16, policy="saturate"),
         AntPEConfig(bits=3, acc_bits=10, policy="wrap"),
+        # the arrays' pipelined PEs (1: the shifted product registered; 2: the magnitude
+        # product, then shift and invert, the negate's + 1 the add's carry in)
+        PRESETS["ant4-pe-p32"].replace(pipeline=1),
+        PRESETS["ant4-pe-p32"].replace(pipeline=2),
+        AntPEConfig(bits=3, acc_bits=10, policy="saturate", pipeline=2),
     ],
     ids=lambda c: c.slug,
 )

@@ -17,6 +17,13 @@ CONFIGS = [
     PRESETS["int8x8-pe-p16"],
     PRESETS["int8x8-pe-p16"].replace(policy="saturate", a_signed=False),
     PRESETS["int8x8-pe-p32"],
+    # the arrays' pipelined PEs (pipeline 1: the product registered; 2: also the 2-bit weight
+    # slices' partial products, the sticky flag a cycle behind the sum), every operand pair
+    IntPEConfig(w_bits=4, a_bits=4, acc_bits=8, policy="wrap", pipeline=1),
+    IntPEConfig(w_bits=4, a_bits=4, acc_bits=8, policy="saturate", pipeline=2),
+    IntPEConfig(w_bits=3, a_bits=4, w_signed=False, acc_bits=6, policy="wrap", pipeline=2),
+    PRESETS["int4x8-pe-p16"].replace(pipeline=2),
+    PRESETS["int8x8-pe-p32"].replace(pipeline=2, policy="saturate"),
 ]
 
 

@@ -25,6 +25,10 @@ def test_olive_decoder(cfg):
         PRESETS["olive4-pe-p32-nooutliers"],
         OlivePEConfig(bits=4, acc_bits=16, policy="saturate"),
         PRESETS["olive8-pe-p32"],
+        # the arrays' pipelined PEs (2: OliVe-8's magnitude product as two partial products)
+        PRESETS["olive4-pe-p32"].replace(pipeline=1),
+        OlivePEConfig(bits=4, acc_bits=16, policy="saturate", pipeline=2),
+        PRESETS["olive8-pe-p32"].replace(pipeline=2),
     ],
     ids=lambda c: c.slug,
 )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from golden.numerics import check_policy, datatype_bound
 from hdl._params import check_int as _check_int
 
-from .base import Config, StreamingArray, check_accumulators, warn_narrow
+from .base import OMIT_DEFAULT, Config, StreamingArray, check_accumulators, warn_narrow
 
 __all__ = ["AntDecoderConfig", "AntPEConfig", "AntArrayConfig"]
 
@@ -55,6 +55,8 @@ class AntPEConfig(Config):
     acc_bits: int = 32
     policy: str = "wrap"
     types: str = "int,flint,pot"  # an ablation: the ANT types the PE multiplies (int always)
+    # registers inside the PE (hdl.ant.AntPE; the arrays' pipeline 2 and 3 build their PEs so)
+    pipeline: int = field(default=0, metadata=OMIT_DEFAULT)
 
     component: ClassVar[str] = "ant-pe"
     golden: ClassVar[str] = "golden.accum.accumulate"
@@ -63,6 +65,7 @@ class AntPEConfig(Config):
         _check_int("bits", self.bits, 3, 6)
         _check_int("acc_bits", self.acc_bits, 2, 62)
         check_policy(self.policy)
+        _check_int("pipeline", self.pipeline, 0, 2)
         from hdl.ant import ant_widths
 
         ant_widths(self.bits, self.type_list)  # validates the types
@@ -74,14 +77,16 @@ class AntPEConfig(Config):
     @property
     def slug(self) -> str:
         extra = "" if self.types == "int,flint,pot" else "_" + "_".join(self.type_list)
+        extra += f"_pl{self.pipeline}" if self.pipeline else ""
         return f"ant_pe_b{self.bits}_p{self.acc_bits}_{self.policy}{extra}"
 
     def build(self):
         from hdl.ant import AntPE
 
         return AntPE(
-            bits=self.bits, acc_bits=self.acc_bits, policy=self.policy, types=self.type_list
-        )
+            bits=self.bits, acc_bits=self.acc_bits, policy=self.policy, types=self.type_list,
+            pipeline=self.pipeline,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

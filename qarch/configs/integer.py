@@ -55,14 +55,22 @@ class _IntOperands(Config):
 class IntPEConfig(_IntOperands):
     """One INT multiply-accumulate PE (``hdl.int_pe.IntPE``)."""
 
+    # registers inside the PE (hdl.int_pe.IntPE: 1 the product, 2 also the partial products;
+    # the arrays' pipeline 2 and 3 build their PEs so)
+    pipeline: int = field(default=0, metadata=OMIT_DEFAULT)
+
     component: ClassVar[str] = "int-pe"
     golden: ClassVar[str] = "golden.accum.accumulate"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_int("pipeline", self.pipeline, 0, 2)
 
     @property
     def slug(self) -> str:
         return (
             f"int_pe_w{self.w_bits}{sgn(self.w_signed)}_a{self.a_bits}{sgn(self.a_signed)}"
-            f"_p{self.acc_bits}_{self.policy}"
+            f"_p{self.acc_bits}_{self.policy}" + (f"_pl{self.pipeline}" if self.pipeline else "")
         )
 
     def build(self):

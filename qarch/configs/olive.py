@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from golden.numerics import check_policy, datatype_bound
 from hdl._params import check_bool as _check_bool
 from hdl._params import check_int as _check_int
 
-from .base import Config, StreamingArray, check_accumulators, warn_narrow
+from .base import OMIT_DEFAULT, Config, StreamingArray, check_accumulators, warn_narrow
 
 __all__ = ["OliveDecoderConfig", "OlivePEConfig", "OliveArrayConfig"]
 
@@ -65,6 +65,9 @@ class OlivePEConfig(Config):
     acc_bits: int = 32
     policy: str = "wrap"
     outliers: bool = True  # False: an ablation without the outlier (abfloat) path
+    # registers inside the PE (hdl.olive.OlivePE; the arrays' pipeline 2 and 3 build their PEs
+    # so)
+    pipeline: int = field(default=0, metadata=OMIT_DEFAULT)
 
     component: ClassVar[str] = "olive-pe"
     golden: ClassVar[str] = "golden.accum.accumulate"
@@ -74,10 +77,12 @@ class OlivePEConfig(Config):
         _check_int("acc_bits", self.acc_bits, 2, 62)
         check_policy(self.policy)
         _check_bool("outliers", self.outliers)
+        _check_int("pipeline", self.pipeline, 0, 2)
 
     @property
     def slug(self) -> str:
         extra = "" if self.outliers else "_nooutliers"
+        extra += f"_pl{self.pipeline}" if self.pipeline else ""
         return f"olive_pe_b{self.bits}_e{self.e_bits}_p{self.acc_bits}_{self.policy}{extra}"
 
     def build(self):
