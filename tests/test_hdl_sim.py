@@ -43,23 +43,35 @@ def test_pe_random_vs_golden(policy):
         assert (v, f) == (ref.value.item(), int(ref.overflow.item() or o)), (w, a, p, o)
 
 
+@pytest.mark.parametrize("acc_bits", [6, 12])
 @pytest.mark.parametrize("policy", ["wrap", "saturate"])
 @pytest.mark.parametrize("pipeline", [1, 2])
 @pytest.mark.parametrize("w_signed,a_signed", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize("w_bits,a_bits", [(3, 2), (3, 5), (2, 3), (5, 3), (4, 4)])
-def test_pipelined_pe_every_operand_pair(pipeline, w_signed, a_signed, w_bits, a_bits, policy):
+def test_pipelined_pe_every_operand_pair(
+    pipeline, w_signed, a_signed, w_bits, a_bits, policy, acc_bits
+):
     """The pipelined PE (the product registered; with ``pipeline`` = 2 the multiplier split
     into 2-bit slices of w, odd widths too) on every operand pair, ``psum_in`` arriving
     ``pipeline`` cycles after the operands, as in the arrays (and the sticky flags a cycle
-    later still with ``pipeline`` = 2)."""
-    dut = IntPE(w_bits=w_bits, a_bits=a_bits, w_signed=w_signed, a_signed=a_signed, acc_bits=6,
+    later still with ``pipeline`` = 2). At 12 bits, products of at most 7 bits take the
+    narrow add (hdl.int_pe._narrow_add_late, wrap), the rest the split one."""
+    P = acc_bits
+    dut = IntPE(w_bits=w_bits, a_bits=a_bits, w_signed=w_signed, a_signed=a_signed, acc_bits=P,
                 pipeline=pipeline, policy=policy)  # fmt: skip
     assert dut.latency == 1 + pipeline
     half = 1 << (w_bits - 1)
     wr = range(-half, half) if w_signed else range(2 * half)
     ar = range(-(2 ** (a_bits - 1)), 2 ** (a_bits - 1)) if a_signed else range(2**a_bits)
     rng = random.Random(a_bits)
-    vecs = [(w, a, rng.randint(-32, 31), rng.randint(0, 1)) for w in wr for a in ar]
+    lo, hi = -(2 ** (P - 1)), 2 ** (P - 1) - 1
+
+    def psum() -> int:  # uniform, or within 8 of a limit or of 0 where the range is wide
+        if P <= 6 or rng.random() < 0.4:
+            return rng.randint(lo, hi)
+        return rng.choice([hi - rng.randint(0, 8), lo + rng.randint(0, 8), rng.randint(-8, 8)])
+
+    vecs = [(w, a, psum(), rng.randint(0, 1)) for w in wr for a in ar]
     got = []
 
     lag = int(pipeline >= 2)  # the flag a cycle behind the partial sum
@@ -86,9 +98,12 @@ def test_pipelined_pe_every_operand_pair(pipeline, w_signed, a_signed, w_bits, a
     sim.run()
     assert len(got) == len(vecs)
     for (w, a, p, o), (v, f) in zip(vecs, got):
-        ref = accumulate(torch.tensor([p, w * a]), 6, policy)
+        ref = accumulate(torch.tensor([p, w * a]), P, policy)
         assert (v, f) == (ref.value.item(), int(ref.overflow.item() or o)), (w, a, p, o)
     assert any(f for _, f in got) and not all(f for _, f in got)
+    if P > 6:  # sums that leave the range themselves, not only flags passed down
+        assert any(accumulate(torch.tensor([p, w * a]), P, policy).overflow.item()
+                   for w, a, p, _ in vecs)  # fmt: skip
 
 
 @pytest.mark.parametrize(
