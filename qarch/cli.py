@@ -159,10 +159,13 @@ def _cmd_synth(args) -> int:
     }.get(args.target if args.target == "generic" or not args.no_place else "")
     if took and getattr(cfg, "rows", 0) * getattr(cfg, "cols", 0) >= 256:
         print(f"qarch synth: a {cfg.rows}x{cfg.cols} array: this takes {took}", file=sys.stderr)
-    rep, _ = _synth_one(
-        args.name, _params(args.param), args.target, args.work, not args.no_place,
-        dsp=not args.no_dsp,
-    )  # fmt: skip
+    try:
+        rep, _ = _synth_one(
+            args.name, _params(args.param), args.target, args.work, not args.no_place,
+            dsp=not args.no_dsp,
+        )  # fmt: skip
+    except RuntimeError as e:  # a tool failed: its message (or its silence), not a traceback
+        raise ValueError(str(e)) from None
     if args.json:
         print(json.dumps(rep, sort_keys=True, indent=1))
         return 0

@@ -46,6 +46,8 @@ def _run(argv: list[str], cwd: Path) -> str:
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        if not tail.strip():  # YoWASP's in-process ABC can exit so (docs/toolchain.md)
+            tail = f"(exit status {proc.returncode} without a message; work directory {cwd})"
         raise RuntimeError(f"{Path(argv[0]).name} failed in {cwd.name}:\n{tail}")
     return proc.stdout
 

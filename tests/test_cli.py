@@ -195,3 +195,17 @@ def test_synth_says_how_long_a_16x16_array_takes(monkeypatch, capsys):
     for argv in (["synth", big, "--target", "ecp5", "--no-place"], ["synth", "int4x8-pe-p16"]):
         assert main(argv) == 0
         assert "this takes" not in capsys.readouterr().err
+
+
+def test_synth_reports_a_silent_tool_failure_without_a_traceback(monkeypatch, tmp_path, capsys):
+    """A synthesis tool that exits non-zero without a word (YoWASP's ABC on one design,
+    docs/toolchain.md): one line naming the tool, the status and the work directory, exit 2."""
+    import synth.flow as flow
+
+    monkeypatch.setattr(flow, "_tool", lambda name: "/bin/false")  # a real failing program
+    argv = ["synth", "int4x8-pe-p16", "--target", "ice40", "--no-place", "--work", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qarch: error: false failed in int_pe_w4s_a8s_p16_wrap.ice40")
+    assert "exit status 1 without a message; work directory" in err
+    assert "Traceback" not in err
