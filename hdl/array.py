@@ -8,7 +8,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ._params import check_bool, check_choice, check_int
-from .int_pe import POLICIES, IntPE, add_with_policy, check_pe_params
+from .int_pe import POLICIES, IntPE, add_with_policy, check_pe_params, skew_capable
 
 __all__ = [
     "SystolicArray",
@@ -184,11 +184,19 @@ class SystolicArray(wiring.Component):
         return self.pipeline >= 2
 
     @property
+    def psum_skew(self) -> int:
+        """Cycles the column's partial sum arrives late at the bottom beyond the PE pipeline:
+        INT's pipeline 3 (its PEs add the sum in two halves a cycle apart, the low half
+        re-aligned at the bottom); 0 for the other schemes."""
+        return 0
+
+    @property
     def latency(self) -> int:
         """Cycles from a vector on ``a_data`` to its outputs on ``y_data``:
-        R + C + edge_stages + pe_pipeline + split_add (the pipelined output unit reads its
-        memory one cycle ahead, two with the read register, so that adds none)."""
-        return self.rows + self.cols + self.edge_stages + self.pe_pipeline + int(self.split_add)
+        R + C + edge_stages + pe_pipeline + psum_skew + split_add (the pipelined output unit
+        reads its memory one cycle ahead, two with the read register, so that adds none)."""
+        return (self.rows + self.cols + self.edge_stages + self.pe_pipeline + self.psum_skew
+                + int(self.split_add))  # fmt: skip
 
     def _decode(self, m: Module, code, which: str, name: str):
         """Operand decoder at the array edge (``which`` is "w" or "a"): INT uses the code."""
@@ -258,6 +266,8 @@ class SystolicArray(wiring.Component):
         if self.tile > R:
             self._chain_tiles(m, psum_top, ovf_top, psum, ovf)
             valid = self.a_valid & self.a_tlast  # only a T tile's last K tile reaches P_O
+        if self.psum_skew:
+            psum, ovf = self._align_skewed(m, psum, ovf)
         # De-skew: column c's tile sum leaves the grid R + c (+ stages) cycles after the vector
         # entered; all columns are aligned at latency - 1.
         tile = [_delay(m, psum[c], C - 1 - c, f"deskew_{c}") for c in range(C)]
@@ -265,6 +275,22 @@ class SystolicArray(wiring.Component):
         ctrl = [valid, self.a_first, self.a_last, self.a_addr]
         output_unit(m, self, tile, tile_ovf, *ctrl)
         return m
+
+    def _align_skewed(self, m: Module, psum, ovf):
+        """``psum_skew``: the bottom's low half a cycle later, beside its high half (PEs
+        that add in skewed halves), or the whole sum and flag a cycle later (PEs that cannot:
+        saturation, wide products), so every INT pipeline-3 array has the same latency."""
+        if self.skewed_pes:
+            h = self.acc_bits // 2
+            aligned = []
+            for c, p in enumerate(psum):
+                lo = _delay(m, p[:h], 1, f"skew_lo_{c}")
+                aligned.append(Cat(lo, p[h:]).as_signed())
+            return aligned, ovf  # the flag stays a cycle behind the (now whole) sum
+        return (
+            [_delay(m, p, 1, f"skew_sum_{c}") for c, p in enumerate(psum)],
+            [_delay(m, o, 1, f"skew_ovf_{c}") for c, o in enumerate(ovf)],
+        )
 
     def _chain_tiles(self, m: Module, psum_top, ovf_top, psum_bottom, ovf_bottom) -> None:
         """``tile`` = T > R: the column chain is the inner accumulator of T rows. The sum and
@@ -614,5 +640,17 @@ class IntArray(SystolicArray):
             a_code=signed(a_bits) if a_signed else unsigned(a_bits),
         )
 
+    @property
+    def psum_skew(self) -> int:
+        return int(self.pipeline >= 3)
+
+    @property
+    def skewed_pes(self) -> bool:
+        """Pipeline 3 with PEs that add in skewed halves (:func:`hdl.int_pe.skew_capable`)."""
+        p = self._pe_params
+        return self.pipeline >= 3 and skew_capable(
+            p["w_bits"], p["a_bits"], p["acc_bits"], p["policy"]
+        )
+
     def _make_pe(self) -> wiring.Component:
-        return IntPE(**self._pe_params, pipeline=self.pe_pipeline)
+        return IntPE(**self._pe_params, pipeline=3 if self.skewed_pes else self.pe_pipeline)

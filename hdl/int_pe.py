@@ -15,6 +15,7 @@ __all__ = [
     "check_pe_params",
     "pe_signature",
     "pe_accumulate",
+    "skew_capable",
 ]
 
 POLICIES = ("wrap", "saturate")
@@ -259,6 +260,42 @@ def _narrow_add_late(m: Module, acc, addend, bits: int):
     return result, overflow
 
 
+def skew_capable(w_bits: int, a_bits: int, acc_bits: int, policy: str) -> bool:
+    """Whether the PE can add its partial sum in skewed halves (``pipeline`` = 3): wrap (a
+    clamp would need the high half's verdict in the low half's cycle) and a product of at most
+    P/2 + 1 bits (so its high half is its sign)."""
+    return policy == "wrap" and w_bits + a_bits + 1 <= acc_bits // 2 + 1
+
+
+def _skewed_accumulate(m: Module, pe, addend) -> None:
+    """``psum_out <= psum_in + addend`` (wrap) in two halves a cycle apart, the partial sum
+    moving through the column as a low half and, one cycle behind it, a high half: the low
+    half's carry and the product's sign are registered, and the next cycle adds the high
+    half of ``psum_in`` (which arrives then) with them, U_hi + k - s_p. Each half is one
+    P/2-bit carry chain between registers, no select after it. The sticky flag runs a cycle
+    behind the high half (``ovf_in`` two cycles after ``psum_in``'s low half): overflow iff
+    the operands' signs agree and the sum's differs."""
+    bits = pe.acc_bits
+    half = bits // 2  # the addend has at most half + 1 bits: above the low half, its sign
+    low = Signal(signed(len(addend)), name="product_q")
+    m.d.sync += low.eq(addend)
+    ext = Signal(signed(bits), name="product_x")
+    m.d.comb += ext.eq(low)
+    x = pe.psum_in.as_unsigned()
+    lo = Signal(half + 1, name="sum_lo")
+    m.d.comb += lo.eq(x[:half] + ext[:half])
+    k_q, sp_q = Signal(name="carry_q"), Signal(name="sign_q")
+    m.d.sync += [pe.psum_out[:half].eq(lo[:half]), k_q.eq(lo[half]), sp_q.eq(low[-1])]
+    hi = Signal(bits - half, name="sum_hi")  # the next cycle: psum_in's high half is here
+    m.d.comb += hi.eq(x[half:] + sp_q.replicate(bits - half) + k_q)  # wrap: low P - P/2 bits
+    m.d.sync += pe.psum_out[half:].eq(hi)
+    sa, sp, sr = (Signal(name=f"ovf_{n}_q") for n in ("acc", "add", "sum"))
+    m.d.sync += [sa.eq(x[bits - 1]), sp.eq(sp_q), sr.eq(hi[-1])]
+    overflow = Signal()
+    m.d.comb += overflow.eq(~(sa ^ sp) & (sr ^ sa))
+    m.d.sync += pe.ovf_out.eq(pe.ovf_in | overflow)
+
+
 def _tree_sum(terms: list):
     """The sum of ``terms`` as a balanced tree of adds (depth log2 n, not n - 1)."""
     while len(terms) > 1:
@@ -298,7 +335,11 @@ class IntPE(wiring.Component):
     pipeline: 1 registers the product first (``latency`` = 2; ``psum_in`` one cycle after the
     operands), as the arrays' ``pipeline`` = 2 uses it; 2 also splits the multiplier over two
     cycles (``latency`` = 3; ``psum_in`` two cycles after the operands): each 2-bit slice of
-    ``w`` times ``a`` registered, their shifted sum registered as the product.
+    ``w`` times ``a`` registered, their shifted sum registered as the product; 3 (wrap,
+    products of at most P/2 + 1 bits: :func:`skew_capable`) also adds the partial sum in two
+    halves a cycle apart (:func:`_skewed_accumulate`): ``psum_in``'s low half two cycles after
+    the operands, its high half a cycle later, ``psum_out``'s halves likewise (``latency`` =
+    4, to the high half), the flags a cycle behind the high halves.
     ovf_out = ovf_in | (the exact sum left the P-bit range, or a clamp happened).
 
     Golden model: one step of ``golden.accum.accumulate`` (the partial sum enters as the
@@ -318,8 +359,14 @@ class IntPE(wiring.Component):
         policy: str = "wrap",
         pipeline: int = 0,
     ) -> None:
-        self.pipeline = check_int("pipeline", pipeline, 0, 2)
+        self.pipeline = check_int("pipeline", pipeline, 0, 3)
         self.latency = 1 + pipeline
+        if pipeline == 3 and not skew_capable(w_bits, a_bits, acc_bits, policy):
+            raise ValueError(
+                f"pipeline 3 (skewed halves) takes policy wrap and products of at most "
+                f"acc_bits / 2 + 1 bits, not w_bits={w_bits}, a_bits={a_bits}, "
+                f"acc_bits={acc_bits}, policy={policy!r}"
+            )
         check_pe_params(
             w_bits=w_bits,
             a_bits=a_bits,
@@ -356,5 +403,8 @@ class IntPE(wiring.Component):
             m.d.comb += product.eq(_tree_sum(parts))
         else:
             m.d.comb += product.eq(self.w * self.a)  # exact: the widths above always hold it
-        pe_accumulate(m, self, product)
+        if self.pipeline == 3:
+            _skewed_accumulate(m, self, product)
+        else:
+            pe_accumulate(m, self, product)
         return m

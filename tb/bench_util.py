@@ -81,6 +81,9 @@ async def drive_pe(dut, cfg, vectors, w_port, a_port, label: str, seed: int) -> 
         w, a, ps, oi = vectors[j]
         return f"{cfg.slug} {label} seed={seed} #{j}: w={w} a={a} psum_in={ps} ovf_in={oi}"
 
+    if pipe == 3:  # the partial sum in skewed halves (hdl.int_pe._skewed_accumulate)
+        await _drive_skewed_pe(dut, cfg, vectors, w_port, a_port, where, exp_v, exp_o, errors)
+        steps = -1  # done
     for i in range(steps + 1):
         jv, jo = i - 1 - pipe, i - 1 - pipe - lag  # the vectors whose sum / flag are out now
         if 0 <= jv < n:
@@ -106,6 +109,33 @@ async def drive_pe(dut, cfg, vectors, w_port, a_port, label: str, seed: int) -> 
         "%s: %d vectors bit-exact, %.0f vectors/s", label, len(vectors), len(vectors) / dt
     )
     record(label, len(vectors), dt)
+
+
+async def _drive_skewed_pe(dut, cfg, vectors, w_port, a_port, where, exp_v, exp_o, errors):
+    """:func:`drive_pe` for ``pipeline`` = 3: vector j's operands at step j, its ``psum_in``
+    low half at j + 2 and high half at j + 3 (the two halves of the port belong to different
+    vectors at any step), ``ovf_in`` at j + 4; each output half and the flag a step later."""
+    P, h, n = cfg.acc_bits, cfg.acc_bits // 2, len(vectors)
+    mask, lo_mask = (1 << P) - 1, (1 << (cfg.acc_bits // 2)) - 1
+    for i in range(n + 6):
+        # outputs of step i - 1: the low half of vector i - 3, the high half of i - 4, the
+        # flag of i - 5
+        out = int(dut.psum_out.value) & mask
+        for j, got, want, what in (
+            (i - 3, out & lo_mask, lambda j: exp_v[j] & lo_mask, "low half"),
+            (i - 4, out >> h, lambda j: (exp_v[j] & mask) >> h, "high half"),
+            (i - 5, int(dut.ovf_out.value), lambda j: int(exp_o[j]), "ovf_out"),
+        ):
+            if 0 <= j < n and got != want(j):
+                errors.append(f"{where(j)}: {what} {got}, want {want(j)}")
+        if i < n:
+            dut.w.value = w_port[i]
+            dut.a.value = a_port[i]
+        lo = vectors[i - 2][2] & lo_mask if 0 <= i - 2 < n else 0
+        hi = (vectors[i - 3][2] & mask) >> h if 0 <= i - 3 < n else 0
+        dut.psum_in.value = (hi << h) | lo
+        dut.ovf_in.value = int(vectors[i - 4][3]) if 0 <= i - 4 < n else 0
+        await FallingEdge(dut.clk)
 
 
 def psum_mix(rng: random.Random, n: int, bits: int) -> list[int]:

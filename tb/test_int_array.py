@@ -44,6 +44,10 @@ CONFIGS = [
     PRESETS["int8x8-array4x4-p32-stream"].replace(pipeline=3),
     IntArrayConfig(rows=3, cols=2, w_bits=4, a_bits=4, a_signed=False, acc_bits=6, out_bits=7,
                    policy="saturate", acc_depth=2, pipeline=3),  # fmt: skip
+    # pipeline 3 with the partial sum in skewed halves, a 16-row column that wraps P_I = 8
+    IntArrayConfig(rows=16, cols=2, w_bits=2, a_bits=2, w_signed=False, a_signed=False,
+                   acc_bits=8, out_bits=9, acc_depth=4, double_buffer=True,
+                   pipeline=3),  # fmt: skip
     # tile T > R (AXE's T): each column chain runs on over T / R K tiles, narrow P_I
     IntArrayConfig(rows=3, cols=4, w_bits=4, a_bits=8, acc_bits=12, out_bits=13, tile=6),
     IntArrayConfig(rows=4, cols=3, w_bits=4, a_bits=8, acc_bits=11, out_bits=12,

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from golden.accum import accumulate, gemm
 from hdl.array import IntArray
 from hdl.int_pe import IntPE
-from qarch.configs import IntArrayConfig
+from qarch.configs import IntArrayConfig, IntPEConfig
 from tb.schedule import gemm_schedule
 from tests.amaranth_sim import run_array
 
@@ -106,6 +106,63 @@ def test_pipelined_pe_every_operand_pair(
                    for w, a, p, _ in vecs)  # fmt: skip
 
 
+@pytest.mark.parametrize("w_signed,a_signed", [(True, True), (False, True), (False, False)])
+@pytest.mark.parametrize("w_bits,a_bits,acc_bits", [(3, 2, 12), (2, 3, 10), (4, 4, 16)])
+def test_skewed_pe_every_operand_pair(w_bits, a_bits, acc_bits, w_signed, a_signed):
+    """``pipeline`` = 3: the partial sum in two halves a cycle apart. The operands at step t,
+    ``psum_in``'s low half at t + 2 and its high half at t + 3 (each half of a different
+    vector at any one step), ``ovf_in`` at t + 4; ``psum_out``'s halves and ``ovf_out`` a step
+    after each. Every operand pair, partial sums near both limits and near 0."""
+    P, h = acc_bits, acc_bits // 2
+    dut = IntPE(w_bits=w_bits, a_bits=a_bits, w_signed=w_signed, a_signed=a_signed,
+                acc_bits=P, pipeline=3)  # fmt: skip
+    assert dut.latency == 4
+    wr = range(-(2 ** (w_bits - 1)), 2 ** (w_bits - 1)) if w_signed else range(2**w_bits)
+    ar = range(-(2 ** (a_bits - 1)), 2 ** (a_bits - 1)) if a_signed else range(2**a_bits)
+    rng = random.Random(P)
+    lo_lim, hi_lim = -(2 ** (P - 1)), 2 ** (P - 1) - 1
+    near = [hi_lim, lo_lim, 0, -1, 1, 2**h - 1, 2**h, -(2**h)]  # limits, 0, the half boundary
+
+    def psum() -> int:
+        if rng.random() < 0.4:
+            return rng.randint(lo_lim, hi_lim)
+        return max(lo_lim, min(hi_lim, rng.choice(near) + rng.randint(-6, 6)))
+
+    vecs = [(w, a, psum(), rng.randint(0, 1)) for w in wr for a in ar]
+    vecs += [(w, a, lim, 0) for w in wr for a in ar for lim in (lo_lim, hi_lim)]  # overflows
+    mask_lo, n = (1 << h) - 1, len(vecs)
+    lo_got, hi_got, ovf_got = {}, {}, {}
+
+    async def bench(ctx):
+        for t in range(n + 5):
+            w, a, _, _ = vecs[min(t, n - 1)]
+            ctx.set(dut.w, w)
+            ctx.set(dut.a, a)
+            p_lo = vecs[t - 2][2] & mask_lo if 0 <= t - 2 < n else 0
+            p_hi = vecs[t - 3][2] >> h if 0 <= t - 3 < n else 0
+            word = (p_hi << h) | p_lo
+            ctx.set(dut.psum_in, word - (1 << P) if word >> (P - 1) else word)
+            ctx.set(dut.ovf_in, vecs[t - 4][3] if 0 <= t - 4 < n else 0)
+            await ctx.tick()
+            out = ctx.get(dut.psum_out) & ((1 << P) - 1)
+            lo_got[t - 2] = out & mask_lo
+            hi_got[t - 3] = out >> h
+            ovf_got[t - 4] = ctx.get(dut.ovf_out)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    flags = 0
+    for j, (w, a, p, o) in enumerate(vecs):
+        ref = accumulate(torch.tensor([p, w * a]), P, "wrap")
+        v = ref.value.item() & ((1 << P) - 1)
+        want = (v & mask_lo, v >> h, int(ref.overflow.item() or o))
+        assert (lo_got[j], hi_got[j], ovf_got[j]) == want, (w, a, p, o)
+        flags += ref.overflow.item()
+    assert flags  # sums that leave the range themselves
+
+
 @pytest.mark.parametrize(
     "cfg",
     [
@@ -146,9 +203,10 @@ def test_array_latency_is_published():
     for db in (False, True):
         for pl in (0, 1, 2, 3):
             cfg = IntArrayConfig(rows=4, cols=8, double_buffer=db, pipeline=pl)
-            # product register and split add (2); the split multiplier (3; its memory read
-            # register is issued a cycle earlier and adds no cycle)
-            want = 12 + int(db or pl >= 1) + 2 * int(pl >= 2) + int(pl == 3)
+            # product register and split add (2); the split multiplier and the skewed halves
+            # of the partial sum (3; its memory read register is issued a cycle earlier and
+            # adds no cycle)
+            want = 12 + int(db or pl >= 1) + 2 * int(pl >= 2) + 2 * int(pl == 3)
             assert cfg.build().latency == cfg.latency == want
 
 
@@ -194,6 +252,43 @@ def test_stream_schedule_cycles_and_outputs(opts, shape):
     if shape == (5, 13, 9):  # narrow accumulators: both stages overflow
         assert any(any(e.ovf_inner) for e in s.expected)
         assert any(any(e.ovf_outer) for e in s.expected)
+
+
+SKEWED = [
+    # pipeline 3 with PEs that add in skewed halves (wrap, products of at most P/2 + 1 bits)
+    dict(rows=16, cols=2, w_bits=2, a_bits=2, w_signed=False, a_signed=False, acc_bits=8,
+         out_bits=9, acc_depth=4, double_buffer=True),  # fmt: skip
+    dict(rows=3, cols=5, w_bits=3, a_bits=3, acc_bits=12, out_bits=12, acc_depth=512),
+    dict(rows=1, cols=1, w_bits=2, a_bits=2, acc_bits=8, out_bits=8, acc_depth=2),
+]
+
+
+@pytest.mark.parametrize("opts", SKEWED, ids=lambda o: IntArrayConfig(pipeline=3, **o).slug)
+@pytest.mark.parametrize("shape", [(5, 37, 9), (4, 4, 1), (3, 16, 3)])
+def test_skewed_arrays_are_golden_in_the_published_cycles(opts, shape):
+    """INT pipeline 3 whose PEs add the partial sum in halves a cycle apart (the low half
+    re-aligned at the bottom): golden outputs and flags, with and without idle cycles, in
+    exactly ``cycles(M, K, N)``; a 16-row column overflows its 8-bit P_I."""
+    cfg = IntArrayConfig(pipeline=3, **opts)
+    assert cfg.build().skewed_pes
+    n, k, m = shape
+    g = torch.Generator().manual_seed(n * 100 + k)
+    wf, af = cfg.w_fmt, cfg.a_fmt
+    w = torch.randint(wf.min, wf.max + 1, (n, k), generator=g)
+    a = torch.randint(af.min, af.max + 1, (k, m), generator=g)
+    w[0], a[:, 0] = wf.max, af.max  # one output of maximal products: the 16-row column wraps
+    for idle in (0.0, 0.3):
+        s = gemm_schedule(cfg, w, a, idle=idle, seed=3)
+        timing = []
+        got = run_array(cfg.build(), s.cycles, timing=timing)
+        assert [g[0] for g in got] == [e.addr for e in s.expected]
+        for (_addr, y, oi, oo), e in zip(got, s.expected):
+            r = len(e.y)
+            assert (y[:r], oi[:r], oo[:r]) == (e.y, e.ovf_inner, e.ovf_outer), e.where
+        if not idle:
+            assert timing == [cfg.cycles(m, k, n)]
+    if cfg.rows == 16 and shape == (5, 37, 9):
+        assert any(any(e.ovf_inner) for e in s.expected)
 
 
 CHAINED = [
@@ -349,3 +444,21 @@ def test_pipelined_serial_wrapper_is_the_flat_one_delayed():
         n, stages = (n + 3) // 4, stages + 1
     assert stages == 1 and any(flat)
     assert tree[stages:] == flat[: len(flat) - stages]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(policy="saturate"), dict(w_bits=8, a_bits=8, acc_bits=16), dict(pipeline=4)],
+)
+def test_skewed_pe_parameter_errors(kwargs):
+    """PE pipeline 3 adds in skewed halves only with wrap and products of at most P/2 + 1
+    bits; the arrays then build pipeline-2 PEs (and delay the whole sum), a PE says so."""
+    args = dict(w_bits=4, a_bits=8, acc_bits=32, pipeline=3) | kwargs
+    msg = "pipeline must be at most 3" if args["pipeline"] == 4 else "takes policy wrap and"
+    with pytest.raises(ValueError, match=msg):
+        IntPE(**args)
+    with pytest.raises(ValueError, match=msg):
+        IntPEConfig(**args)
+    if args["pipeline"] == 3:  # the array with that PE's parameters builds: pipeline-2 PEs
+        arr = IntArrayConfig(**{k: v for k, v in args.items() if k != "pipeline"}, pipeline=3)
+        assert not arr.build().skewed_pes and arr.latency == arr.build().latency

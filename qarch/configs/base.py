@@ -155,7 +155,8 @@ class StreamingArray:
     def latency(self) -> int:
         """Cycles from a vector on ``a_data`` to its outputs (equal to the component's)."""
         # pipeline 2: the product register and the two-cycle output add; 3: also the split
-        # multiplier (the memory's read register is issued a cycle earlier: no cycle)
+        # multiplier (the memory's read register is issued a cycle earlier: no cycle; INT
+        # adds one for its skewed partial-sum halves, IntArrayConfig.latency)
         return (self.rows + self.cols + self.edge_stages + 2 * int(self.pipeline >= 2)
                 + int(self.pipeline >= 3))  # fmt: skip
 

@@ -10,6 +10,7 @@ from golden.numerics import IntFormat, check_policy, datatype_bound
 from hdl._params import check_bool as _check_bool
 from hdl._params import check_int as _check_int
 from hdl.array import check_tile
+from hdl.int_pe import skew_capable
 
 from .base import (
     OMIT_DEFAULT,
@@ -55,8 +56,8 @@ class _IntOperands(Config):
 class IntPEConfig(_IntOperands):
     """One INT multiply-accumulate PE (``hdl.int_pe.IntPE``)."""
 
-    # registers inside the PE (hdl.int_pe.IntPE: 1 the product, 2 also the partial products;
-    # the arrays' pipeline 2 and 3 build their PEs so)
+    # registers inside the PE (hdl.int_pe.IntPE: 1 the product, 2 also the partial products,
+    # 3 also the partial sum in skewed halves; the arrays' pipeline 2 and 3 build their PEs so)
     pipeline: int = field(default=0, metadata=OMIT_DEFAULT)
 
     component: ClassVar[str] = "int-pe"
@@ -64,7 +65,15 @@ class IntPEConfig(_IntOperands):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_int("pipeline", self.pipeline, 0, 2)
+        _check_int("pipeline", self.pipeline, 0, 3)
+        if self.pipeline == 3 and not skew_capable(
+            self.w_bits, self.a_bits, self.acc_bits, self.policy
+        ):
+            raise ValueError(
+                f"pipeline 3 (skewed halves) takes policy wrap and products of at most "
+                f"acc_bits / 2 + 1 bits, not w_bits={self.w_bits}, a_bits={self.a_bits}, "
+                f"acc_bits={self.acc_bits}, policy={self.policy!r}"
+            )
 
     @property
     def slug(self) -> str:
@@ -113,6 +122,13 @@ class IntArrayConfig(_IntOperands, StreamingArray):
             object.__setattr__(self, "acc_bits", self.bound_bits)
         super().__post_init__()
         check_accumulators(self)
+
+    @property
+    def latency(self) -> int:
+        """StreamingArray's, and at pipeline 3 one cycle more: the partial sum moves down the
+        columns in two halves a cycle apart, re-aligned at the bottom (hdl.array
+        ``psum_skew``)."""
+        return StreamingArray.latency.fget(self) + int(self.pipeline >= 3)
 
     @property
     def t(self) -> int:
