@@ -210,6 +210,24 @@ def test_array_latency_is_published():
             assert cfg.build().latency == cfg.latency == want
 
 
+def _streams_golden_in_published_cycles(cfg, w, a):
+    """Run ``w @ a`` through the array with and without idle cycles (the benches' schedule):
+    every output word and flag golden, exactly ``cycles(M, K, N)`` without idle cycles.
+    Returns the last schedule (its expected outputs carry the flags)."""
+    (n, k), m = w.shape, a.shape[1]
+    for idle in (0.0, 0.3):
+        s = gemm_schedule(cfg, w, a, idle=idle, seed=3)
+        timing = []
+        got = run_array(cfg.build(), s.cycles, timing=timing)
+        assert [g[0] for g in got] == [e.addr for e in s.expected]
+        for (_addr, y, oi, oo), e in zip(got, s.expected):
+            r = len(e.y)
+            assert (y[:r], oi[:r], oo[:r]) == (e.y, e.ovf_inner, e.ovf_outer), e.where
+        if not idle:
+            assert timing == [cfg.cycles(m, k, n)]
+    return s
+
+
 STREAMS = [
     dict(rows=4, cols=4, acc_depth=4),
     dict(rows=4, cols=4, acc_depth=4, double_buffer=True),
@@ -239,16 +257,7 @@ def test_stream_schedule_cycles_and_outputs(opts, shape):
     g = torch.Generator().manual_seed(n * 100 + k)
     w = torch.randint(-8, 8, (n, k), generator=g)
     a = torch.randint(-128, 128, (k, m), generator=g)
-    for idle in (0.0, 0.3):
-        s = gemm_schedule(cfg, w, a, idle=idle, seed=3)
-        timing = []
-        got = run_array(cfg.build(), s.cycles, timing=timing)
-        assert [g[0] for g in got] == [e.addr for e in s.expected]
-        for (_addr, y, oi, oo), e in zip(got, s.expected):
-            r = len(e.y)
-            assert (y[:r], oi[:r], oo[:r]) == (e.y, e.ovf_inner, e.ovf_outer), e.where
-        if not idle:
-            assert timing == [cfg.cycles(m, k, n)]
+    s = _streams_golden_in_published_cycles(cfg, w, a)
     if shape == (5, 13, 9):  # narrow accumulators: both stages overflow
         assert any(any(e.ovf_inner) for e in s.expected)
         assert any(any(e.ovf_outer) for e in s.expected)
@@ -277,16 +286,7 @@ def test_skewed_arrays_are_golden_in_the_published_cycles(opts, shape):
     w = torch.randint(wf.min, wf.max + 1, (n, k), generator=g)
     a = torch.randint(af.min, af.max + 1, (k, m), generator=g)
     w[0], a[:, 0] = wf.max, af.max  # one output of maximal products: the 16-row column wraps
-    for idle in (0.0, 0.3):
-        s = gemm_schedule(cfg, w, a, idle=idle, seed=3)
-        timing = []
-        got = run_array(cfg.build(), s.cycles, timing=timing)
-        assert [g[0] for g in got] == [e.addr for e in s.expected]
-        for (_addr, y, oi, oo), e in zip(got, s.expected):
-            r = len(e.y)
-            assert (y[:r], oi[:r], oo[:r]) == (e.y, e.ovf_inner, e.ovf_outer), e.where
-        if not idle:
-            assert timing == [cfg.cycles(m, k, n)]
+    s = _streams_golden_in_published_cycles(cfg, w, a)
     if cfg.rows == 16 and shape == (5, 37, 9):
         assert any(any(e.ovf_inner) for e in s.expected)
 
@@ -312,16 +312,7 @@ def test_chained_tiles_are_golden_gemm_with_tile_T(opts, shape):
     g = torch.Generator().manual_seed(n * 100 + k)
     w = torch.randint(-8, 8, (n, k), generator=g)
     a = torch.randint(-128, 128, (k, m), generator=g)
-    for idle in (0.0, 0.3):
-        s = gemm_schedule(cfg, w, a, idle=idle, seed=3)
-        timing = []
-        got = run_array(cfg.build(), s.cycles, timing=timing)
-        assert [g[0] for g in got] == [e.addr for e in s.expected]
-        for (_addr, y, oi, oo), e in zip(got, s.expected):
-            r = len(e.y)
-            assert (y[:r], oi[:r], oo[:r]) == (e.y, e.ovf_inner, e.ovf_outer), e.where
-        if not idle:
-            assert timing == [cfg.cycles(m, k, n)]
+    _streams_golden_in_published_cycles(cfg, w, a)
     if shape == (5, 29, 9):
         ref = gemm(w, a, inner_bits=11, tile=cfg.t, outer_bits=12, policy=cfg.policy)
         # the flags are T's, not R's: some outputs overflow over T rows but in no R-row tile
