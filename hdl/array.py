@@ -535,6 +535,7 @@ def _split_output_unit_reg(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_l
         fwd3.eq(hit3),
         use_raw.eq(~(first_early | hit2 | hit3 | hit4)),
     ]
+    fwd2_a = _delay(m, fwd2, 1, "acc_fwd2_a")  # stage A of the update forwarded 2 ahead
     for c in range(C):
         c_reg = Signal.like(wp.data[c], name=f"acc_wr_q_{c}")
         c_reg2 = Signal.like(wp.data[c], name=f"acc_wr_qq_{c}")
@@ -546,16 +547,20 @@ def _split_output_unit_reg(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_l
         p_x = Signal(signed(width), name=f"prev_x_{c}")
         m.d.comb += [t_x.eq(tile[c]), p_x.eq(rq.sum)]
         oi_q, oo_q = Signal(name=f"oi_q_{c}"), Signal(name=f"oo_q_{c}")
-        m.d.sync += [oi_q.eq(rq.oi), oo_q.eq(rq.oo)]
+        ovf_q = Signal(name=f"ovf_o_q_{c}")
+        # the outer flag forwarded 2 ahead is the entry's before this update; its own overflow
+        # joins a cycle later, in stage A of the update it was forwarded to (no overflow test
+        # on the forwarding path into the read register)
+        m.d.sync += [oi_q.eq(rq.oi), oo_q.eq(rq.oo | (fwd2_a & ovf_q))]
         oi_b = oi_q | tile_ovf[c]
         exact = Signal(signed(width + 2), name=f"exact_{c}")
         m.d.comb += exact.eq(_carry_select_add(m, p_x, t_x, P, f"_{c}"))
         ovf, total = _apply_policy(m, arr.policy, exact, P, c)
         new_oo = oo_q | ovf
-        m.d.sync += [c_reg.sum.eq(total), c_reg.oi.eq(oi_b), c_reg.oo.eq(new_oo)]
+        m.d.sync += [c_reg.sum.eq(total), c_reg.oi.eq(oi_b), c_reg.oo.eq(new_oo), ovf_q.eq(ovf)]
         # 4 ahead is the default: the memory's data is taken only when no write is in flight
         older = Mux(clear, 0, Mux(fwd3, c_reg.as_value(), c_reg2.as_value()))
-        alt = Mux(fwd2, Cat(total, oi_b, new_oo), older)
+        alt = Mux(fwd2, Cat(total, oi_b, oo_q), older)
         m.d.sync += [
             rq.eq(Mux(use_raw, rp.data[c].as_value(), alt)),
             arr.y_data[c].eq(total),
