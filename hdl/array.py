@@ -20,15 +20,6 @@ __all__ = [
 ]
 
 
-def _delay(m: Module, sig, cycles: int, name: str):
-    """``cycles`` registers in series after ``sig`` (0 cycles: ``sig`` itself)."""
-    for i in range(cycles):
-        nxt = Signal(sig.shape(), name=f"{name}_d{i + 1}")
-        m.d.sync += nxt.eq(sig)
-        sig = nxt
-    return sig
-
-
 def _taps(m: Module, sig, cycles: int, name: str) -> list:
     """``sig`` and its copies delayed by 1..``cycles`` cycles (one register chain)."""
     taps = [sig]
@@ -37,6 +28,11 @@ def _taps(m: Module, sig, cycles: int, name: str) -> list:
         m.d.sync += nxt.eq(taps[-1])
         taps.append(nxt)
     return taps
+
+
+def _delay(m: Module, sig, cycles: int, name: str):
+    """``cycles`` registers in series after ``sig`` (0 cycles: ``sig`` itself)."""
+    return _taps(m, sig, cycles, name)[-1]
 
 
 def array_ports(*, w_rows, w_data, a_data, cols, out_bits, acc_depth, extra=None) -> dict:
@@ -85,7 +81,9 @@ class SystolicArray(wiring.Component):
     every PE (multiplier and adder in different cycles) and the output add over two cycles;
     3 = also the multiplier split over two cycles (INT: one partial product per 2-bit weight
     slice; ANT, OliVe: the magnitude product before the shifter), carry-select adds with the
-    PEs' sticky flags a cycle behind their sums, and the memory's output registered (for LUT
+    PEs' sticky flags a cycle behind their sums (INT: the partial sum down the columns in two
+    halves a cycle apart where the PEs allow, ``psum_skew``: one cycle more), and the
+    memory's output registered (for LUT
     fabrics: the iCE40 has no DSP and a slow block-RAM clock-to-out). tile: AXE's tile T of the
     inner accumulator (default: R): a multiple T = g R, g > 1, chains each column over g K tiles
     (the sum leaving a column's bottom enters its top again with the same entry's next K

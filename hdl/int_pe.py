@@ -180,17 +180,16 @@ def _split_add_late(m: Module, acc, addend, bits: int, policy: str, carry_in=Non
     sign and flags (no gate after the carry chains but the result's mux); saturation needs it
     in the same cycle."""
     late = policy == "wrap"
-    if late and carry_in is None and len(addend) <= bits // 2 + 1:
-        return _narrow_add_late(m, acc, addend, bits)
     wide = Signal(signed(max(len(addend), bits + 1)), name="product")
     m.d.comb += wide.eq(addend)  # sign-extends a narrower addend: H is then -1 or 0
     high = wide[bits:].as_signed()
     low = Signal(bits, name="product_q")
     m.d.sync += low.eq(wide[:bits])
     if late and len(addend) < bits:
-        # a narrower addend (INT's products; pipeline 3 only, the committed pipeline-2
-        # netlists stay): H = -1 or 0, told by the registered low part's sign bit (the
-        # addend's own sign, extended): no flag logic behind the product
+        # a narrower addend (INT's products, and ANT's / OliVe's where the shift range is
+        # short; pipeline 3 only, the committed pipeline-2 netlists stay): H = -1 or 0, told
+        # by the registered low part's sign bit (the addend's own sign, extended): no flag
+        # logic behind the product
         h = {-2: C(0, 1), -1: low[-1], 0: ~low[-1], 1: C(0, 1)}
         h_neg = low[-1]
     else:
@@ -228,36 +227,6 @@ def _split_add_late(m: Module, acc, addend, bits: int, policy: str, carry_in=Non
         overflow.eq(Mux(sel, ovfs[1], ovfs[0])),
     ]
     return _split_result(m, total, overflow, bits, policy, s, h, h_neg), overflow
-
-
-def _narrow_add_late(m: Module, acc, addend, bits: int):
-    """:func:`_split_add_late` for an addend of at most P / 2 + 1 bits and no carry in (INT's
-    products, wrap): the product registered at its own width, U + p as a carry-select
-    add whose high halves depend on the product's sign s_p alone: U_hi + k - s_p, k = the low
-    half's carry, formed as U_hi + ~s_p (k = 1) and ~(~U_hi + s_p) (k = 0, = U_hi - s_p), so
-    s_p is a chain's carry in, not an operand bit of every high position (its fan-out was
-    the iCE40 path). The overflow, a cycle later, from the signs alone: the operands' signs
-    agree and the sum's differs (registered with the sum)."""
-    low = Signal(signed(len(addend)), name="product_q")
-    m.d.sync += low.eq(addend)
-    # halves (a lower cut, 3/8 of P, placed worse: 126.9 and 132.2 MHz against 143.4); the
-    # addend has at most half + 1 bits, so above the low half it is its sign
-    half = bits // 2
-    ext = Signal(signed(bits), name="product_x")
-    m.d.comb += ext.eq(low)
-    x, s_acc, s_p = acc.as_unsigned(), acc[bits - 1], low[-1]
-    lo = Signal(half + 1, name="sum_lo")
-    m.d.comb += lo.eq(x[:half] + ext[:half])
-    hi1 = Signal(bits - half, name="sum_hi1")
-    hi0 = Signal(bits - half, name="sum_hi0")
-    m.d.comb += [hi1.eq(x[half:] + ~s_p), hi0.eq(~(~x[half:] + s_p))]
-    result = Signal(signed(bits), name="sum")
-    m.d.comb += result.eq(Cat(lo[:half], Mux(lo[half], hi1, hi0)))  # wrap: the low P bits
-    sa, sp, sr = (Signal(name=f"ovf_{n}_q") for n in ("acc", "add", "sum"))
-    m.d.sync += [sa.eq(s_acc), sp.eq(s_p), sr.eq(result[-1])]
-    overflow = Signal()
-    m.d.comb += overflow.eq(~(sa ^ sp) & (sr ^ sa))
-    return result, overflow
 
 
 def skew_capable(w_bits: int, a_bits: int, acc_bits: int, policy: str) -> bool:

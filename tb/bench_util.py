@@ -116,7 +116,7 @@ async def _drive_skewed_pe(dut, cfg, vectors, w_port, a_port, where, exp_v, exp_
     low half at j + 2 and high half at j + 3 (the two halves of the port belong to different
     vectors at any step), ``ovf_in`` at j + 4; each output half and the flag a step later."""
     P, h, n = cfg.acc_bits, cfg.acc_bits // 2, len(vectors)
-    mask, lo_mask = (1 << P) - 1, (1 << (cfg.acc_bits // 2)) - 1
+    mask, lo_mask = (1 << P) - 1, (1 << h) - 1
     for i in range(n + 6):
         # outputs of step i - 1: the low half of vector i - 3, the high half of i - 4, the
         # flag of i - 5

@@ -142,9 +142,11 @@ def gemm_schedule(
     n, k = w.shape
     m = a.shape[1]
     rng = random.Random(seed)
-    T = getattr(cfg, "tile", 0) or R  # the inner accumulator's tile (INT: T may be g R)
-    ref = gemm(w, a, inner_bits=cfg.acc_bits, tile=T, outer_bits=cfg.out_bits, policy=cfg.policy)
-    tiles, g = -(-k // R), T // R
+    g = cfg.chained  # K tiles per tile T of the inner accumulator (INT's tile = g R)
+    ref = gemm(
+        w, a, inner_bits=cfg.acc_bits, tile=g * R, outer_bits=cfg.out_bits, policy=cfg.policy
+    )
+    tiles = -(-k // R)
     t_tiles = -(-tiles // g)
     # Pair-coded arrays (OliVe) take two adjacent K rows per port word, even element low.
     per = 2 if getattr(cfg, "pair_codes", False) else 1

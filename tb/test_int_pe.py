@@ -23,7 +23,7 @@ CONFIGS = [
     IntPEConfig(w_bits=4, a_bits=4, acc_bits=8, policy="saturate", pipeline=2),
     IntPEConfig(w_bits=3, a_bits=4, w_signed=False, acc_bits=6, policy="wrap", pipeline=2),
     PRESETS["int4x8-pe-p16"].replace(pipeline=2),
-    PRESETS["int4x8-pe-p32"].replace(pipeline=2),  # the narrow add
+    PRESETS["int4x8-pe-p32"].replace(pipeline=2),  # a product narrower than the sum
     # pipeline 3, the -fpga arrays' PE: the partial sum in skewed halves
     PRESETS["int4x8-pe-p32"].replace(pipeline=3),
     IntPEConfig(w_bits=3, a_bits=2, w_signed=False, acc_bits=12, pipeline=3),

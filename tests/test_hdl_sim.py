@@ -54,8 +54,8 @@ def test_pipelined_pe_every_operand_pair(
     """The pipelined PE (the product registered; with ``pipeline`` = 2 the multiplier split
     into 2-bit slices of w, odd widths too) on every operand pair, ``psum_in`` arriving
     ``pipeline`` cycles after the operands, as in the arrays (and the sticky flags a cycle
-    later still with ``pipeline`` = 2). At 12 bits, products of at most 7 bits take the
-    narrow add (hdl.int_pe._narrow_add_late, wrap), the rest the split one."""
+    later still with ``pipeline`` = 2), at 6 bits and at 12 (partial sums near the limits
+    and near 0, where products narrower than the sum take the sign-told split add)."""
     P = acc_bits
     dut = IntPE(w_bits=w_bits, a_bits=a_bits, w_signed=w_signed, a_signed=a_signed, acc_bits=P,
                 pipeline=pipeline, policy=policy)  # fmt: skip
