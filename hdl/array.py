@@ -556,11 +556,13 @@ def _split_output_unit_reg(m: Module, arr, tile, tile_ovf, a_valid, a_first, a_l
         ovf, total = _apply_policy(m, arr.policy, exact, P, c)
         new_oo = oo_q | ovf
         m.d.sync += [c_reg.sum.eq(total), c_reg.oi.eq(oi_b), c_reg.oo.eq(new_oo), ovf_q.eq(ovf)]
-        # 4 ahead is the default: the memory's data is taken only when no write is in flight
+        # 4 ahead is the default: the memory's data is taken only when no write is in flight.
+        # fwd2 excludes the others (use_raw is 0 with it), so the 2-ahead sum, the latest
+        # arrival, passes one mux and the rest is selected beside it
         older = Mux(clear, 0, Mux(fwd3, c_reg.as_value(), c_reg2.as_value()))
-        alt = Mux(fwd2, Cat(total, oi_b, oo_q), older)
+        other = Mux(use_raw, rp.data[c].as_value(), older)
         m.d.sync += [
-            rq.eq(Mux(use_raw, rp.data[c].as_value(), alt)),
+            rq.eq(Mux(fwd2, Cat(total, oi_b, oo_q), other)),
             arr.y_data[c].eq(total),
             arr.y_ovf_inner[c].eq(oi_b),
             arr.y_ovf_outer[c].eq(new_oo),
