@@ -15,6 +15,7 @@ __all__ = [
     "check_pe_params",
     "pe_signature",
     "pe_accumulate",
+    "check_skew",
     "skew_capable",
 ]
 
@@ -236,6 +237,16 @@ def skew_capable(w_bits: int, a_bits: int, acc_bits: int, policy: str) -> bool:
     return policy == "wrap" and w_bits + a_bits + 1 <= acc_bits // 2 + 1
 
 
+def check_skew(w_bits: int, a_bits: int, acc_bits: int, policy: str) -> None:
+    """Raise unless :func:`skew_capable` (``pipeline`` = 3 of the PE and its config)."""
+    if not skew_capable(w_bits, a_bits, acc_bits, policy):
+        raise ValueError(
+            f"pipeline 3 (skewed halves) takes policy wrap and products of at most "
+            f"acc_bits / 2 + 1 bits, not w_bits={w_bits}, a_bits={a_bits}, "
+            f"acc_bits={acc_bits}, policy={policy!r}"
+        )
+
+
 def _skewed_accumulate(m: Module, pe, addend) -> None:
     """``psum_out <= psum_in + addend`` (wrap) in two halves a cycle apart, the partial sum
     moving through the column as a low half and, one cycle behind it, a high half: the low
@@ -330,12 +341,8 @@ class IntPE(wiring.Component):
     ) -> None:
         self.pipeline = check_int("pipeline", pipeline, 0, 3)
         self.latency = 1 + pipeline
-        if pipeline == 3 and not skew_capable(w_bits, a_bits, acc_bits, policy):
-            raise ValueError(
-                f"pipeline 3 (skewed halves) takes policy wrap and products of at most "
-                f"acc_bits / 2 + 1 bits, not w_bits={w_bits}, a_bits={a_bits}, "
-                f"acc_bits={acc_bits}, policy={policy!r}"
-            )
+        if pipeline == 3:
+            check_skew(w_bits, a_bits, acc_bits, policy)
         check_pe_params(
             w_bits=w_bits,
             a_bits=a_bits,

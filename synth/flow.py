@@ -51,7 +51,7 @@ def _run(argv: list[str], cwd: Path, log: str | None = None) -> str:
         text = proc.stdout + proc.stderr
         if log and (cwd / log).exists():
             lines = (cwd / log).read_text(errors="replace").splitlines()
-            text += "\n".join([ln for ln in lines if ln.startswith("ERROR")] or lines[-25:])
+            text += "\n" + "\n".join([ln for ln in lines if ln.startswith("ERROR")] or lines[-25:])
         tail = "\n".join(text.splitlines()[-25:])
         if not tail.strip():
             tail = f"(exit status {proc.returncode} without a message; work directory {cwd})"

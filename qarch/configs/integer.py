@@ -10,7 +10,7 @@ from golden.numerics import IntFormat, check_policy, datatype_bound
 from hdl._params import check_bool as _check_bool
 from hdl._params import check_int as _check_int
 from hdl.array import check_tile
-from hdl.int_pe import skew_capable
+from hdl.int_pe import check_skew
 
 from .base import (
     OMIT_DEFAULT,
@@ -66,14 +66,8 @@ class IntPEConfig(_IntOperands):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_int("pipeline", self.pipeline, 0, 3)
-        if self.pipeline == 3 and not skew_capable(
-            self.w_bits, self.a_bits, self.acc_bits, self.policy
-        ):
-            raise ValueError(
-                f"pipeline 3 (skewed halves) takes policy wrap and products of at most "
-                f"acc_bits / 2 + 1 bits, not w_bits={self.w_bits}, a_bits={self.a_bits}, "
-                f"acc_bits={self.acc_bits}, policy={self.policy!r}"
-            )
+        if self.pipeline == 3:
+            check_skew(self.w_bits, self.a_bits, self.acc_bits, self.policy)
 
     @property
     def slug(self) -> str:
