@@ -187,26 +187,57 @@ def _lowering_section(reports, slug_of) -> list[str]:
     ]
 
 
-_ABLATIONS = (
-    ("ant4-pe-p32", "ant4-pe-p32-nopot", "without PoT (int, flint)"),
-    ("ant4-pe-p32", "ant4-pe-p32-noflint", "without flint (int, PoT)"),
-    ("ant4-pe-p32", "ant4-pe-p32-intonly", "int only"),
-    ("olive4-pe-p32", "olive4-pe-p32-nooutliers", "without the outlier path"),
-    ("olive8-pe-p32", "olive8-pe-p32-nooutliers", "without the outlier path"),
+_ABLATIONS = (  # (full PE, ablation, what it leaves out, the decoder that feeds the PE)
+    ("ant4-pe-p32", "ant4-pe-p32-nopot", "without PoT (int, flint)", "ant4-decoder"),
+    ("ant4-pe-p32", "ant4-pe-p32-noflint", "without flint (int, PoT)", "ant4-decoder"),
+    ("ant4-pe-p32", "ant4-pe-p32-intonly", "int only", "ant4-decoder"),
+    ("olive4-pe-p32", "olive4-pe-p32-nooutliers", "without the outlier path", "olive4-decoder"),
+    ("olive8-pe-p32", "olive8-pe-p32-nooutliers", "without the outlier path", "olive8-decoder"),
 )
 
 
+def operand_bits(name: str) -> tuple[int, int] | None:
+    """(magnitude, exponent) bits of the decoded operand an ANT or OliVe PE preset multiplies:
+    the widths its RTL is built from (``hdl.ant.ant_widths``, ``hdl.olive.olive_widths``)."""
+    from qarch.configs import PRESETS, AntPEConfig, OlivePEConfig
+
+    cfg = PRESETS.get(name)
+    if isinstance(cfg, AntPEConfig):
+        from hdl.ant import ant_widths
+
+        return ant_widths(cfg.bits, cfg.type_list)
+    if isinstance(cfg, OlivePEConfig):
+        from hdl.olive import olive_widths
+
+        return olive_widths(cfg.bits, cfg.e_bits, cfg.outliers)
+    return None
+
+
 def _ablation_section(reports, slug_of) -> list[str]:
-    rows = []
-    for full, abl, what in _ABLATIONS:
+    rows, same = [], []
+    for full, abl, what, decoder in _ABLATIONS:
         g, h = _gen(reports, slug_of, full), _gen(reports, slug_of, abl)
         if not (g and h):
             continue
+        wf, wa = operand_bits(full), operand_bits(abl)
         rows.append(
             f"| {full} {what} | {h['area_um2']:,.1f} | {g['area_um2']:,.1f} | "
             f"{1 - h['area_um2'] / g['area_um2']:.1%} | {h['timing']['fmax_mhz']:.1f} | "
-            f"{g['timing']['fmax_mhz']:.1f} |"
+            f"{g['timing']['fmax_mhz']:.1f} | {wa[0]} / {wa[1]} | {wf[0]} / {wf[1]} |"
         )
+        dec = _area(reports, slug_of, decoder)
+        if wa == wf and h["area_um2"] == g["area_um2"] and dec:
+            # the same widths build the same PE (tests/test_synth_report.py checks the
+            # Verilog): what the feature costs is in the decoder, which the PE table omits
+            n = 8
+            per = (2 * n if decoder.startswith("ant") else n + n // 2) * dec / (n * n)
+            same.append(
+                f"{full} {what}: the decoded operand keeps its {wf[0]}-bit magnitude and "
+                f"{wf[1]}-bit exponent, so the PE is the same circuit (the same Verilog): the "
+                f"feature costs nothing in the PE, only logic in the edge decoder. The whole "
+                f"decoder ({decoder}, {dec:,.1f} um^2, {per:,.1f} um^2 per PE in an 8x8 array: "
+                f"{per / g['area_um2']:.1%} of a PE) bounds it."
+            )
     if not rows:
         return []
     return [
@@ -215,13 +246,15 @@ def _ablation_section(reports, slug_of) -> list[str]:
         "",
         "The same PE without a number type (ANT) or without the outlier path (OliVe), from the",
         "`types` / `outliers` parameters (the decoded operands of the remaining types only, so",
-        "the exponent, the shifter and the shifted product shrink). Share = the part of the full",
-        "PE's area the feature costs.",
+        "the exponent, the shifter and the shifted product shrink where the remaining types",
+        "need fewer bits). Share = the part of the full PE's area the feature costs; operand =",
+        "the decoded operand's magnitude / exponent bits.",
         "",
         "| PE | area without (um^2) | area, full (um^2) | share | Fmax without (MHz) "
-        "| Fmax, full (MHz) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| Fmax, full (MHz) | operand without | operand, full |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
+        *(["", *(f"- {s}" for s in same)] if same else []),
     ]
 
 

