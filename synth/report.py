@@ -187,12 +187,14 @@ def _lowering_section(reports, slug_of) -> list[str]:
     ]
 
 
-_ABLATIONS = (  # (full PE, ablation, what it leaves out, the decoder that feeds the PE)
-    ("ant4-pe-p32", "ant4-pe-p32-nopot", "without PoT (int, flint)", "ant4-decoder"),
-    ("ant4-pe-p32", "ant4-pe-p32-noflint", "without flint (int, PoT)", "ant4-decoder"),
-    ("ant4-pe-p32", "ant4-pe-p32-intonly", "int only", "ant4-decoder"),
-    ("olive4-pe-p32", "olive4-pe-p32-nooutliers", "without the outlier path", "olive4-decoder"),
-    ("olive8-pe-p32", "olive8-pe-p32-nooutliers", "without the outlier path", "olive8-decoder"),
+# (full PE, ablation, what it leaves out, the decoder that feeds the PE, how many of those
+# decoders an 8x8 array has: ANT R + C edge decoders, OliVe C weight + R / 2 activation pairs)
+_ABLATIONS = (
+    ("ant4-pe-p32", "ant4-pe-p32-nopot", "without PoT (int, flint)", "ant4-decoder", 16),
+    ("ant4-pe-p32", "ant4-pe-p32-noflint", "without flint (int, PoT)", "ant4-decoder", 16),
+    ("ant4-pe-p32", "ant4-pe-p32-intonly", "int only", "ant4-decoder", 16),
+    ("olive4-pe-p32", "olive4-pe-p32-nooutliers", "without the outlier path", "olive4-decoder", 12),
+    ("olive8-pe-p32", "olive8-pe-p32-nooutliers", "without the outlier path", "olive8-decoder", 12),
 )
 
 
@@ -215,7 +217,7 @@ def operand_bits(name: str) -> tuple[int, int] | None:
 
 def _ablation_section(reports, slug_of) -> list[str]:
     rows, same = [], []
-    for full, abl, what, decoder in _ABLATIONS:
+    for full, abl, what, decoder, n_dec in _ABLATIONS:
         g, h = _gen(reports, slug_of, full), _gen(reports, slug_of, abl)
         if not (g and h):
             continue
@@ -229,8 +231,7 @@ def _ablation_section(reports, slug_of) -> list[str]:
         if wa == wf and h["area_um2"] == g["area_um2"] and dec:
             # the same widths build the same PE (tests/test_synth_report.py checks the
             # Verilog): what the feature costs is in the decoder, which the PE table omits
-            n = 8
-            per = (2 * n if decoder.startswith("ant") else n + n // 2) * dec / (n * n)
+            per = n_dec * dec / 64
             same.append(
                 f"{full} {what}: the decoded operand keeps its {wf[0]}-bit magnitude and "
                 f"{wf[1]}-bit exponent, so the PE is the same circuit (the same Verilog): the "
