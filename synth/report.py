@@ -229,9 +229,9 @@ def _ablation_section(reports, slug_of) -> list[str]:
         )
         dec = _area(reports, slug_of, decoder)
         if wa == wf and h["area_um2"] == g["area_um2"] and dec:
-            # the same widths build the same PE (tests/test_synth_report.py checks the
+            # the same widths build the same PE (tests/test_synth_smoke.py checks the
             # Verilog): what the feature costs is in the decoder, which the PE table omits
-            per = n_dec * dec / 64
+            per = n_dec * dec / (8 * 8)  # the decoders' area per PE of an 8x8 array
             same.append(
                 f"{full} {what}: the decoded operand keeps its {wf[0]}-bit magnitude and "
                 f"{wf[1]}-bit exponent, so the PE is the same circuit (the same Verilog): the "
